@@ -1,0 +1,46 @@
+"""`sentibert <command> ...`: one entry point; each command lives in the module of its stage."""
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "data": ("sentibert.datasets:main", "prepare datasets (`data prepare sst`) and analyse trees (`data analyze`)"),
+    "parse": ("sentibert.parse:main", "raw text, one sentence per line -> binary PTB trees"),
+    "parser": ("sentibert.parse:parser_main", "manage parser models (`parser download`, `parser info`)"),
+    "train": ("sentibert.train:main", "train a model (Hydra: `sentibert train experiment=sst_phrase`)"),
+    "evaluate": ("sentibert.evaluate:main", "evaluate a checkpoint (Hydra: `checkpoint=DIR data=NAME`)"),
+    "bench": ("sentibert.bench:main", "throughput: SentiBERT vs bare encoder vs padding to 128"),
+    "predict": ("sentibert.predict:main", "phrase-by-phrase sentiment of any text"),
+    "report": ("sentibert.report:main", "plots and a markdown summary of run directories"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: sentibert <command> [args]", "", "commands:"]
+    lines += [f"  {name:<9} {help_}" for name, (_, help_) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"sentibert: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module, func = COMMANDS[name][0].split(":")
+    try:
+        entry = getattr(importlib.import_module(module), func)
+    except ModuleNotFoundError as err:
+        if err.name == module:
+            print(f"sentibert: command {name!r} is not available in this version", file=sys.stderr)
+            return 2
+        raise
+    return entry(rest) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
