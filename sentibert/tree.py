@@ -89,7 +89,8 @@ class BinaryTree:
             if is_word(t):
                 return add_word(t)
             if len(t) != 2 or any(isinstance(c, str) for c in t):
-                raise ValueError(f"node {t.label()!r} is not binary: it has {len(t)} children")
+                kinds = " ".join("word" if isinstance(c, str) else "subtree" for c in t)
+                raise ValueError(f"node {t.label()!r} is not binary: its children are [{kinds}]")
             node = len(spans)
             spans.append((len(tokens), -1))
             children.append((0, 0))

