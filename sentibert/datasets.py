@@ -1,0 +1,246 @@
+"""Datasets: fetch and verify SST tree files (`sentibert data prepare`), load splits, label views.
+
+Prepared data lives in `<data root>/<dataset>/<split>.txt`, one PTB tree per line, where the data root
+is `--out`, else `$SENTIBERT_DATA_DIR`, else `data/` under the current directory.
+
+Datasets
+- `sst`: the Stanford Sentiment Treebank, standard split 8544 / 1101 / 2210 sentences.
+- `sst-paper`: the subset the SentiBERT paper trains and tests on (8379 / 2184, no dev split): the
+  standard train/test trees minus sentences with non-ASCII characters or backslash escapes.
+
+Label views (SST labels are 0-4: very negative ... very positive)
+- SST-phrase: the 5-class label of every internal node, root included (`tree.labels`); single words
+  are not phrase nodes.
+- SST-5: the root's 5-class label (`tree.root_label`).
+- SST-3: `to_sst3`: 0-1 negative, 2 neutral, 3-4 positive.
+- SST-2: `to_sst2` on the root of `sst2_trees(trees)`, the trees whose root is not neutral
+  (6920 / 872 / 1821 of the standard split).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import os
+import sys
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+from sentibert.io import atomic_write_bytes
+from sentibert.tree import BinaryTree, TreeFormatError, read_trees
+
+NEUTRAL = 2
+
+
+class DataError(RuntimeError):
+    """Data that is missing, unreachable or not what it claims to be; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class TreeFile:
+    names: tuple[str, ...]  # where the file may sit in a source (dir, zip or base URL), tried in order
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Dataset:
+    url: str  # default source: a .zip, or a base URL the file names are relative to
+    files: dict[str, TreeFile]  # split -> file
+
+
+# The SentiBERT authors' files, pinned to a commit of their repository. The checksums are those of our
+# local mirror of these files (sizes agree with the repository's); not checked against GitHub offline.
+_PAPER_COMMIT = "e34746067ac41faa03a9dadf0cc2bbd590be5a75"
+
+DATASETS: dict[str, Dataset] = {
+    "sst": Dataset(
+        url="https://nlp.stanford.edu/sentiment/trainDevTestTrees_PTB.zip",
+        files={
+            "train": TreeFile(("trees/train.txt", "train.txt"),
+                              "e2f3f41b0b1e6d4dddc0effe3bfc2d27ed8928079aa9a03d652311614fc5feb7"),
+            "dev": TreeFile(("trees/dev.txt", "dev.txt"),
+                            "0e9336aed6e4730e19f58d00a77b3f0297efdb755f7b5e598c98a05e3f97ea40"),
+            "test": TreeFile(("trees/test.txt", "test.txt"),
+                             "6e54806dee95cf80cd918e7dfb3f6770f6df24bf826f289a4d1f709e1c8f6761"),
+        },
+    ),
+    "sst-paper": Dataset(
+        url=f"https://raw.githubusercontent.com/WadeYin9712/SentiBERT/{_PAPER_COMMIT}/datasets/",
+        files={
+            "train": TreeFile(("sstphrase/sstphrase_train.txt", "train_trees.txt", "sstphrase_train.txt", "train.txt"),
+                              "a38ed09959d2b72157ad64aa5869476ca60d69d7855f6a7b9cdbb8e71de4e001"),
+            "test": TreeFile(("sst-3/sstphrase_test.txt", "test_trees.txt", "sstphrase_test.txt", "test.txt"),
+                             "2c21debf71aabb61805e1ec8e47f84ed524018212b5cc3e43d8053ee14f6b028"),
+        },
+    ),
+}
+
+
+def data_root(out: str | Path | None = None) -> Path:
+    return Path(out or os.environ.get("SENTIBERT_DATA_DIR") or "data")
+
+
+def _dataset(name: str) -> Dataset:
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; choose from: {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+# ---- label views -------------------------------------------------------------------------------------
+def _check_label(label: int) -> int:
+    if not 0 <= label <= 4:
+        raise ValueError(f"not a 5-class sentiment label (0-4): {label}")
+    return label
+
+
+def to_sst3(label: int) -> int:
+    """5-class -> 3-class: 0-1 -> 0 (negative), 2 -> 1 (neutral), 3-4 -> 2 (positive)."""
+    label = _check_label(label)
+    return 0 if label < NEUTRAL else 1 if label == NEUTRAL else 2
+
+
+def to_sst2(label: int) -> int | None:
+    """5-class -> binary: 0-1 -> 0 (negative), 3-4 -> 1 (positive), neutral -> None (no SST-2 label)."""
+    label = _check_label(label)
+    return None if label == NEUTRAL else int(label > NEUTRAL)
+
+
+def sst2_trees(trees: Iterable[BinaryTree]) -> list[BinaryTree]:
+    """The SST-2 sentences: those whose root is not neutral."""
+    return [t for t in trees if _check_label(t.root_label) != NEUTRAL]
+
+
+# ---- loading -----------------------------------------------------------------------------------------
+def split_path(name: str, split: str, data_dir: str | Path | None = None) -> Path:
+    dataset = _dataset(name)
+    if split not in dataset.files:
+        raise DataError(f"dataset {name!r} has no {split!r} split (it has: {', '.join(dataset.files)})")
+    return data_root(data_dir) / name / f"{split}.txt"
+
+
+def load_split(name: str, split: str, data_dir: str | Path | None = None) -> list[BinaryTree]:
+    """The trees of one split of a prepared dataset ("sst" or "sst-paper")."""
+    path = split_path(name, split, data_dir)
+    if not path.is_file():
+        raise DataError(
+            f"{path} not found: run `sentibert data prepare {name} --source DIR|ZIP` "
+            f"(or set SENTIBERT_DATA_DIR to where the data was prepared)"
+        )
+    return read_trees(path)
+
+
+# ---- prepare -----------------------------------------------------------------------------------------
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _download(url: str, missing_ok: bool = False) -> bytes | None:
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            return response.read()
+    except urllib.error.HTTPError as err:
+        if missing_ok and err.code == 404:
+            return None
+        raise DataError(f"cannot download {url} (HTTP {err.code}); pass --source DIR|ZIP with a local copy") from None
+    except OSError as err:  # URLError, timeouts, refused connections
+        reason = getattr(err, "reason", err)
+        raise DataError(f"cannot download {url} ({reason}); pass --source DIR|ZIP with a local copy") from None
+
+
+def _zip_reader(data: bytes, where: str) -> Callable[[str], bytes | None]:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise DataError(f"{where}: not a valid zip archive") from None
+    members = set(archive.namelist())
+    return lambda name: archive.read(name) if name in members else None
+
+
+def _source_reader(source: str) -> Callable[[str], bytes | None]:
+    """A function that returns a file of the source by relative name, or None when it has no such file."""
+    if source.startswith(("http://", "https://")):
+        if source.endswith(".zip"):
+            return _zip_reader(_download(source), source)
+        return lambda name: _download(source.rstrip("/") + "/" + name, missing_ok=True)
+    path = Path(source)
+    if path.is_dir():
+        return lambda name: (path / name).read_bytes() if (path / name).is_file() else None
+    if path.is_file():
+        return _zip_reader(path.read_bytes(), source)
+    raise DataError(f"--source {source}: no such directory or zip file")
+
+
+def _first_found(read: Callable[[str], bytes | None], names: Iterable[str]) -> tuple[str, bytes | None]:
+    for name in names:
+        data = read(name)
+        if data is not None:
+            return name, data
+    return "", None
+
+
+def _is_prepared(path: Path, sha256: str) -> bool:
+    return path.is_file() and _sha256(path.read_bytes()) == sha256
+
+
+def prepare(name: str, source: str | None = None, out: str | Path | None = None) -> Path:
+    """Copy a dataset's tree files from `source` (default: its official URL) to `<root>/<name>/`.
+
+    Every file must match its pinned SHA-256 before anything is written; files already in place and
+    verified are left alone, so re-running does nothing.
+    """
+    dataset = _dataset(name)
+    target = data_root(out) / name
+    if all(_is_prepared(target / f"{split}.txt", f.sha256) for split, f in dataset.files.items()):
+        print(f"{name}: already prepared in {target}")
+        return target
+
+    source = str(source or dataset.url)
+    read = _source_reader(source)
+    verified: dict[str, bytes] = {}
+    for split, file in dataset.files.items():
+        member, data = _first_found(read, file.names)
+        if data is None:
+            raise DataError(f"{source}: no {split} trees for {name} (looked for {', '.join(file.names)})")
+        if _sha256(data) != file.sha256:
+            raise DataError(
+                f"{source}: {member} has SHA-256 {_sha256(data)}, expected {file.sha256} "
+                f"({name} {split}); is this the official release?"
+            )
+        verified[split] = data
+    for split, data in verified.items():
+        atomic_write_bytes(target / f"{split}.txt", data)
+    print(f"{name}: wrote {', '.join(verified)} to {target}")
+    return target
+
+
+# ---- CLI ---------------------------------------------------------------------------------------------
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="sentibert data", description="prepare datasets and analyse trees")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    prep = commands.add_parser("prepare", help="download (or copy) and verify a dataset")
+    prep.add_argument("dataset", choices=list(DATASETS))
+    prep.add_argument("--source", help="URL, directory or zip holding the tree files (default: official URL)")
+    prep.add_argument("--out", help="data root (default: $SENTIBERT_DATA_DIR or ./data)")
+
+    analyze = commands.add_parser("analyze", help="per-tree analysis records (negation, contrast, switches)")
+    analyze.add_argument("--trees", required=True, help="PTB trees, one per line, labelled 0-4")
+    analyze.add_argument("--out", required=True, help="output .jsonl, one record per tree")
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "prepare":
+            prepare(args.dataset, args.source, args.out)
+        else:
+            from sentibert.analysis import write_analysis  # analysis imports this module's label views
+
+            count = write_analysis(args.trees, args.out)
+            print(f"wrote {count} records to {args.out}")
+    except (DataError, TreeFormatError, OSError) as err:
+        print(f"sentibert data: error: {err}", file=sys.stderr)
+        return 1
+    return 0
