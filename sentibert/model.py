@@ -1,0 +1,304 @@
+"""Tree sentiment models: an encoder, node states from its last layer, a 5-class head on every phrase node.
+
+`TreeSentimentModel` owns the encoder, dropout, phrase head, losses, save/load and batched prediction; each model
+is one small subclass implementing `node_states(hidden, batch)`:
+  SentiBERT  the paper's composition (attention to tokens, then to children; `sentibert.composition`)
+  MeanPool   the paper's BERT*: a phrase is the mean of its wordpieces
+  CLSPool    the root is the [CLS] state, every other phrase the mean of its wordpieces
+  TreeLSTM   a binary constituency Tree-LSTM over the encoder's word states (Tai et al., 2015)
+All node states have the encoder's hidden size H; the sentence prediction is the root node (index 0).
+
+Batches follow `sentibert.spans`. With `mlm=True` the encoder keeps a masked-LM head (the checkpoint's, or a new
+one tied to the input embeddings) and `forward` adds its loss when the batch has `mlm_labels` (see
+`mask_tokens`): the paper's pre-training stage on SST, before fine-tuning.
+
+Checkpoints are a directory: config.json (model class, constructor kwargs, the encoder's transformers config),
+model.safetensors and the tokenizer files; loading needs neither the original encoder nor a network.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_model, save_model
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer, PretrainedConfig
+
+from sentibert import __version__
+from sentibert.composition import PhraseComposition, TreeLSTMComposition, span_mean
+from sentibert.encoder import load_tokenizer, resolve_encoder
+from sentibert.io import atomic_write, atomic_write_json
+from sentibert.spans import IGNORE, EncodedTree, collate, encode_tree
+from sentibert.tree import BinaryTree
+
+Tensor = torch.Tensor
+MLM_IGNORE = -100  # mlm_labels value for tokens that were not picked (the transformers convention)
+CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE = "config.json", "model.safetensors", "tokenizer_config.json"
+
+
+def mean_cross_entropy(logits: Tensor, labels: Tensor, ignore: int) -> Tensor:
+    """Cross-entropy averaged over the labelled positions; 0 (not NaN) when nothing is labelled."""
+    total = F.cross_entropy(logits.flatten(0, -2).float(), labels.flatten(), ignore_index=ignore, reduction="sum")
+    return total / (labels != ignore).sum().clamp(min=1)
+
+
+@dataclass
+class TreePrediction:
+    """One tree's predictions, in the tree's node order; nodes dropped by truncation have None.
+
+    The attention maps (SentiBERT, when asked) have a row per node (zeros for dropped nodes):
+      token_attention  [len(tree), len(wordpieces)]                  layer 1, over the wordpieces
+      child_attention  [len(tree), len(wordpieces) + len(tree)]      layer 2, over the wordpieces, then the nodes
+    """
+    tree: BinaryTree
+    probs: list[list[float] | None]  # per node: num_classes probabilities
+    labels: list[int | None]  # per node: argmax class
+    wordpieces: list[str]  # the encoder's input, [CLS] and [SEP] included
+    token_attention: Tensor | None = None
+    child_attention: Tensor | None = None
+
+    @property
+    def label(self) -> int | None:
+        """The sentence's prediction: the root's."""
+        return self.labels[0]
+
+    @property
+    def dropped(self) -> list[bool]:
+        return [p is None for p in self.probs]
+
+
+class TreeSentimentModel(nn.Module):
+    """Encoder + node states + phrase head. Subclasses implement `node_states`.
+
+    encoder: a name or path for `sentibert.encoder` (weights loaded), or a transformers config (random weights:
+    `from_pretrained` loads them next). root_only: supervise the root node only. mlm: keep a masked-LM head.
+    """
+
+    registry: dict[str, type[TreeSentimentModel]] = {}  # class name -> class, for from_pretrained
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        TreeSentimentModel.registry[cls.__name__] = cls
+
+    def __init__(self, encoder: str | PretrainedConfig = "minilm", num_classes: int = 5, dropout: float = 0.1,
+                 root_only: bool = False, mlm: bool = False):
+        super().__init__()
+        auto = AutoModelForMaskedLM if mlm else AutoModel  # a checkpoint without an MLM head gets a new, tied one
+        if isinstance(encoder, PretrainedConfig):
+            self.backbone, self.tokenizer = auto.from_config(encoder), None
+        else:
+            self.tokenizer = load_tokenizer(encoder)
+            self.backbone = auto.from_pretrained(resolve_encoder(encoder)).train()  # it comes in eval mode
+        if getattr(self.encoder, "pooler", None) is not None:
+            self.encoder.pooler = None  # unused: its weights would get no gradient (DDP complains) and fill checkpoints
+        self.hparams = dict(encoder=encoder if isinstance(encoder, str) else None, num_classes=num_classes,
+                            dropout=dropout, root_only=root_only, mlm=mlm)  # constructor kwargs, saved in config.json
+        self.hidden_size = self.backbone.config.hidden_size
+        self.root_only = root_only
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(self.hidden_size, num_classes)
+        self.init_new_weights(self.head)
+
+    @property
+    def encoder(self) -> nn.Module:
+        """The transformer itself, without the MLM head."""
+        return self.backbone.base_model
+
+    @property
+    def max_length(self) -> int:
+        """Longest input in wordpieces: some tokenizers have no real limit of their own."""
+        positions = getattr(self.backbone.config, "max_position_embeddings", None)
+        return min(self.tokenizer.model_max_length, positions or self.tokenizer.model_max_length)
+
+    def init_new_weights(self, module: nn.Module) -> None:
+        """BERT's initialisation, as in the authors' code, for layers no checkpoint provides."""
+        std = getattr(self.backbone.config, "initializer_range", 0.02)
+        for layer in module.modules():
+            if isinstance(layer, nn.Linear):
+                nn.init.normal_(layer.weight, std=std)
+                nn.init.zeros_(layer.bias)
+
+    def node_states(self, hidden: Tensor, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        """Encoder states [B, T, H] -> node states [B, N, H], and attention maps by name (may be empty)."""
+        raise NotImplementedError
+
+    # ---- forward ------------------------------------------------------------------------------------------------
+    def forward(self, batch: dict[str, Tensor], return_attentions: bool = False) -> dict[str, Tensor]:
+        """-> logits [B, N, C]; loss when the batch has labels (plus mlm_loss when it has mlm_labels: loss is
+        then phrase_loss + mlm_loss); attentions when asked."""
+        hidden, mlm_loss = self.encode(batch)
+        states, attentions = self.node_states(hidden, batch)
+        logits = self.head(self.dropout(states))
+        out = {"logits": logits}
+        if "labels" in batch:
+            labels = batch["labels"]
+            if self.root_only:
+                labels = labels.masked_fill(torch.arange(labels.shape[1], device=labels.device) > 0, IGNORE)
+            out["loss"] = out["phrase_loss"] = mean_cross_entropy(logits, labels, IGNORE)
+        if mlm_loss is not None:
+            out["mlm_loss"] = mlm_loss
+            out["loss"] = out.get("phrase_loss", 0) + mlm_loss
+        if return_attentions:
+            out["attentions"] = attentions
+        return out
+
+    def encode(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor | None]:
+        """-> the encoder's last layer [B, T, H], and the MLM loss when the batch has mlm_labels."""
+        inputs = dict(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        if "mlm_labels" not in batch:
+            return self.encoder(**inputs).last_hidden_state, None
+        if not self.hparams["mlm"]:
+            raise ValueError("the batch has mlm_labels but the model has no MLM head: build it with mlm=True")
+        out = self.backbone(**inputs, output_hidden_states=True)
+        return out.hidden_states[-1], mean_cross_entropy(out.logits, batch["mlm_labels"], MLM_IGNORE)
+
+    # ---- prediction ---------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict_trees(self, trees: Sequence[BinaryTree], batch_size: int = 32,
+                      attentions: bool = False) -> list[TreePrediction]:
+        """Predict every phrase of every tree, `batch_size` trees per forward pass, in eval mode."""
+        was_training = self.training
+        self.eval()
+        device = self.head.weight.device
+        predictions = []
+        for start in range(0, len(trees), batch_size):
+            chunk = trees[start:start + batch_size]
+            items = [encode_tree(tree, self.tokenizer, self.max_length) for tree in chunk]
+            batch = collate(list(enumerate(items)), self.tokenizer.pad_token_id)
+            out = self({k: v.to(device) for k, v in batch.items()}, return_attentions=attentions)
+            probs = out["logits"].float().softmax(-1).cpu()
+            maps = {name: a.float().cpu() for name, a in out.get("attentions", {}).items()}
+            key_nodes_start = batch["input_ids"].shape[1]  # layer-2 keys: all T tokens, then the nodes
+            for i, (tree, item) in enumerate(zip(chunk, items)):
+                predictions.append(self._tree_prediction(
+                    tree, item, probs[i], {name: a[i] for name, a in maps.items()}, key_nodes_start))
+        self.train(was_training)
+        return predictions
+
+    def _tree_prediction(self, tree: BinaryTree, item: EncodedTree, probs: Tensor, maps: dict[str, Tensor],
+                         key_nodes_start: int) -> TreePrediction:
+        """Map one tree's batch rows (kept nodes, padded) back to the tree's own nodes."""
+        kept, length, n = torch.tensor(item.kept_nodes, dtype=torch.long), len(item.input_ids), len(item.kept_nodes)
+        node_probs: list[list[float] | None] = [None] * len(tree)
+        node_labels: list[int | None] = [None] * len(tree)
+        for row, node in enumerate(item.kept_nodes):
+            node_probs[node], node_labels[node] = probs[row].tolist(), int(probs[row].argmax())
+        prediction = TreePrediction(tree, node_probs, node_labels, self.tokenizer.convert_ids_to_tokens(item.input_ids))
+        if "tokens" in maps:
+            prediction.token_attention = torch.zeros(len(tree), length)
+            prediction.token_attention[kept] = maps["tokens"][:n, :length]
+        if "children" in maps:
+            prediction.child_attention = torch.zeros(len(tree), length + len(tree))
+            prediction.child_attention[kept, :length] = maps["children"][:n, :length]
+            prediction.child_attention[kept[:, None], length + kept] = \
+                maps["children"][:n, key_nodes_start:key_nodes_start + n]
+        return prediction
+
+    # ---- save / load --------------------------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write tokenizer files, model.safetensors, then config.json (last: it marks a complete checkpoint)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.tokenizer.save_pretrained(directory)
+        # save_model (unlike save_file) accepts tied weights such as the MLM decoder and the input embeddings
+        atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_model(self, str(tmp)))
+        atomic_write_json(directory / CONFIG_FILE, {
+            "model": type(self).__name__, "kwargs": self.hparams,
+            "encoder_config": self.backbone.config.to_dict(), "sentibert_version": __version__})
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, **overrides) -> TreeSentimentModel:
+        """Load a checkpoint; `overrides` replace saved constructor kwargs (dropout, root_only, ...), not the
+        architecture: the encoder always comes from the checkpoint.
+
+        `mlm=False` on a pre-training checkpoint drops its MLM head, for fine-tuning.
+        """
+        directory = Path(directory)
+        for name in (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE):
+            if not (directory / name).is_file():
+                raise FileNotFoundError(f"{directory} is not a sentibert checkpoint: {name} is missing")
+        config = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+        model_class = TreeSentimentModel.registry.get(config.get("model"))
+        if model_class is None or not issubclass(model_class, cls):
+            raise ValueError(f"{directory} holds a {config.get('model')!r} model, not a {cls.__name__}")
+        kwargs = {**config["kwargs"], **overrides}
+        saved_mlm = config["kwargs"]["mlm"]
+        if kwargs["mlm"] and not saved_mlm:
+            raise ValueError(f"{directory} has no MLM head to pre-train with; start pre-training from the encoder")
+        model = model_class(**{**kwargs, "mlm": saved_mlm,
+                               "encoder": AutoConfig.for_model(**config["encoder_config"])})
+        model.hparams["encoder"] = config["kwargs"]["encoder"]  # the name it was trained from, for the record
+        model.tokenizer = AutoTokenizer.from_pretrained(directory)
+        load_model(model, str(directory / WEIGHTS_FILE))
+        if saved_mlm and not kwargs["mlm"]:
+            model.backbone, model.hparams["mlm"] = model.backbone.base_model, False
+        return model
+
+
+# ---- models -------------------------------------------------------------------------------------------------------
+class SentiBERT(TreeSentimentModel):
+    """The paper's model; the flags are its ablations (see `PhraseComposition`)."""
+
+    def __init__(self, encoder: str | PretrainedConfig = "minilm", num_classes: int = 5, dropout: float = 0.1,
+                 root_only: bool = False, mlm: bool = False, attend_tokens: bool = True,
+                 attend_children: bool = True, recursive: bool = False):
+        super().__init__(encoder, num_classes, dropout, root_only, mlm)
+        self.hparams.update(attend_tokens=attend_tokens, attend_children=attend_children, recursive=recursive)
+        self.composition = PhraseComposition(self.hidden_size, dropout, attend_tokens, attend_children, recursive)
+        self.init_new_weights(self.composition)
+
+    def node_states(self, hidden, batch):
+        return self.composition(hidden, batch)
+
+
+class MeanPool(TreeSentimentModel):
+    """The paper's BERT* baseline: every phrase is the mean of its wordpieces' states."""
+
+    def node_states(self, hidden, batch):
+        return span_mean(hidden, batch["node_spans"]), {}
+
+
+class CLSPool(TreeSentimentModel):
+    """[CLS] baseline: the root (the sentence) is the [CLS] state; every other phrase, which has no [CLS] of its
+    own, is the mean of its wordpieces' states, as in MeanPool."""
+
+    def node_states(self, hidden, batch):
+        states = span_mean(hidden, batch["node_spans"])  # [B, N, H]
+        is_root = torch.arange(states.shape[1], device=states.device)[:, None] == 0  # [N, 1]
+        return torch.where(is_root, hidden[:, :1], states), {}
+
+
+class TreeLSTM(TreeSentimentModel):
+    """Binary constituency Tree-LSTM over the encoder: a word's state is the mean of its wordpieces' states."""
+
+    def __init__(self, encoder: str | PretrainedConfig = "minilm", num_classes: int = 5, dropout: float = 0.1,
+                 root_only: bool = False, mlm: bool = False):
+        super().__init__(encoder, num_classes, dropout, root_only, mlm)
+        self.composition = TreeLSTMComposition(self.hidden_size)
+        self.init_new_weights(self.composition)
+
+    def node_states(self, hidden, batch):
+        return self.composition(span_mean(hidden, batch["word_spans"]), batch), {}
+
+
+# ---- masked-LM pre-training -----------------------------------------------------------------------------------
+def mask_tokens(input_ids: Tensor, attention_mask: Tensor, tokenizer, probability: float = 0.15,
+                generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """BERT's masking: pick `probability` of the real tokens (never special tokens or padding); of those, 80%
+    become the mask token, 10% a random token, 10% stay. -> (masked input_ids, mlm_labels: the original id
+    where picked, MLM_IGNORE elsewhere). Random draws are on the CPU (`generator`'s device) for reproducibility."""
+    def draw(p: float) -> Tensor:
+        return (torch.rand(input_ids.shape, generator=generator) < p).to(input_ids.device)
+
+    special = torch.isin(input_ids, torch.tensor(tokenizer.all_special_ids, device=input_ids.device))
+    picked = draw(probability) & ~special & attention_mask.bool()
+    to_mask = picked & draw(0.8)
+    to_random = picked & ~to_mask & draw(0.5)  # half of the remaining 20%
+    random_ids = torch.randint(len(tokenizer), input_ids.shape, generator=generator).to(input_ids.device)
+    masked = torch.where(to_mask, tokenizer.mask_token_id, torch.where(to_random, random_ids, input_ids))
+    return masked, torch.where(picked, input_ids, MLM_IGNORE)
