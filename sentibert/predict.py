@@ -1,0 +1,136 @@
+"""`sentibert predict`: the sentiment of every phrase of any text.
+
+    sentibert predict --checkpoint runs/sst_phrase/DATE/best_model "Not bad at all." "A dull, lifeless film."
+    sentibert predict --checkpoint DIR --in reviews.txt --format html --out reviews.html
+    echo "Not bad at all." | sentibert predict --checkpoint DIR --in - --format json
+
+Each text is one sentence. All texts are parsed in one call (`sentibert.parse`: Stanza, batched and cached), the
+trees go through the model `--batch-size` at a time (`predict_trees`), and every phrase node gets its 5-class
+distribution and label, plus the attention maps of models that have them (SentiBERT). `predict()` returns the
+model's `TreePrediction`s, which `sentibert.render` draws as text (the default), JSON (its schema is in
+`sentibert.render`'s docstring), HTML or PNG. Without `--format`, the `--out` file's suffix picks the format.
+
+Input rules: texts are plain text, so an HTML entity such as `&amp;` stays as typed (every output escapes what it
+shows). An empty or whitespace-only text is an error, and so is a sentence with more wordpieces than the
+encoder takes: the model would silently ignore what was cut off.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from sentibert import render
+from sentibert.io import atomic_write, atomic_write_text
+from sentibert.model import CONFIG_FILE, TreePrediction, TreeSentimentModel
+from sentibert.parse import ParserError, load_parser
+from sentibert.tree import normalize_token
+
+TEXT_RENDERERS = {"text": render.to_text, "json": render.to_json_text, "html": render.to_html}
+FORMATS = (*TEXT_RENDERERS, "png")
+SUFFIX_FORMATS = {".txt": "text", ".json": "json", ".html": "html", ".htm": "html", ".png": "png"}
+BEST_MODEL = "best_model"  # where `sentibert train` saves the selected model inside a run directory
+
+
+class PredictError(ValueError):
+    """Input or a checkpoint `predict` cannot use; the message says which and why."""
+
+
+def load_model(checkpoint: str | Path) -> TreeSentimentModel:
+    """A save_pretrained directory, or a training run directory (its best_model/ is used)."""
+    path = Path(checkpoint)
+    if not path.is_dir():
+        raise PredictError(f"checkpoint {path} is not a directory: give a model saved with save_pretrained, "
+                           f"such as a training run's {BEST_MODEL}/")
+    if not (path / CONFIG_FILE).exists() and (path / BEST_MODEL / CONFIG_FILE).exists():
+        path = path / BEST_MODEL
+    try:
+        return TreeSentimentModel.from_pretrained(path)
+    except (FileNotFoundError, ValueError) as err:  # the message names the missing file or the wrong model class
+        raise PredictError(str(err)) from None
+    except RuntimeError as err:  # torch's state-dict mismatch, listing the missing and unexpected weights
+        raise PredictError(f"{path}: its weights do not fit its model class (saved by another version of "
+                           f"sentibert?): {err}") from None
+
+
+def check_texts(texts: Sequence[str], source: str) -> list[str]:
+    if isinstance(texts, str):
+        raise PredictError("texts must be a list of strings, not one string")
+    texts = list(texts)
+    if not texts:
+        raise PredictError("no text to predict")
+    for n, text in enumerate(texts, start=1):
+        if not text.strip():
+            raise PredictError(f"{source}:{n}: empty text")
+    return texts
+
+
+def check_lengths(trees, tokenizer, source: str) -> None:
+    """Refuse sentences the encoder would truncate (wordpieces, [CLS] and [SEP] included), as `encode_tree` counts."""
+    limit = tokenizer.model_max_length
+    for n, tree in enumerate(trees, start=1):
+        words = [normalize_token(t) for t in tree.tokens]
+        length = len(tokenizer(words, is_split_into_words=True, verbose=False)["input_ids"])
+        if length > limit:
+            raise PredictError(f"{source}:{n}: {length} wordpieces, more than the encoder's limit of {limit}; "
+                               "split it into shorter sentences")
+
+
+def predict(texts: Sequence[str], model: TreeSentimentModel | str | Path, parser=None, batch_size: int = 32,
+            source: str = "text") -> list[TreePrediction]:
+    """One `TreePrediction` per text, in order: every phrase's probabilities and label, and attention maps.
+
+    model: a loaded model or a checkpoint directory. parser: anything with `parse(texts, source)` returning
+    BinaryTrees (default: `sentibert.parse.load_parser()`). source names the texts in error messages (source:n).
+    """
+    texts = check_texts(texts, source)
+    if isinstance(model, (str, Path)):
+        model = load_model(model)
+    parser = parser or load_parser()
+    trees = parser.parse(texts, source)  # one call for all texts: the parser batches and caches
+    check_lengths(trees, model.tokenizer, source)
+    return model.predict_trees(trees, batch_size, attentions=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="sentibert predict", description="Sentiment of every phrase of each sentence (one sentence per text).")
+    ap.add_argument("texts", nargs="*", metavar="TEXT", help="sentences (or --in)")
+    ap.add_argument("--checkpoint", required=True,
+                    help=f"a model saved with save_pretrained, or a training run directory (uses its {BEST_MODEL}/)")
+    ap.add_argument("--in", dest="input", metavar="FILE", help="one sentence per line; - reads stdin")
+    ap.add_argument("--format", choices=FORMATS, help="default: from --out's suffix, else text")
+    ap.add_argument("--out", metavar="PATH", help="output file (default: stdout; png needs a file)")
+    ap.add_argument("--batch-size", type=int, default=32, help="sentences per forward pass")
+    ap.add_argument("--parser", default="auto", choices=["auto", "stanza", "bundled"], help="see `sentibert parse`")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    args = ap.parse_args(argv)
+    if bool(args.texts) == bool(args.input):
+        ap.error("give the sentences either as TEXT arguments or with --in FILE")
+    fmt = args.format or SUFFIX_FORMATS.get(Path(args.out).suffix.lower() if args.out else "", "text")
+    if fmt == "png" and not args.out:
+        ap.error("png is an image: give --out FILE.png")
+
+    try:
+        if args.input == "-":
+            source, texts = "<stdin>", sys.stdin.read().splitlines()
+        elif args.input:
+            source, texts = args.input, Path(args.input).read_text(encoding="utf-8").splitlines()
+        else:
+            source, texts = "argument", args.texts
+        check_texts(texts, source)  # before the slow part: loading the model and the parser
+        model = load_model(args.checkpoint).to(args.device)
+        predictions = predict(texts, model, load_parser(args.parser), args.batch_size, source)
+        if fmt == "png":
+            atomic_write(args.out, lambda tmp: render.to_png(predictions, tmp))
+            return 0
+        output = TEXT_RENDERERS[fmt](predictions)
+    except (ValueError, ParserError, OSError) as err:  # PredictError is a ValueError
+        print(f"sentibert predict: error: {err}", file=sys.stderr)
+        return 1
+    if args.out:
+        atomic_write_text(args.out, output)
+    else:
+        sys.stdout.write(output)
+    return 0

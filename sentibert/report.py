@@ -1,0 +1,323 @@
+"""`sentibert report RUN_DIR [RUN_DIR ...] [--out DIR]`: plots and a markdown summary of training runs.
+
+Everything comes from the run directories `sentibert train` writes, several runs side by side (e.g. SentiBERT
+against mean pooling):
+  metrics.json            its `test` block (`sentibert.metrics`): phrase and root accuracies, negation, contrast,
+                          local and global difficulty; and the best dev epoch
+  test_predictions.jsonl  the test trees with gold and predicted node labels (`write_predictions`), for the
+                          confusion matrix and the accuracy by phrase length; a run without it is left out of
+                          those two, and the summary says so
+  config.yaml             names the run by its model class (`model._target_`); runs that would share a name, or
+                          have no config.yaml, are named by their directory
+
+Writes to --out (default `report/`): report.md, overview.png, confusion.png, length.png, fine_grained.png.
+
+test_predictions.jsonl has one JSON object per test tree, in the test file's order:
+  {"tree": "(3 (2 Not) (3 ...))", "spans": [[0, 5], ...], "gold": [3, ...], "pred": [3, ...]}
+`tree` is the gold tree (PTB); `spans` (token ranges) and `gold` are its nodes' (pre-order, root first), copied
+out for other readers; `pred` is the predicted 5-class label of each of those nodes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import yaml
+
+from sentibert.io import atomic_write, atomic_write_text
+from sentibert.metrics import GLOBAL_BINS
+from sentibert.render import LABEL_NAMES
+from sentibert.tree import BinaryTree
+
+METRICS_FILE, PREDICTIONS_FILE, CONFIG_FILE = "metrics.json", "test_predictions.jsonl", "config.yaml"
+HEADLINE = {"phrase_acc": "phrase", "sst5_root_acc": "SST-5 root", "sst3_root_acc": "SST-3 root",
+            "sst2_root_acc": "SST-2 root"}
+# (metrics key, title, buckets in order; None: the metric is a single bucket)
+FINE_GRAINED = (("negation", "Negation (count in the sentence)", ["0", "1", "2+"]),
+                ("contrast", "Contrast (X but Y)", None),
+                ("local_difficulty", "Local difficulty (children of another polarity)", ["0", "1", "2"]),
+                ("global_difficulty", "Global difficulty (polarity switches in the tree)", GLOBAL_BINS))
+LENGTH_BIN_WIDTH, LENGTH_BINS = 5, 7  # phrase lengths 1-5, 6-10, ..., 31+
+
+
+class ReportError(RuntimeError):
+    """A run directory the report cannot use; the message names the directory and what is missing."""
+
+
+# ---- the predictions file -------------------------------------------------------------------------------------
+def write_predictions(path: str | Path, trees: Sequence[BinaryTree], predictions: Sequence[Sequence[int]]) -> Path:
+    """Gold trees and their per-node predicted labels as test_predictions.jsonl (format in the module docstring)."""
+    if len(trees) != len(predictions):
+        raise ValueError(f"{len(predictions)} prediction lists for {len(trees)} trees")
+    lines = []
+    for i, (tree, pred) in enumerate(zip(trees, predictions)):
+        if len(pred) != len(tree):
+            raise ValueError(f"tree {i}: {len(pred)} predictions for {len(tree)} nodes")
+        lines.append(json.dumps({"tree": tree.to_ptb(), "spans": [list(s) for s in tree.spans],
+                                 "gold": list(tree.labels), "pred": [int(p) for p in pred]}) + "\n")
+    return atomic_write_text(path, "".join(lines))
+
+
+def read_predictions(path: Path) -> list[tuple[BinaryTree, list[int]]]:
+    """(gold tree, predicted labels) per line of a test_predictions.jsonl."""
+    out = []
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                tree = BinaryTree.from_ptb(record["tree"], str(path), n)
+                pred = [int(p) for p in record["pred"]]
+            except (ValueError, KeyError, TypeError) as err:  # bad JSON, a missing key, a bad tree
+                raise ReportError(f"{path}:{n}: not a prediction record ({err})") from None
+            if len(pred) != len(tree) or not all(0 <= p < len(LABEL_NAMES) for p in pred):
+                raise ReportError(f"{path}:{n}: expected a 0-4 label for each of the tree's {len(tree)} nodes, "
+                                  f"got {pred}")
+            out.append((tree, pred))
+    return out
+
+
+# ---- runs ------------------------------------------------------------------------------------------------------
+@dataclass
+class Run:
+    path: Path
+    label: str
+    best_epoch: int | None
+    test: dict  # sentibert.metrics.evaluate_records' output
+    predictions: list[tuple[BinaryTree, list[int]]] | None  # None: the run has no test_predictions.jsonl
+
+
+def load_run(path: str | Path) -> Run:
+    path = Path(path)
+    if not path.is_dir():
+        raise ReportError(f"{path} is not a directory")
+    if not (path / METRICS_FILE).is_file():
+        raise ReportError(f"{path} is not a training run: {METRICS_FILE} is missing")
+    try:
+        metrics = json.loads((path / METRICS_FILE).read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise ReportError(f"{path / METRICS_FILE}: not JSON ({err})") from None
+    if "test" not in metrics:
+        raise ReportError(f"{path / METRICS_FILE} has no test results: `sentibert train` writes them when "
+                          "the run finishes")
+    predictions = read_predictions(path / PREDICTIONS_FILE) if (path / PREDICTIONS_FILE).is_file() else None
+    return Run(path, _model_name(path), metrics.get("best_epoch"), metrics["test"], predictions)
+
+
+def _model_name(path: Path) -> str:
+    """The model class in config.yaml (`sentibert.model.MeanPool` -> MeanPool), else the directory's name."""
+    config = path / CONFIG_FILE
+    if config.is_file():
+        try:
+            target = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("model", {}).get("_target_")
+        except (yaml.YAMLError, AttributeError) as err:  # not YAML, or not a mapping
+            raise ReportError(f"{config}: not a run configuration ({err})") from None
+        if target:
+            return target.rsplit(".", 1)[-1]
+    return path.resolve().name
+
+
+def load_runs(paths: Sequence[str | Path]) -> list[Run]:
+    runs = [load_run(p) for p in paths]
+    names = [run.label for run in runs]
+    for run in runs:
+        if names.count(run.label) > 1:  # e.g. seeds or ablations of one model class
+            run.label = f"{run.label} ({run.path.resolve().name})"
+    return runs
+
+
+# ---- statistics from the predictions ----------------------------------------------------------------------------
+def confusion(predictions: list[tuple[BinaryTree, list[int]]]) -> list[list[int]]:
+    """5 x 5 counts over all phrase nodes: rows gold, columns predicted (unlabelled gold nodes are skipped)."""
+    counts = [[0] * len(LABEL_NAMES) for _ in LABEL_NAMES]
+    for tree, pred in predictions:
+        for gold, p in zip(tree.labels, pred):
+            if gold >= 0:
+                counts[gold][p] += 1
+    return counts
+
+
+def length_bin(length: int) -> str:
+    index = min((length - 1) // LENGTH_BIN_WIDTH, LENGTH_BINS - 1)
+    low = index * LENGTH_BIN_WIDTH + 1
+    return f"{low}+" if index == LENGTH_BINS - 1 else f"{low}-{low + LENGTH_BIN_WIDTH - 1}"
+
+
+LENGTH_BIN_NAMES = [length_bin(i * LENGTH_BIN_WIDTH + 1) for i in range(LENGTH_BINS)]
+
+
+def accuracy_by_length(predictions: list[tuple[BinaryTree, list[int]]]) -> dict[str, dict]:
+    """5-class accuracy of phrase nodes grouped by length in words: {bin: {"acc", "n"}}, empty bins left out."""
+    hits: dict[str, list[bool]] = {name: [] for name in LENGTH_BIN_NAMES}
+    for tree, pred in predictions:
+        for (start, end), gold, p in zip(tree.spans, tree.labels, pred):
+            if gold >= 0:
+                hits[length_bin(end - start)].append(gold == p)
+    return {name: {"acc": sum(h) / len(h), "n": len(h)} for name, h in hits.items() if h}
+
+
+def _bucket(test: dict, key: str, bucket: str | None) -> dict | None:
+    """One {"acc", "n"} of the test metrics, or None where the run had no such item."""
+    value = test.get(key)
+    value = value if bucket is None else (value or {}).get(bucket)
+    return value if value and value.get("acc") is not None else None
+
+
+# ---- plots -------------------------------------------------------------------------------------------------------
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _save(fig, path: Path) -> Path:
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+
+
+def _grouped_bars(ax, runs: list[Run], groups: list[str], values: list[list[float | None]], title: str) -> None:
+    """One bar per run within each group; `values[r][g]` is run r's accuracy in group g (None: no bar)."""
+    width = 0.8 / len(runs)
+    for r, (run, row) in enumerate(zip(runs, values)):
+        xs = [g + (r - (len(runs) - 1) / 2) * width for g in range(len(groups))]
+        bars = ax.bar(xs, [math.nan if v is None else 100 * v for v in row], width, label=run.label)
+        ax.bar_label(bars, labels=["" if v is None else f"{100 * v:.1f}" for v in row], fontsize=7)
+    ax.set_xticks(range(len(groups)), groups)
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title, fontsize=10)
+
+
+def plot_overview(runs: list[Run], path: Path) -> Path:
+    fig = _figure(max(6, 1.2 * len(HEADLINE) * len(runs)), 3.5)
+    ax = fig.add_subplot()
+    _grouped_bars(ax, runs, list(HEADLINE.values()), [[run.test.get(k) for k in HEADLINE] for run in runs],
+                  "Test accuracy (the best dev epoch's model)")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_fine_grained(runs: list[Run], path: Path) -> Path:
+    fig = _figure(11, 7)
+    axes = fig.subplots(2, 2).flat
+    for ax, (key, title, buckets) in zip(axes, FINE_GRAINED):
+        values = [[(_bucket(run.test, key, name) or {}).get("acc") for name in buckets or [None]] for run in runs]
+        _grouped_bars(ax, runs, buckets or ["all triples"], values, title + ", 3-class")
+    axes[0].legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_confusion(runs: list[Run], path: Path) -> Path:
+    """Per run, the confusion matrix coloured by row (the share of each gold class), annotated with counts."""
+    fig = _figure(4.2 * len(runs), 4.2)
+    short = [name.replace("very ", "v. ") for name in LABEL_NAMES]
+    for ax, run in zip(fig.subplots(1, len(runs), squeeze=False)[0], runs):
+        counts = confusion(run.predictions)
+        shares = [[c / max(sum(row), 1) for c in row] for row in counts]
+        ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+        for gold, row in enumerate(counts):
+            for pred, count in enumerate(row):
+                ax.text(pred, gold, str(count), ha="center", va="center", fontsize=8,
+                        color="white" if shares[gold][pred] > 0.6 else "black")
+        ax.set_xticks(range(len(short)), short, rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(range(len(short)), short, fontsize=8)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("gold")
+        ax.set_title(run.label, fontsize=10)
+    return _save(fig, path)
+
+
+def plot_length(runs: list[Run], path: Path) -> Path:
+    fig = _figure(7, 3.8)
+    ax = fig.add_subplot()
+    for run in runs:
+        by_length = accuracy_by_length(run.predictions)
+        ax.plot(LENGTH_BIN_NAMES, [100 * by_length[b]["acc"] if b in by_length else math.nan
+                                   for b in LENGTH_BIN_NAMES], marker="o", label=run.label)
+    ax.set_xlabel("phrase length (words)")
+    ax.set_ylabel("5-class accuracy (%)")
+    ax.set_ylim(0, 105)
+    ax.set_title("Test accuracy by phrase length", fontsize=10)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+# ---- markdown ---------------------------------------------------------------------------------------------------
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    return "".join("| " + " | ".join(cells) + " |\n" for cells in [header, ["---"] * len(header), *rows])
+
+
+def _cell(bucket: dict | None) -> str:
+    return "-" if bucket is None else f"{100 * bucket['acc']:.1f} ({bucket['n']})"
+
+
+def _md(text: str) -> str:
+    """Table-safe text: a | would end the cell."""
+    return text.replace("|", "\\|")
+
+
+def markdown(runs: list[Run]) -> str:
+    out = ["# SentiBERT report\n",
+           "Test split, with each run's model from its best dev epoch. Accuracies in %; (n) is the number of "
+           "items scored.\n"]
+    rows = [[_md(run.label), f"`{_md(str(run.path))}`", str(run.best_epoch) if run.best_epoch is not None else "-",
+             *[f"{100 * run.test[k]:.1f}" if run.test.get(k) is not None else "-" for k in HEADLINE]] for run in runs]
+    out += [_table(["run", "directory", "best epoch", *HEADLINE.values()], rows), "![overview](overview.png)\n"]
+
+    with_predictions = [run for run in runs if run.predictions is not None]
+    missing = "".join(f" {_md(run.label)} has no {PREDICTIONS_FILE} and is left out of this section."
+                      for run in runs if run.predictions is None)
+    out.append("## Confusion matrix\n\nAll phrase nodes, 5 classes; rows are gold labels, colour is the share of "
+               f"the row.{missing}\n")
+    if with_predictions:
+        out.append("![confusion matrix](confusion.png)\n")
+    out.append(f"## Accuracy by phrase length\n\n5-class accuracy of phrase nodes by length in words.{missing}\n")
+    if with_predictions:
+        rows = [[_md(run.label), *[_cell(accuracy_by_length(run.predictions).get(b)) for b in LENGTH_BIN_NAMES]]
+                for run in with_predictions]
+        out += [_table(["run", *LENGTH_BIN_NAMES], rows), "![accuracy by phrase length](length.png)\n"]
+
+    out.append("## Negation, contrast, local and global difficulty\n\n3-class accuracy (`sentibert.metrics`).\n")
+    for key, title, buckets in FINE_GRAINED:
+        names = buckets or [None]
+        rows = [[_md(run.label), *[_cell(_bucket(run.test, key, name)) for name in names]] for run in runs]
+        out += [f"### {title}\n", _table(["run", *(buckets or ["all triples"])], rows)]
+    out.append("![fine-grained metrics](fine_grained.png)\n")
+    return "\n".join(out)
+
+
+# ---- command line ------------------------------------------------------------------------------------------------
+def report(runs: list[Run], out: str | Path) -> Path:
+    """Write the plots and report.md for these runs into `out`; -> the markdown file."""
+    out = Path(out)
+    plot_overview(runs, out / "overview.png")
+    plot_fine_grained(runs, out / "fine_grained.png")
+    with_predictions = [run for run in runs if run.predictions is not None]
+    if with_predictions:
+        plot_confusion(with_predictions, out / "confusion.png")
+        plot_length(with_predictions, out / "length.png")
+    return atomic_write_text(out / "report.md", markdown(runs))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="sentibert report",
+                                 description="Plots and a markdown summary of training run directories.")
+    ap.add_argument("runs", nargs="+", metavar="RUN_DIR", help="directories written by `sentibert train`")
+    ap.add_argument("--out", default="report", metavar="DIR", help="where to write (default: report/)")
+    args = ap.parse_args(argv)
+    try:
+        runs = load_runs(args.runs)
+        for run in runs:
+            if run.predictions is None:
+                print(f"sentibert report: {run.path} has no {PREDICTIONS_FILE}: no confusion matrix or accuracy by "
+                      "length for it", file=sys.stderr)
+        print(report(runs, args.out))
+    except (ReportError, OSError) as err:
+        print(f"sentibert report: error: {err}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,187 @@
+"""`predict()` and `sentibert predict` on a tiny random model: batching, formats, bad input, bad checkpoints."""
+import io
+import json
+import shutil
+
+import pytest
+import torch
+import transformers
+
+from sentibert import cli, parse
+from sentibert import predict as predict_module
+from sentibert.model import MeanPool, SentiBERT
+from sentibert.predict import PredictError, load_model, predict
+from sentibert.tree import BinaryTree
+
+transformers.logging.set_verbosity_error()
+
+
+class FakeParser:
+    """Right-branching trees over whitespace tokens, and a record of every call (Stanza is tested in test_parse)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def parse(self, texts, source="input"):
+        self.calls.append(list(texts))
+
+        def ptb(words):
+            return f"(X {words[0]})" if len(words) == 1 else f"(X {ptb(words[:1])} {ptb(words[1:])})"
+
+        return [BinaryTree.from_ptb(ptb(text.split())) for text in texts]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    return SentiBERT("tiny").save_pretrained(tmp_path_factory.mktemp("sentibert"))
+
+
+@pytest.fixture
+def fake_parser(monkeypatch):
+    parser = FakeParser()
+    monkeypatch.setattr(predict_module, "load_parser", lambda model="auto": parser)
+    return parser
+
+
+TEXTS = ["not bad at all", "a dull , lifeless film", "great", "the story is awful but the actors are good",
+         "it is not the worst film", "funny", "so bad", "one more film"]
+
+
+def test_all_texts_are_parsed_in_one_call_and_the_model_runs_in_batches(checkpoint):
+    model, parser = load_model(checkpoint), FakeParser()
+    forward_calls = []
+    original_forward = model.forward
+    model.forward = lambda batch, **kw: forward_calls.append(len(batch["input_ids"])) or original_forward(batch, **kw)
+    predictions = predict(TEXTS, model, parser, batch_size=3)
+    assert parser.calls == [TEXTS]
+    assert forward_calls == [3, 3, 2]  # never one call per sentence
+    assert [p.tree.tokens for p in predictions] == [tuple(t.split()) for t in TEXTS]
+    for p in predictions:
+        assert len(p.probs) == len(p.tree)
+        for probs, label in zip(p.probs, p.labels):
+            assert sum(probs) == pytest.approx(1, abs=1e-5) and label == max(range(5), key=probs.__getitem__)
+        assert p.token_attention.shape[0] == p.child_attention.shape[0] == len(p.tree)
+
+
+def test_a_checkpoint_path_or_a_training_run_directory_can_stand_for_the_model(checkpoint, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(checkpoint, run_dir / "best_model")
+    expected = predict(["not bad"], load_model(checkpoint), FakeParser())[0].probs
+    assert predict(["not bad"], str(checkpoint), FakeParser())[0].probs == expected
+    assert predict(["not bad"], run_dir, FakeParser())[0].probs == expected
+
+
+@pytest.mark.parametrize("texts, message", [
+    (["fine", "  \t"], "text:2: empty text"),
+    ([], "no text to predict"),
+    ("one string", "a list of strings"),
+])
+def test_empty_input_is_refused_before_anything_loads(texts, message):
+    parser = FakeParser()
+    with pytest.raises(PredictError, match=message):
+        predict(texts, model="/nonexistent", parser=parser)
+    assert parser.calls == []
+
+
+def test_a_sentence_over_the_encoder_limit_is_refused(checkpoint):
+    with pytest.raises(PredictError, match=r"text:2: 202 wordpieces, more than the encoder's limit of 128"):
+        predict(["fine", " ".join(["good"] * 200)], checkpoint, FakeParser())
+
+
+@pytest.mark.parametrize("remove, message", [
+    ("directory", "is not a directory"),
+    ("config.json", "config.json is missing"),
+    ("model.safetensors", "model.safetensors is missing"),
+])
+def test_a_broken_checkpoint_names_what_is_missing(checkpoint, tmp_path, remove, message):
+    broken = tmp_path / "checkpoint"
+    if remove != "directory":
+        shutil.copytree(checkpoint, broken)
+        (broken / remove).unlink()
+    with pytest.raises(PredictError, match=message):
+        load_model(broken)
+
+
+def test_weights_that_do_not_fit_the_model_class_are_named(tmp_path):
+    torch.manual_seed(0)
+    checkpoint = MeanPool("tiny").save_pretrained(tmp_path / "mean_pool")
+    config = json.loads((checkpoint / "config.json").read_text())
+    (checkpoint / "config.json").write_text(json.dumps({**config, "model": "SentiBERT"}))
+    with pytest.raises(PredictError, match=r"(?s)weights do not fit its model class.*Missing key.*composition"):
+        load_model(checkpoint)
+
+
+def test_emoji_entities_and_markup_come_through_as_typed_and_escaped(checkpoint):
+    from sentibert import render
+
+    [prediction] = predict(["Tom &amp; Jerry 😀 <b>bold</b>"], checkpoint, FakeParser())
+    assert prediction.tree.tokens == ("Tom", "&amp;", "Jerry", "😀", "<b>bold</b>")
+    page = render.to_html([prediction])
+    assert "&amp;amp;" in page and "&lt;b&gt;bold&lt;/b&gt;" in page and "<b>bold" not in page
+    assert json.loads(render.to_json_text([prediction]))[0]["tokens"][3] == "😀"
+
+
+def test_models_without_attention_render_without_it(tmp_path):
+    torch.manual_seed(0)
+    checkpoint = MeanPool("tiny").save_pretrained(tmp_path / "mean_pool")
+    [prediction] = predict(["not bad at all"], checkpoint, FakeParser())
+    assert prediction.token_attention is None and prediction.child_attention is None
+    assert len(prediction.labels) == 3
+
+
+# ---- the command line ---------------------------------------------------------------------------------------------
+def run_cli(*args):
+    return cli.main(["predict", *map(str, args)])
+
+
+def test_cli_text_json_html_and_png(checkpoint, fake_parser, tmp_path, capsys):
+    assert run_cli("--checkpoint", checkpoint, "not bad at all", "great") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].endswith(") not bad at all") and lines[3] == "  not" and lines[-1] == "  great"
+    assert fake_parser.calls == [["not bad at all", "great"]]
+
+    assert run_cli("--checkpoint", checkpoint, "--format", "json", "not bad at all") == 0
+    [doc] = json.loads(capsys.readouterr().out)
+    assert doc["tokens"] == ["not", "bad", "at", "all"] and len(doc["nodes"]) == 3 and "attention" in doc["nodes"][0]
+
+    for name, start in (("trees.html", b"<!doctype html>"), ("trees.png", b"\x89PNG"), ("trees.json", b"[\n{")):
+        assert run_cli("--checkpoint", checkpoint, "--out", tmp_path / name, "not bad at all") == 0  # suffix: format
+        assert (tmp_path / name).read_bytes().startswith(start)
+
+
+def test_cli_reads_a_file_or_stdin_and_names_an_empty_line(checkpoint, fake_parser, tmp_path, capsys, monkeypatch):
+    reviews = tmp_path / "reviews.txt"
+    reviews.write_text("not bad at all\ngreat\n", encoding="utf-8")
+    assert run_cli("--checkpoint", checkpoint, "--in", reviews, "--format", "json") == 0
+    assert [d["text"] for d in json.loads(capsys.readouterr().out)] == ["not bad at all", "great"]
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("so bad\n"))
+    assert run_cli("--checkpoint", checkpoint, "--in", "-") == 0
+    assert capsys.readouterr().out.splitlines()[2].endswith(") so bad")
+
+    reviews.write_text("not bad at all\n \ngreat\n", encoding="utf-8")
+    assert run_cli("--checkpoint", checkpoint, "--in", reviews) == 1
+    assert f"sentibert predict: error: {reviews}:2: empty text" in capsys.readouterr().err
+
+
+def test_cli_errors(checkpoint, fake_parser, tmp_path, capsys):
+    assert run_cli("--checkpoint", tmp_path, "fine") == 1
+    assert "config.json is missing" in capsys.readouterr().err
+    for args in (["--in", tmp_path / "x.txt", "fine"], [], ["--format", "png", "fine"]):
+        with pytest.raises(SystemExit) as exit_:
+            run_cli("--checkpoint", checkpoint, *args)
+        assert exit_.value.code == 2
+    assert "png is an image: give --out FILE.png" in capsys.readouterr().err
+
+
+def test_real_parser_end_to_end(checkpoint, tmp_path):
+    """The bundled Stanza parser, where it is installed (it ships with the package once trained)."""
+    try:
+        parser = parse.Parser(parse.bundled_model(), cache_dir=tmp_path)
+    except parse.ParserError as err:
+        pytest.skip(str(err))
+    predictions = predict(["Not bad at all.", "A dull, lifeless film."], checkpoint, parser)
+    assert predictions[0].tree.tokens == ("Not", "bad", "at", "all", ".")
+    assert all(None not in p.labels for p in predictions)
