@@ -1,0 +1,90 @@
+"""Labelled text -> trees with a sentence label, for transferring SST-trained composition to new data.
+
+Reads TSV, CSV or JSONL with configurable `text` and `label` columns. Each text is parsed by the project
+parser (parses are cached on disk, so a file is parsed once) and its label goes on the root node; all other
+nodes are unlabeled, so training uses the sentence-level (root) head.
+
+Metrics: accuracy, macro-F1 and, for ordinal labels (EmoInt intensity classes 0-3, as in the paper), the
+Pearson r between the predicted and the gold class.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from sentibert.tree import UNLABELED, BinaryTree
+
+FORMATS = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
+
+
+class LabelledTextError(ValueError):
+    pass
+
+
+def read_labelled(path: str | Path, text: str = "text", label: str = "label",
+                  fmt: str | None = None) -> tuple[list[str], list[int]]:
+    """Rows of (text, integer label); errors name the file, the line and the column."""
+    path = Path(path)
+    fmt = fmt or FORMATS.get(path.suffix.lower())
+    if fmt not in ("tsv", "csv", "jsonl"):
+        raise LabelledTextError(f"{path}: unknown format {fmt or path.suffix!r}; use .tsv, .csv or .jsonl (or set format)")
+    if not path.exists():
+        raise LabelledTextError(f"{path}: file not found")
+    with path.open(encoding="utf-8", newline="") as f:
+        if fmt == "jsonl":
+            rows = [(n, json.loads(line)) for n, line in enumerate(f, start=1) if line.strip()]
+        else:  # tweets and GLUE phrases hold bare quotes: TSV is read without quoting
+            quoting = csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL
+            reader = csv.DictReader(f, delimiter="\t" if fmt == "tsv" else ",", quoting=quoting)
+            rows = [(n, row) for n, row in enumerate(reader, start=2)]
+    texts, labels = [], []
+    for line, row in rows:
+        missing = [c for c in (text, label) if c not in row]
+        if missing:
+            raise LabelledTextError(f"{path}:{line}: no column {missing[0]!r}; columns are {sorted(row)}")
+        value = str(row[label]).strip()
+        if not value.lstrip("-").isdigit():
+            raise LabelledTextError(f"{path}:{line}: label {value!r} in column {label!r} is not an integer class")
+        if not str(row[text]).strip():
+            raise LabelledTextError(f"{path}:{line}: empty text in column {text!r}")
+        texts.append(str(row[text]).strip())
+        labels.append(int(value))
+    return texts, labels
+
+
+def label_roots(trees: Sequence[BinaryTree], labels: Sequence[int]) -> list[BinaryTree]:
+    """Put each sentence label on its tree's root; every other node is unlabeled."""
+    return [replace(t, labels=(y,) + (UNLABELED,) * (len(t) - 1), word_labels=(UNLABELED,) * len(t.tokens))
+            for t, y in zip(trees, labels)]
+
+
+def load_labelled(path: str | Path, text: str = "text", label: str = "label", fmt: str | None = None,
+                  parser=None) -> list[BinaryTree]:
+    from sentibert.parse import load_parser
+
+    texts, labels = read_labelled(path, text, label, fmt)
+    trees = (parser or load_parser()).parse(texts, source=str(path))
+    return label_roots(trees, labels)
+
+
+def transfer_metrics(gold: Sequence[int], predicted: Sequence[int], num_classes: int) -> dict[str, float]:
+    """Accuracy, macro-F1 over the classes present in gold or predictions, Pearson r of the class indices."""
+    gold, predicted = np.asarray(gold), np.asarray(predicted)
+    f1s = []
+    for c in range(num_classes):
+        tp = np.sum((predicted == c) & (gold == c))
+        support = np.sum(gold == c) + np.sum(predicted == c)
+        if support:
+            f1s.append(2 * tp / support)
+    constant = gold.std() == 0 or predicted.std() == 0
+    return {
+        "accuracy": float(np.mean(gold == predicted)),
+        "macro_f1": float(np.mean(f1s)),
+        "pearson": float("nan") if constant else float(np.corrcoef(gold, predicted)[0, 1]),
+        "n": int(len(gold)),
+    }
