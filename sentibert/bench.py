@@ -1,0 +1,139 @@
+"""`sentibert bench [encoder=...] [batches=20]`: what the tree module and dynamic padding cost and save.
+
+On the same length-bucketed batches of SST trees (dev by default; the test fixture's when SST is not prepared), times
+  - the model (SentiBERT unless model=...), dynamic padding: a training step (forward, backward) and inference;
+  - the bare encoder: the same batches through the model's own encoder, with a trivial loss (mean of its states);
+  - the model with every sentence padded to `pad_to` (128) wordpieces, the official implementation's scheme.
+The variants run in turn on each batch, in rotating order, after `warmup` untimed batches, so a change of machine load
+hits them alike. The optimiser step is left out: it costs the same whatever the batch.
+
+Prints sentences/s per variant and, last, exactly: `overhead=<model step / encoder step> speedup_vs_pad128=<ratio>`
+(training steps; see experiments/bench/README.md). Also writes bench.json to the run directory.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from tqdm import tqdm
+
+from sentibert.config import CONF_DIR  # importing it registers the schemas
+from sentibert.datasets import DataError
+from sentibert.evaluate import load_splits, pick_device
+from sentibert.io import atomic_write_json
+from sentibert.spans import BucketBatchSampler, TreeDataset
+from sentibert.tree import BinaryTree, read_trees
+
+log = logging.getLogger(__name__)
+FIXTURE = Path(CONF_DIR).parent / "tests" / "fixtures" / "train_data" / "sst"
+
+
+def bench_trees(cfg: DictConfig) -> tuple[list[BinaryTree], str]:
+    try:
+        return load_splits(cfg.data, [cfg.split])[cfg.split], f"{cfg.data.dataset} {cfg.split}"
+    except DataError as err:
+        log.warning("%s\n-> benchmarking on the test fixture's trees: short sentences, not SST's numbers", err)
+        return read_trees(FIXTURE / f"{cfg.split}.txt"), f"fixture {cfg.split}"
+
+
+def seconds(step: Callable[[], object], device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
+def bench(cfg: DictConfig, run_dir: Path) -> dict:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    device = pick_device(cfg.device)
+    model = instantiate(cfg.model).to(device)
+    trees, source = bench_trees(cfg)
+    dataset = TreeDataset(trees, model.tokenizer, cfg.encoder.max_length, name=source)
+    sampler = BucketBatchSampler(dataset.lengths, cfg.data.batch_size, seed=cfg.seed,
+                                 bucket_batches=cfg.data.bucket_batches)
+    order = sampler.batches(0)  # a training epoch's first batches, reused in turn when there are too few
+    chosen = [[dataset[i] for i in order[n % len(order)]] for n in range(cfg.warmup + cfg.batches)]
+
+    def on_device(batch: dict) -> dict:
+        return {k: v.to(device) for k, v in batch.items()}
+
+    def model_loss(batch: dict) -> torch.Tensor:
+        return model(batch)["loss"]
+
+    def encoder_loss(batch: dict) -> torch.Tensor:
+        states = model.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        return states.mean()
+
+    name = type(model).__name__
+    variants = {name: (model_loss, None), "encoder": (encoder_loss, None),  # name: (loss, pad_to)
+                f"{name}_pad{cfg.pad_to}": (model_loss, cfg.pad_to)}
+    totals = {v: {"train": 0.0, "inference": 0.0} for v in variants}
+
+    def train_step(loss: Callable, batch: dict) -> None:
+        model.zero_grad(set_to_none=True)
+        loss(batch).backward()
+
+    def inference_step(loss: Callable, batch: dict) -> None:
+        with torch.inference_mode():
+            loss(batch)
+
+    names = list(variants)
+    for n, items in enumerate(tqdm(chosen, desc=f"bench ({cfg.warmup} warm-up batches)", dynamic_ncols=True)):
+        for v in names[n % len(names):] + names[:n % len(names)]:
+            loss, pad_to = variants[v]
+            batch = on_device(dataset.collate(list(items), pad_to=pad_to))
+            model.train()
+            train = seconds(lambda: train_step(loss, batch), device)
+            model.eval()
+            inference = seconds(lambda: inference_step(loss, batch), device)
+            if n >= cfg.warmup:
+                totals[v]["train"] += train
+                totals[v]["inference"] += inference
+
+    sentences = sum(len(items) for items in chosen[cfg.warmup:])
+    padded = sum(max(len(item.input_ids) for _, item in items) for items in chosen[cfg.warmup:]) / cfg.batches
+    results = {
+        "encoder": cfg.encoder.name_or_path, "model": name, "device": str(device), "threads": torch.get_num_threads(),
+        "source": source, "batch_size": cfg.data.batch_size, "batches": cfg.batches, "mean_padded_length": padded,
+        "sentences_per_s": {v: {k: sentences / t for k, t in times.items()} for v, times in totals.items()},
+        "overhead": totals[name]["train"] / totals["encoder"]["train"],
+        "speedup_vs_pad128": totals[f"{name}_pad{cfg.pad_to}"]["train"] / totals[name]["train"],
+    }
+    atomic_write_json(run_dir / "bench.json", results)
+    print(f"{cfg.encoder.name_or_path} on {device} ({torch.get_num_threads()} threads), {source}: "
+          f"{cfg.batches} batches, {sentences} sentences, mean padded length {padded:.1f} wordpieces")
+    print(f"{'sentences/s':<24}{'train':>10}{'inference':>12}")
+    for v, rates in results["sentences_per_s"].items():
+        print(f"{v:<24}{rates['train']:>10.1f}{rates['inference']:>12.1f}")
+    print(f"overhead={results['overhead']:.2f} speedup_vs_pad128={results['speedup_vs_pad128']:.2f}")
+    return results
+
+
+@hydra.main(config_path=CONF_DIR, config_name="bench", version_base="1.3")
+def _hydra_main(cfg: DictConfig) -> None:
+    bench(cfg, Path(HydraConfig.get().runtime.output_dir))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `sentibert bench`; Hydra reads its overrides from sys.argv."""
+    if argv is not None:
+        sys.argv = [sys.argv[0], *argv]
+    _hydra_main()
+    return 0
+
+
+if __name__ == "__main__":
+    main()

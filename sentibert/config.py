@@ -1,0 +1,133 @@
+"""Typed schemas of the Hydra configs under `conf/`, registered in Hydra's ConfigStore.
+
+`conf/train.yaml`, `conf/evaluate.yaml` and `conf/bench.yaml` name their schema first in their defaults list, and every
+`conf/model/*.yaml` names the schema of its class, so Hydra composes the YAML *into* these dataclasses:
+an unknown key (`trainer.max_epoch=3`) or a wrongly typed value fails at composition, naming the key.
+Defaults live in the YAML files; the values here only say what a key means when a file leaves it out.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+# The config tree beside the package (an absolute path: Hydra resolves relative ones against a module when the
+# app is started as a console script).
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+
+
+@dataclass
+class EncoderConfig:
+    name_or_path: str = MISSING  # `minilm`, `tiny`, a hub name or a local directory (sentibert.encoder)
+    max_length: int = 512  # wordpieces per sentence, special tokens included; longer input is truncated
+
+
+@dataclass
+class ModelConfig:
+    """Keyword arguments of a `sentibert.model` class, built with `hydra.utils.instantiate`."""
+    _target_: str = MISSING
+    encoder: str = "${encoder.name_or_path}"
+    num_classes: int = 5
+    dropout: float = 0.1
+    root_only: bool = False  # supervise the root only (every node is still predicted)
+    mlm: bool = False  # keep a masked-LM head (pre-training; needs trainer.mlm_probability > 0)
+
+
+@dataclass
+class SentiBERTConfig(ModelConfig):
+    _target_: str = "sentibert.model.SentiBERT"
+    attend_tokens: bool = True  # phrase = attention over its wordpieces (else their mean)
+    attend_children: bool = True  # then attention over itself and its children (else skipped)
+    recursive: bool = False  # children's phrase states come from the layer below, bottom-up
+
+
+@dataclass
+class DataConfig:
+    dataset: str = MISSING  # a name in sentibert.datasets.DATASETS: `sst`, `sst-paper`
+    root: Optional[str] = None  # where `sentibert data prepare` wrote it; None: $SENTIBERT_DATA_DIR or ./data
+    # > 0: dev is this fraction of train, drawn with `dev_seed` (fixed, so all seeds of a sweep share
+    # one dev set) and removed from train. 0: the dataset's own dev split.
+    dev_from_train: float = 0.0
+    dev_seed: int = 0
+    batch_size: int = 32  # per process; under DDP the effective batch is batch_size x world size
+    eval_batch_size: int = 64
+    bucket_batches: int = 50  # length-sorted buckets of this many batches (spans.BucketBatchSampler)
+
+
+@dataclass
+class TrainerConfig:
+    lr: float = 2e-5
+    weight_decay: float = 0.01  # AdamW; never on biases and LayerNorm weights
+    warmup_ratio: float = 0.1  # linear warm-up over this fraction of all steps, then linear decay to 0
+    max_epochs: int = 5
+    grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
+    checkpoint_every_n_steps: int = 500  # besides the checkpoint at the end of every epoch; 0: epochs only
+    mlm_probability: float = 0.0  # > 0: add the masked-LM loss on this fraction of wordpieces
+    limit_train_batches: Optional[int] = None  # per epoch (debugging / smoke runs)
+    limit_eval_batches: Optional[int] = None  # per evaluation, dev and test
+    stop_after_steps: Optional[int] = None  # debug: quit abruptly after this many steps, as if killed
+    log_every_n_steps: int = 10
+    device: str = "auto"  # auto: cuda if available, else cpu
+    strategy: str = "auto"  # auto: DDP when launched by torchrun with >1 process; ddp: require torchrun
+    backend: str = "auto"  # DDP process group: auto = nccl on GPU, gloo on CPU
+
+
+@dataclass
+class LoggerConfig:
+    kind: str = "none"  # wandb | csv | none
+    project: str = "sentibert"
+    mode: str = "offline"  # wandb: offline (default; `wandb sync` later), online or disabled
+    entity: Optional[str] = None
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TrainConfig:
+    encoder: EncoderConfig = MISSING
+    model: Any = MISSING  # typed by the schema each conf/model/*.yaml names
+    data: DataConfig = MISSING
+    trainer: TrainerConfig = MISSING
+    logger: LoggerConfig = MISSING
+    name: str = "train"  # run name: output folder and logger run name
+    seed: int = 42
+    metric: str = "phrase_acc"  # dev metric that picks the best epoch; its test value is the reported one
+    resume: bool = False  # continue from the run directory's last checkpoint (set hydra.run.dir to it)
+    init_from: Optional[str] = None  # start from these weights (a save_pretrained dir, e.g. a pre-training run)
+
+
+@dataclass
+class EvaluateConfig:
+    data: DataConfig = MISSING
+    checkpoint: str = MISSING  # a save_pretrained directory, e.g. a run's best_model/
+    split: str = "test"
+    limit_eval_batches: Optional[int] = None
+    device: str = "auto"
+
+
+@dataclass
+class BenchConfig:
+    encoder: EncoderConfig = MISSING
+    model: Any = MISSING
+    data: DataConfig = MISSING
+    split: str = "dev"  # whose trees make the batches (the fixture's when the dataset is not prepared)
+    batches: int = 20  # timed batches; each runs every variant, in rotating order
+    warmup: int = 3  # untimed batches first
+    pad_to: int = 128  # the official implementation's fixed length
+    seed: int = 0
+    threads: Optional[int] = None  # torch intra-op threads; None: torch's default
+    device: str = "auto"
+
+
+def register() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainConfig)
+    cs.store(name="evaluate_schema", node=EvaluateConfig)
+    cs.store(name="bench_schema", node=BenchConfig)
+    cs.store(group="model", name="schema_model", node=ModelConfig)
+    cs.store(group="model", name="schema_sentibert", node=SentiBERTConfig)
+
+
+register()

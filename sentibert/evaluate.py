@@ -1,0 +1,106 @@
+"""`sentibert evaluate checkpoint=DIR [data=sst] [split=test]`: the paper's metrics for a saved model.
+
+Writes metrics.json (sentibert.metrics: phrase, SST-5/3/2 root accuracy, negation, contrast, local and
+global difficulty) and <split>_predictions.jsonl (gold trees and predicted node labels, sentibert.report's format)
+to the run directory, runs/evaluate/<date>/ unless hydra.run.dir says otherwise. Training uses `evaluate_model` for dev and test.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from sentibert.config import CONF_DIR  # importing it registers the schemas
+from sentibert.datasets import load_split
+from sentibert.io import atomic_write_json
+from sentibert.metrics import evaluate_predictions
+from sentibert.model import TreeSentimentModel
+from sentibert.report import write_predictions
+from sentibert.tree import BinaryTree
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "dev", "test")
+
+
+def load_splits(data: DictConfig, splits: Sequence[str] = SPLITS) -> dict[str, list[BinaryTree]]:
+    """The trees of the named splits. With `data.dev_from_train` > 0, dev is that fraction of train, drawn with
+    `data.dev_seed`, and train is the rest (datasets without a dev split: sst-paper)."""
+    def read(split: str) -> list[BinaryTree]:
+        return load_split(data.dataset, split, data.root)
+
+    held_out = {}
+    if data.dev_from_train > 0 and {"train", "dev"} & set(splits):
+        train = read("train")
+        dev = set(random.Random(data.dev_seed).sample(range(len(train)), round(data.dev_from_train * len(train))))
+        held_out = {"train": [t for i, t in enumerate(train) if i not in dev],
+                    "dev": [t for i, t in enumerate(train) if i in dev]}
+    return {split: held_out[split] if split in held_out else read(split) for split in splits}
+
+
+def predict_labels(model, trees: Sequence[BinaryTree], batch_size: int) -> list[list[int]]:
+    """5-class prediction for every node of every tree, in the trees' order."""
+    # Batches of similar length pad little: predict in length order, hand back in the input order.
+    order = sorted(range(len(trees)), key=lambda i: len(trees[i].tokens))
+    labels: list[list[int]] = [[] for _ in trees]
+    for i, prediction in zip(order, model.predict_trees([trees[i] for i in order], batch_size)):
+        # Nodes truncated away (past the encoder's max length) get the sentence's label.
+        labels[i] = [prediction.label if label is None else label for label in prediction.labels]
+    return labels
+
+
+def evaluate_model(model, trees: Sequence[BinaryTree], batch_size: int) -> tuple[dict, list[list[int]]]:
+    """-> (sentibert.metrics.evaluate_predictions of the model's predictions, the predictions)."""
+    predictions = predict_labels(model, trees, batch_size)
+    return evaluate_predictions(trees, predictions), predictions
+
+
+def first_batches(trees: Sequence[BinaryTree], batch_size: int, limit: int | None) -> list[BinaryTree]:
+    """The first `limit` x `batch_size` trees, or all of them when `limit` is None (limit_eval_batches)."""
+    return list(trees[:limit * batch_size] if limit else trees)
+
+
+def pick_device(name: str) -> torch.device:
+    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+
+
+def summary(metrics: dict) -> str:
+    keys = ("phrase_acc", "sst5_root_acc", "sst3_root_acc", "sst2_root_acc")
+    return " ".join(f"{k}={metrics[k]:.4f}" for k in keys if metrics.get(k) is not None)
+
+
+def evaluate(cfg: DictConfig, run_dir: Path) -> dict:
+    model = TreeSentimentModel.from_pretrained(cfg.checkpoint).to(pick_device(cfg.device))
+    trees = first_batches(load_splits(cfg.data, [cfg.split])[cfg.split], cfg.data.eval_batch_size,
+                          cfg.limit_eval_batches)
+    metrics, predictions = evaluate_model(model, trees, cfg.data.eval_batch_size)
+    atomic_write_json(run_dir / "metrics.json", {
+        "checkpoint": str(Path(cfg.checkpoint).resolve()), "dataset": cfg.data.dataset, "split": cfg.split,
+        **metrics})
+    write_predictions(run_dir / f"{cfg.split}_predictions.jsonl", trees, predictions)
+    log.info("%s %s (%d trees): %s -> %s", cfg.data.dataset, cfg.split, len(trees), summary(metrics),
+             run_dir / "metrics.json")
+    return metrics
+
+
+@hydra.main(config_path=CONF_DIR, config_name="evaluate", version_base="1.3")
+def _hydra_main(cfg: DictConfig) -> None:
+    evaluate(cfg, Path(HydraConfig.get().runtime.output_dir))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `sentibert evaluate`; Hydra reads its overrides from sys.argv."""
+    if argv is not None:
+        sys.argv = [sys.argv[0], *argv]
+    _hydra_main()
+    return 0
+
+
+if __name__ == "__main__":
+    main()

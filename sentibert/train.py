@@ -1,0 +1,372 @@
+"""`sentibert train [experiment=NAME] [overrides]`: fine-tune a tree sentiment model (a Hydra app, conf/train.yaml).
+
+One run:
+- trains on every phrase label of the train split (AdamW without decay on biases and LayerNorm, linear warm-up then
+  decay, gradient clipping), in length-bucketed, dynamically padded batches (sentibert.spans);
+- evaluates dev after each epoch and keeps the best epoch by `metric` (run_dir/best_model, a save_pretrained dir);
+- evaluates test once, at the end, with that model;
+- checkpoints every `trainer.checkpoint_every_n_steps` steps and every epoch: weights (safetensors), optimizer,
+  scheduler, sampler position and every RNG, so `resume=true` (same run directory) continues bit for bit.
+
+The run directory (hydra.run.dir, runs/<name>/<date>/ by default) holds config.yaml (resolved), metrics.json (dev per
+epoch, best epoch, test), test_predictions.jsonl (for `sentibert report`), best_model/, checkpoints/ and the logger's
+files.
+
+Multi-GPU: `torchrun --nproc_per_node N -m sentibert.train ...` (DDP: nccl on GPUs, gloo on CPUs); rank 0 evaluates
+and writes. Data loading is in-process on purpose: trees are encoded once and collating is cheap, and a sampler
+consumed only by the training loop makes its position (hence resuming) exact.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import random
+import shutil
+import sys
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+
+import hydra
+import numpy as np
+import torch
+import torch.distributed as dist
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
+from safetensors.torch import load_model, save_model
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from sentibert.config import CONF_DIR  # importing it registers the schemas
+from sentibert.evaluate import evaluate_model, first_batches, load_splits, pick_device, summary
+from sentibert.io import atomic_write_json, atomic_write_text
+from sentibert.metrics import flatten
+from sentibert.model import mask_tokens
+from sentibert.report import write_predictions
+from sentibert.spans import BucketBatchSampler, TreeDataset
+
+log = logging.getLogger(__name__)
+SELECTABLE = ("phrase_acc", "sst5_root_acc", "sst3_root_acc", "sst2_root_acc")
+
+
+# ---- processes and randomness -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Processes:
+    rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            dist.barrier()
+
+
+def setup_processes(trainer: DictConfig) -> Processes:
+    """One process, or DDP when torchrun started several (WORLD_SIZE, RANK, LOCAL_RANK are torchrun's)."""
+    world_size = int(os.environ.get("WORLD_SIZE", 1))
+    if trainer.strategy not in ("auto", "ddp"):
+        raise ValueError(f"trainer.strategy={trainer.strategy!r}: choose auto or ddp")
+    if trainer.strategy == "ddp" and world_size == 1:
+        raise RuntimeError("trainer.strategy=ddp needs several processes: "
+                           "torchrun --nproc_per_node N -m sentibert.train ...")
+    device = pick_device(trainer.device)
+    if world_size == 1:
+        return Processes(0, 1, device)
+    local_rank = int(os.environ["LOCAL_RANK"])
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    backend = trainer.backend if trainer.backend != "auto" else "nccl" if device.type == "cuda" else "gloo"
+    dist.init_process_group(backend)
+    return Processes(dist.get_rank(), world_size, device)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # every device's generator
+
+
+def rng_state(mlm_generator: torch.Generator) -> dict:
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": (kind, keys.tolist(), pos, has_gauss, gauss),  # plain values: loadable with weights_only
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "mlm": mlm_generator.get_state(),
+    }
+
+
+def set_rng_state(state: dict, mlm_generator: torch.Generator) -> None:
+    random.setstate(state["python"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"]:
+        torch.cuda.set_rng_state_all(state["cuda"])
+    mlm_generator.set_state(state["mlm"])
+
+
+# ---- model and optimisation -------------------------------------------------------------------------------------
+def build_model(cfg: DictConfig):
+    """The configured model; with `init_from`, its weights (and encoder) come from that save_pretrained dir."""
+    if not cfg.init_from:
+        return instantiate(cfg.model)
+    kwargs = OmegaConf.to_container(cfg.model, resolve=True)
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("_target_", "encoder")}  # the checkpoint has its encoder
+    log.info("initialising from %s", cfg.init_from)
+    return get_class(cfg.model._target_).from_pretrained(cfg.init_from, **kwargs)
+
+
+def build_optimizer(model: torch.nn.Module, trainer: DictConfig, total_steps: int):
+    """AdamW with weight decay on weight matrices only (not on biases or LayerNorm), linear warm-up then decay."""
+    decay, no_decay = [], []
+    for param in model.parameters():
+        if param.requires_grad:
+            (no_decay if param.ndim < 2 else decay).append(param)  # biases and LayerNorm weights are 1-d
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": trainer.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=trainer.lr)
+    scheduler = get_linear_schedule_with_warmup(optimizer, round(trainer.warmup_ratio * total_steps), total_steps)
+    return optimizer, scheduler
+
+
+# ---- checkpoints ------------------------------------------------------------------------------------------------
+class Checkpoints:
+    """run_dir/checkpoints/<name>/ written whole under a temporary name, renamed, then named in `latest` (all atomic
+    steps), so a crash at any point leaves the previous checkpoint usable. Only the latest is kept.
+
+    A checkpoint: model.safetensors, state.pt (optimizer, scheduler, sampler, progress; rank 0) and rng-<rank>.pt
+    (each process's generators: under DDP each rank draws its own dropout masks)."""
+
+    def __init__(self, run_dir: Path, procs: Processes):
+        self.root, self.procs = run_dir / "checkpoints", procs
+
+    def latest(self) -> Path | None:
+        pointer = self.root / "latest"
+        return self.root / pointer.read_text().strip() if pointer.is_file() else None
+
+    def save(self, name: str, model, state: dict, rng: dict) -> None:
+        tmp = self.root / f".{name}.tmp"
+        if self.procs.main:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        self.procs.barrier()
+        torch.save(rng, tmp / f"rng-{self.procs.rank}.pt")
+        if self.procs.main:
+            save_model(model, str(tmp / "model.safetensors"))
+            torch.save(state, tmp / "state.pt")
+        self.procs.barrier()
+        if self.procs.main:
+            shutil.rmtree(self.root / name, ignore_errors=True)  # left by a crash before `latest` named it
+            os.replace(tmp, self.root / name)
+            atomic_write_text(self.root / "latest", name)
+            for old in self.root.iterdir():
+                if old.is_dir() and old.name != name:
+                    shutil.rmtree(old, ignore_errors=True)
+
+    def load(self, path: Path, model) -> tuple[dict, dict]:
+        """Weights into `model`; -> (state, this rank's RNG state), read without unpickling code."""
+        rng_file = path / f"rng-{self.procs.rank}.pt"
+        if not rng_file.is_file():
+            raise FileNotFoundError(f"{rng_file} missing: resume with as many processes as the run had")
+        load_model(model, path / "model.safetensors", device=str(self.procs.device))
+        return (torch.load(path / "state.pt", map_location="cpu", weights_only=True),
+                torch.load(rng_file, weights_only=True))
+
+
+# ---- loggers ----------------------------------------------------------------------------------------------------
+class Logger:
+    """No logger (logger=none, and every rank but 0)."""
+
+    def log(self, metrics: dict, step: int) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+class CSVLogger(Logger):
+    """`step,key,value` rows appended to run_dir/log.csv (long format: keys differ between rows)."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / "log.csv"
+        if not self.path.exists():
+            self.path.write_text("step,key,value\n")
+
+    def log(self, metrics: dict, step: int) -> None:
+        with self.path.open("a") as f:
+            f.writelines(f"{step},{k},{v}\n" for k, v in metrics.items() if v is not None)
+
+
+class WandbLogger(Logger):
+    def __init__(self, cfg: DictConfig, run_dir: Path):
+        import wandb
+
+        # The run id follows from the run directory, so a resumed run continues the same wandb run.
+        run_id = hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:16]
+        self.run = wandb.init(project=cfg.logger.project, entity=cfg.logger.entity, mode=cfg.logger.mode,
+                              dir=run_dir, name=cfg.name, tags=list(cfg.logger.tags), id=run_id, resume="allow",
+                              config=OmegaConf.to_container(cfg, resolve=True))
+
+    def log(self, metrics: dict, step: int) -> None:
+        self.run.log(metrics, step=step)
+
+    def finish(self) -> None:
+        self.run.finish()
+
+
+def make_logger(cfg: DictConfig, run_dir: Path, procs: Processes) -> Logger:
+    kinds = {"none": lambda: Logger(), "csv": lambda: CSVLogger(run_dir), "wandb": lambda: WandbLogger(cfg, run_dir)}
+    if cfg.logger.kind not in kinds:
+        raise ValueError(f"logger.kind={cfg.logger.kind!r}: choose from {', '.join(kinds)}")
+    return kinds[cfg.logger.kind]() if procs.main else Logger()
+
+
+# ---- training ---------------------------------------------------------------------------------------------------
+def train(cfg: DictConfig, run_dir: Path) -> dict | None:
+    """Train, select on dev, test once; -> the contents of metrics.json (None if stopped by stop_after_steps)."""
+    if cfg.metric not in SELECTABLE:
+        raise ValueError(f"metric={cfg.metric!r}: choose from {', '.join(SELECTABLE)}")
+    if (cfg.trainer.mlm_probability > 0) != cfg.model.mlm:
+        raise ValueError("masked-LM pre-training needs both model.mlm=true and trainer.mlm_probability > 0")
+    procs = setup_processes(cfg.trainer)
+    if procs.world_size > 1:  # every rank writes where rank 0 does (hydra's timestamps may differ by a second)
+        shared = [str(run_dir)]
+        dist.broadcast_object_list(shared, src=0)
+        run_dir = Path(shared[0])
+    if procs.main:
+        log.info("run directory: %s", run_dir)
+        atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    trainer, data = cfg.trainer, cfg.data
+
+    seed_everything(cfg.seed)  # the same on every rank: identical initial weights
+    model = build_model(cfg).to(procs.device)
+    splits = load_splits(data)
+    train_set = TreeDataset(splits["train"], model.tokenizer, cfg.encoder.max_length, name="train")
+    dev, test = (first_batches(splits[s], data.eval_batch_size, trainer.limit_eval_batches) for s in ("dev", "test"))
+    sampler = BucketBatchSampler(train_set.lengths, data.batch_size, seed=cfg.seed, bucket_batches=data.bucket_batches,
+                                 num_replicas=procs.world_size, rank=procs.rank)
+    steps_per_epoch = min(len(sampler.batches(0)), trainer.limit_train_batches or sys.maxsize)
+    optimizer, scheduler = build_optimizer(model, trainer, steps_per_epoch * trainer.max_epochs)
+    mlm_generator = torch.Generator()
+    seed_everything(cfg.seed + procs.rank)  # dropout and masking differ between ranks
+    mlm_generator.manual_seed(cfg.seed + procs.rank)
+    progress = {"step": 0, "dev": [], "best": None}  # best: index into dev, the per-epoch dev metrics
+
+    checkpoints = Checkpoints(run_dir, procs)
+    if cfg.resume and (path := checkpoints.latest()) is not None:
+        state, rng = checkpoints.load(path, model)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        sampler.load_state_dict(state["sampler"])
+        progress = state["progress"]
+        set_rng_state(rng, mlm_generator)  # last: nothing may draw between here and the next step
+        log.info("resumed from %s (epoch %d, step %d)", path, sampler.epoch + 1, progress["step"])
+    elif cfg.resume:
+        log.info("resume=true but %s has no checkpoint: starting afresh", run_dir)
+
+    def save_checkpoint() -> None:
+        state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                 "sampler": sampler.state_dict(), "progress": progress}
+        checkpoints.save(f"epoch{sampler.epoch}-step{progress['step']}", model, state, rng_state(mlm_generator))
+
+    # Ablations leave some layers unused, which DDP must be told about.
+    net = DistributedDataParallel(model, find_unused_parameters=True) if procs.world_size > 1 else model
+    logger = make_logger(cfg, run_dir, procs)
+    best_dir = run_dir / "best_model"
+    while sampler.epoch < trainer.max_epochs:
+        epoch = sampler.epoch
+        net.train()
+        bar = tqdm(total=steps_per_epoch, initial=sampler.start_batch, desc=f"epoch {epoch + 1}/{trainer.max_epochs}",
+                   disable=not procs.main, dynamic_ncols=True)
+        for indices in islice(sampler, steps_per_epoch - sampler.start_batch):
+            batch = {k: v.to(procs.device) for k, v in train_set.collate([train_set[i] for i in indices]).items()}
+            if trainer.mlm_probability > 0:  # pre-training: masked LM on top of the phrase labels
+                batch["input_ids"], batch["mlm_labels"] = mask_tokens(batch["input_ids"], batch["attention_mask"],
+                                                                      model.tokenizer, trainer.mlm_probability,
+                                                                      mlm_generator)
+            out = net(batch)
+            optimizer.zero_grad(set_to_none=True)
+            out["loss"].backward()
+            if trainer.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), trainer.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            progress["step"] += 1
+            bar.update()
+            bar.set_postfix(loss=f"{out['loss'].item():.3f}")
+            if progress["step"] % trainer.log_every_n_steps == 0:
+                logger.log({"train/loss": out["loss"].item(), "train/lr": scheduler.get_last_lr()[0],
+                            **{f"train/{k}": out[k].item() for k in ("phrase_loss", "mlm_loss") if k in out},
+                            "epoch": epoch}, progress["step"])
+            if trainer.stop_after_steps and progress["step"] >= trainer.stop_after_steps:
+                bar.close()
+                log.warning("stopping after %d steps (trainer.stop_after_steps)", progress["step"])
+                return None
+            if trainer.checkpoint_every_n_steps and progress["step"] % trainer.checkpoint_every_n_steps == 0:
+                save_checkpoint()
+        bar.close()
+        sampler.set_epoch(epoch + 1)  # also when limit_train_batches ended the epoch early
+
+        if procs.main:
+            metrics, _ = evaluate_model(model, dev, data.eval_batch_size)
+            progress["dev"].append({"epoch": epoch + 1, "step": progress["step"], **metrics})
+            logger.log(flatten(metrics, "dev/"), progress["step"])
+            log.info("epoch %d dev: %s", epoch + 1, summary(metrics))
+            scores = [d[cfg.metric] if d[cfg.metric] is not None else -1.0 for d in progress["dev"]]
+            if progress["best"] is None or scores[-1] > scores[progress["best"]]:
+                progress["best"] = len(scores) - 1
+                # Files are replaced one by one, atomically; between epochs only the weights change.
+                model.save_pretrained(best_dir)
+            atomic_write_json(run_dir / "metrics.json", _metrics(cfg, progress))
+        save_checkpoint()
+
+    results = None
+    if procs.main:
+        best = get_class(cfg.model._target_).from_pretrained(best_dir).to(procs.device)
+        metrics, predictions = evaluate_model(best, test, data.eval_batch_size)
+        write_predictions(run_dir / "test_predictions.jsonl", test, predictions)
+        logger.log(flatten(metrics, "test/"), progress["step"])
+        log.info("test (best epoch %d): %s", progress["dev"][progress["best"]]["epoch"], summary(metrics))
+        results = _metrics(cfg, progress, metrics)
+        atomic_write_json(run_dir / "metrics.json", results)
+    logger.finish()
+    procs.barrier()
+    if procs.world_size > 1:
+        dist.destroy_process_group()
+    return results
+
+
+def _metrics(cfg: DictConfig, progress: dict, test: dict | None = None) -> dict:
+    best = progress["dev"][progress["best"]]
+    out = {"name": cfg.name, "metric": cfg.metric, "dev": progress["dev"], "best_epoch": best["epoch"],
+           "best_dev": best[cfg.metric]}
+    if test is not None:
+        out.update(test=test, reported={cfg.metric: test[cfg.metric]})
+    return out
+
+
+@hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")
+def _hydra_main(cfg: DictConfig) -> float | None:
+    results = train(cfg, Path(HydraConfig.get().runtime.output_dir))
+    return results["test"][cfg.metric] if results else None  # the value sweepers (e.g. Optuna) optimise
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `sentibert train` and `python -m sentibert.train` (torchrun); Hydra reads sys.argv."""
+    if argv is not None:
+        sys.argv = [sys.argv[0], *argv]
+    _hydra_main()
+    return 0
+
+
+if __name__ == "__main__":
+    main()

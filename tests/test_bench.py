@@ -1,0 +1,27 @@
+"""`sentibert bench` on the tiny encoder: one run times all three variants and ends with the summary line."""
+import json
+import re
+import sys
+from pathlib import Path
+
+import torch
+
+from sentibert import bench
+
+FIXTURE_ROOT = Path(__file__).parent / "fixtures" / "train_data"
+
+
+def test_bench_prints_overhead_and_speedup_last(tmp_path, capsys):
+    saved = sys.argv, torch.get_num_threads()
+    try:
+        bench.main(["encoder=tiny", "data=fixture", f"data.root={FIXTURE_ROOT}", "batches=2", "warmup=1", "threads=1",
+                    f"hydra.run.dir={tmp_path}"])
+    finally:  # the command sets the process's thread count
+        sys.argv = saved[0]
+        torch.set_num_threads(saved[1])
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert re.fullmatch(r"overhead=\d+\.\d\d speedup_vs_pad128=\d+\.\d\d", last)
+    results = json.loads((tmp_path / "bench.json").read_text())
+    assert set(results["sentences_per_s"]) == {"SentiBERT", "encoder", "SentiBERT_pad128"}
+    assert results["source"] == "sst dev" and results["mean_padded_length"] < 128
+    assert last == f"overhead={results['overhead']:.2f} speedup_vs_pad128={results['speedup_vs_pad128']:.2f}"

@@ -1,0 +1,120 @@
+"""The Hydra config tree: every experiment, model and sweep composes; typos are rejected by the schemas."""
+import inspect
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from hydra.utils import get_class
+from omegaconf import OmegaConf
+
+from sentibert.config import CONF_DIR
+from sentibert.train import SELECTABLE, main
+
+CONF = Path(CONF_DIR)
+
+
+def names(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def compose_train(*overrides: str, hydra: bool = False):
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose("train", overrides=list(overrides), return_hydra_config=hydra)
+
+
+@pytest.mark.parametrize("experiment", names("experiment"))
+def test_every_experiment_composes(experiment):
+    cfg = compose_train(f"experiment={experiment}")
+    assert cfg.name == experiment and cfg.metric in SELECTABLE
+    assert cfg.model.encoder == cfg.encoder.name_or_path == "minilm"  # the offline default
+    assert cfg.logger.kind == "wandb" and cfg.logger.mode == "offline"
+    if experiment.endswith("pretrain"):
+        assert cfg.model.mlm and cfg.trainer.mlm_probability == 0.15
+
+
+def test_paper_recipe_defaults():
+    t = compose_train().trainer
+    assert (t.lr, t.max_epochs, t.warmup_ratio, t.grad_clip, t.mlm_probability) == (2e-5, 5, 0.1, 1.0, 0.0)
+    assert compose_train().data.batch_size == 32
+
+
+@pytest.mark.parametrize("model", names("model"))
+def test_every_model_composes_into_its_class_signature(model):
+    cfg = compose_train(f"model={model}", "encoder=tiny")
+    kwargs = {k: v for k, v in cfg.model.items() if k != "_target_"}
+    assert kwargs["encoder"] == "tiny"  # interpolated from the encoder group
+    inspect.signature(get_class(cfg.model._target_)).bind(**kwargs)  # raises on a kwarg the class lacks
+
+
+def test_ablation_switches_are_overrides():
+    cfg = compose_train("model.attend_tokens=false", "model.attend_children=false", "model.root_only=true",
+                        "model.recursive=true")
+    assert not cfg.model.attend_tokens and not cfg.model.attend_children
+    assert cfg.model.root_only and cfg.model.recursive
+
+
+@pytest.mark.parametrize("encoder", names("encoder"))
+def test_encoders(encoder):
+    cfg = compose_train(f"encoder={encoder}")
+    assert cfg.encoder.name_or_path and cfg.encoder.max_length > 0
+
+
+@pytest.mark.parametrize("data", names("data"))
+def test_data(data):
+    cfg = compose_train(f"data={data}")
+    assert cfg.data.dataset in ("sst", "sst-paper")
+    assert cfg.data.dev_from_train == (0.1 if data == "sst_paper" else 0.0)  # sst-paper has no dev split
+
+
+@pytest.mark.parametrize("sweep", names("sweep"))
+def test_every_sweep_composes_into_a_multirun(sweep):
+    cfg = compose_train("experiment=sst_phrase", f"sweep={sweep}", hydra=True)
+    assert cfg.hydra.mode.name == "MULTIRUN"
+    (key, values), = cfg.hydra.sweeper.params.items()
+    for value in values.split(","):  # each job of the sweep composes too
+        job = compose_train("experiment=sst_phrase", f"{key}={value}", hydra=True)
+        assert job.hydra.runtime.choices.get(key, str(OmegaConf.select(job, key))) == value
+
+
+def test_ablation_sweep_covers_every_model():
+    params = compose_train("sweep=ablation", hydra=True).hydra.sweeper.params
+    assert sorted(params.model.split(",")) == names("model")
+
+
+def test_ddp_trainer():
+    assert compose_train("trainer=ddp").trainer.strategy == "ddp"
+
+
+@pytest.mark.parametrize("typo, key", [("trainer.max_epoch=3", "max_epoch"), ("seeed=1", "seeed"),
+                                       ("model.attend_token=false", "attend_token"), ("data.batchsize=8", "batchsize")])
+def test_typos_are_rejected_naming_the_key(typo, key):
+    with pytest.raises(ConfigCompositionException) as err:
+        compose_train(typo)
+    assert key in str(err.value) and key in str(err.value.__cause__)
+
+
+def test_wrong_types_are_rejected():
+    with pytest.raises(ConfigCompositionException, match="max_epochs"):
+        compose_train("trainer.max_epochs=five")
+
+
+def test_required_knobs_exist():
+    cfg = compose_train("trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_eval_batches=1",
+                        "seed=3", "resume=true", "init_from=/some/dir")
+    assert (cfg.trainer.max_epochs, cfg.trainer.limit_train_batches, cfg.trainer.limit_eval_batches) == (1, 2, 1)
+    assert (cfg.seed, cfg.resume, cfg.init_from) == (3, True, "/some/dir")
+
+
+def test_cli_reports_a_typo(capsys):
+    with pytest.raises(SystemExit):
+        main(["trainer.max_epoch=3"])
+    assert "max_epoch" in capsys.readouterr().err
+
+
+def test_evaluate_config_composes():
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("evaluate", overrides=["checkpoint=some/dir", "data=sst_paper", "split=dev"])
+        with pytest.raises(ConfigCompositionException):
+            compose("evaluate", overrides=["checkpoint=x", "splt=dev"])
+    assert (cfg.checkpoint, cfg.data.dataset, cfg.split) == ("some/dir", "sst-paper", "dev")

@@ -1,0 +1,151 @@
+"""Training end to end on the fixture trees with the tiny encoder: metrics, best model, exact resume, MLM
+pre-training then fine-tuning, DDP on two CPU processes, and `sentibert evaluate`."""
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from safetensors.torch import load_file
+
+from sentibert import evaluate, train
+from sentibert.config import CONF_DIR
+from sentibert.encoder import build_tiny
+from sentibert.model import SentiBERT, TreeSentimentModel
+from sentibert.report import load_run
+
+FIXTURE_ROOT = Path(__file__).parent / "fixtures" / "train_data"
+# 48 train trees in batches of 8: 6 steps per epoch, 12 in all; a learning rate the tiny model notices.
+TINY = ["encoder=tiny", "data=fixture", f"data.root={FIXTURE_ROOT}", "logger=none", "trainer.max_epochs=2",
+        "trainer.lr=1e-3", "trainer.checkpoint_every_n_steps=4"]
+METRIC_KEYS = {"phrase_acc", "sst5_root_acc", "sst3_root_acc", "sst2_root_acc", "negation", "contrast",
+               "local_difficulty", "global_difficulty"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """On a small, busy machine, intra-op threads cost a tiny model far more than they save."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def config(*overrides: str):
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose("train", overrides=[*TINY, *overrides])
+
+
+def run_cli(module, argv: list[str]) -> None:
+    saved = sys.argv
+    try:
+        module.main(argv)
+    finally:
+        sys.argv = saved
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    latest = (run_dir / "checkpoints" / "latest").read_text().strip()
+    return load_file(run_dir / "checkpoints" / latest / "model.safetensors")
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    """One uninterrupted run through the CLI, as a user starts it."""
+    run_dir = tmp_path_factory.mktemp("run")
+    run_cli(train, [*TINY, f"hydra.run.dir={run_dir}"])
+    return run_dir
+
+
+def test_run_writes_metrics_config_and_a_loadable_best_model(finished_run):
+    metrics = read_json(finished_run / "metrics.json")
+    assert [d["epoch"] for d in metrics["dev"]] == [1, 2] and metrics["metric"] == "phrase_acc"
+    assert METRIC_KEYS <= set(metrics["dev"][0]) and METRIC_KEYS <= set(metrics["test"])
+    best = max(metrics["dev"], key=lambda d: d["phrase_acc"])
+    assert metrics["best_epoch"] == best["epoch"] and metrics["best_dev"] == best["phrase_acc"]
+    assert metrics["reported"] == {"phrase_acc": metrics["test"]["phrase_acc"]}
+
+    resolved = (finished_run / "config.yaml").read_text()
+    assert "name_or_path: tiny" in resolved and "${" not in resolved
+    run = load_run(finished_run)  # what `sentibert report` reads, test predictions included
+    assert run.label == "SentiBERT" and len(run.predictions) == 16 and run.test == metrics["test"]
+
+    model = TreeSentimentModel.from_pretrained(finished_run / "best_model")
+    assert isinstance(model, SentiBERT)
+    tree = evaluate.load_splits(config().data, ["test"])["test"][0]
+    assert len(model.predict_trees([tree])[0].labels) == len(tree)
+
+
+def test_resume_after_a_crash_matches_an_uninterrupted_run(finished_run, tmp_path):
+    # Killed at step 9, mid-epoch 2: the last checkpoint is step 8, so step 9 is redone after resuming.
+    assert train.train(config("trainer.stop_after_steps=9"), tmp_path) is None
+    assert (tmp_path / "checkpoints" / "latest").read_text() == "epoch1-step8"
+    resumed = train.train(config("resume=true"), tmp_path)
+    assert resumed == read_json(finished_run / "metrics.json")
+    expected = final_weights(finished_run)
+    assert all(torch.equal(expected[k], v) for k, v in final_weights(tmp_path).items())  # dropout RNG included
+
+
+def test_dev_held_out_from_train_is_fixed_and_disjoint():
+    data = config("data.dev_from_train=0.25", "data.dev_seed=3").data
+    splits = evaluate.load_splits(data)
+    assert (len(splits["train"]), len(splits["dev"]), len(splits["test"])) == (36, 12, 16)
+    original = evaluate.load_splits(config().data, ["train"])["train"]
+    assert Counter(splits["train"] + splits["dev"]) == Counter(original)  # a partition of train
+    assert evaluate.load_splits(data, ["dev"])["dev"] == splits["dev"]  # the same dev set every time
+
+
+def test_evaluate_writes_every_metric(finished_run, tmp_path):
+    run_cli(evaluate, [f"checkpoint={finished_run / 'best_model'}", "data=fixture", f"data.root={FIXTURE_ROOT}",
+                       f"hydra.run.dir={tmp_path}"])
+    metrics = read_json(tmp_path / "metrics.json")
+    assert METRIC_KEYS <= set(metrics) and metrics["split"] == "test"
+    trained = read_json(finished_run / "metrics.json")["test"]
+    assert {k: metrics[k] for k in METRIC_KEYS} == {k: trained[k] for k in METRIC_KEYS}  # same model, same trees
+    assert len((tmp_path / "test_predictions.jsonl").read_text().splitlines()) == 16
+
+
+def test_mlm_pretraining_then_fine_tuning_from_it(tmp_path):
+    short = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_eval_batches=1"]
+    train.train(config("experiment=sst_phrase_pretrain", *short), tmp_path / "pretrain")
+    pretrained = tmp_path / "pretrain" / "best_model"
+    assert json.loads((pretrained / "config.json").read_text())["kwargs"]["mlm"]
+    # lr 0: fine-tuning must start from (and here keep) the pre-trained weights, without the MLM head.
+    results = train.train(config("experiment=sst5", f"init_from={pretrained}", "trainer.lr=0", *short),
+                          tmp_path / "finetune")
+    assert results["metric"] == "sst5_root_acc"
+    before = TreeSentimentModel.from_pretrained(pretrained, mlm=False).state_dict()
+    after = TreeSentimentModel.from_pretrained(tmp_path / "finetune" / "best_model")
+    assert not after.hparams["mlm"]
+    assert before.keys() == after.state_dict().keys()
+    assert all(torch.equal(before[k], v) for k, v in after.state_dict().items())
+
+
+def test_bad_metric_or_mlm_setup_fails_fast(tmp_path):
+    with pytest.raises(ValueError, match="metric"):
+        train.train(config("metric=accuracy"), tmp_path)
+    with pytest.raises(ValueError, match="model.mlm"):
+        train.train(config("trainer.mlm_probability=0.15"), tmp_path)
+
+
+def test_ddp_on_two_cpu_processes(tmp_path):
+    # Build the tiny encoder here, once: under an initialised process group transformers' save_pretrained writes
+    # nothing on ranks > 0, so two ranks building it at once can leave a cache entry without weights.
+    build_tiny("tiny")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "sentibert.train", *TINY, "trainer=ddp", "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = read_json(tmp_path / "metrics.json")
+    assert metrics["dev"][0]["step"] == 3  # 6 batches shared by 2 processes
+    checkpoint = tmp_path / "checkpoints" / (tmp_path / "checkpoints" / "latest").read_text()
+    assert {p.name for p in checkpoint.iterdir()} == {"model.safetensors", "state.pt", "rng-0.pt", "rng-1.pt"}
