@@ -89,7 +89,7 @@ TINY_SIZES = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, in
                   max_position_embeddings=128)
 
 
-def _tiny_bert(out: Path) -> None:
+def _tiny_bert():
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
@@ -102,14 +102,14 @@ def _tiny_bert(out: Path) -> None:
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.post_processor = processors.BertProcessing(("[SEP]", 3), ("[CLS]", 2))
     tok.decoder = decoders.WordPiece()
-    PreTrainedTokenizerFast(
+    tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
         mask_token="[MASK]", model_max_length=TINY_SIZES["max_position_embeddings"],
-    ).save_pretrained(out)
-    BertModel(BertConfig(vocab_size=len(vocab), **TINY_SIZES)).save_pretrained(out)
+    )
+    return tokenizer, BertModel(BertConfig(vocab_size=len(vocab), **TINY_SIZES))
 
 
-def _tiny_roberta(out: Path) -> None:
+def _tiny_roberta():
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast, RobertaConfig, RobertaModel
 
@@ -121,14 +121,14 @@ def _tiny_roberta(out: Path) -> None:
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator([" ".join(TINY_WORDS)] * 4, trainer=trainer)
     tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0), add_prefix_space=True)
-    PreTrainedTokenizerFast(
+    tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
         cls_token="<s>", sep_token="</s>", mask_token="<mask>", add_prefix_space=True,
         model_max_length=TINY_SIZES["max_position_embeddings"] - 2,
-    ).save_pretrained(out)
+    )
     config = RobertaConfig(vocab_size=tok.get_vocab_size(), pad_token_id=1, bos_token_id=0, eos_token_id=2,
                            **{**TINY_SIZES, "max_position_embeddings": TINY_SIZES["max_position_embeddings"] + 2})
-    RobertaModel(config).save_pretrained(out)
+    return tokenizer, RobertaModel(config)
 
 
 TINY_BUILDERS = {"tiny": _tiny_bert, "tiny-roberta": _tiny_roberta}
@@ -137,6 +137,7 @@ TINY_BUILDERS = {"tiny": _tiny_bert, "tiny-roberta": _tiny_roberta}
 def build_tiny(name: str) -> Path:
     """Build (once, under the cache dir) a tiny random encoder; weights are seeded, so every build is identical."""
     import torch
+    from safetensors.torch import save_file
 
     out = cache_dir() / "encoders" / name
     if (out / "model.safetensors").exists():
@@ -144,7 +145,11 @@ def build_tiny(name: str) -> Path:
     tmp = out.with_name(f".{name}.{os.getpid()}.tmp")
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        TINY_BUILDERS[name](tmp)
+        tokenizer, model = TINY_BUILDERS[name]()
+    # Saved by hand: transformers' save_pretrained writes nothing on DDP ranks > 0, and every rank may build.
+    tokenizer.save_pretrained(tmp)
+    model.config.save_pretrained(tmp)
+    save_file(model.state_dict(), tmp / "model.safetensors", metadata={"format": "pt"})
     try:
         tmp.rename(out)
     except OSError:  # another process built it first

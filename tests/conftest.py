@@ -3,6 +3,10 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+
+# Tiny models on a busy 2-core machine run far faster on one thread than on two competing ones.
+torch.set_num_threads(1)
 
 # No test may touch the network: make every HF / wandb call fail fast instead of trying.
 os.environ.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", WANDB_MODE="disabled", TOKENIZERS_PARALLELISM="false")
