@@ -48,8 +48,21 @@ class TreeFile:
 
 @dataclass(frozen=True)
 class Dataset:
-    url: str  # default source: a .zip, or a base URL the file names are relative to
+    url: str | None  # default source: a .zip, or a base URL the file names are relative to; None: --source only
     files: dict[str, TreeFile]  # split -> file
+    # Labelled text (TSV with these text and label columns) instead of trees: parsed on loading, label on the root.
+    text_columns: tuple[str, str] | None = None
+    num_classes: int = 5
+
+    @property
+    def suffix(self) -> str:
+        return ".tsv" if self.text_columns else ".txt"
+
+
+def _labelled_text(files: dict[str, tuple[str, str]], text: str, num_classes: int) -> Dataset:
+    """A transfer dataset from the SentiBERT authors' release; no public URL serves these exact files."""
+    return Dataset(url=None, files={split: TreeFile((name,), sha) for split, (name, sha) in files.items()},
+                   text_columns=(text, "label"), num_classes=num_classes)
 
 
 # The SentiBERT authors' files, pinned to a commit of their repository. The checksums are those of our
@@ -77,6 +90,23 @@ DATASETS: dict[str, Dataset] = {
                              "2c21debf71aabb61805e1ec8e47f84ed524018212b5cc3e43d8053ee14f6b028"),
         },
     ),
+    # Transfer (the paper's Table 3). EmoInt: SemEval-2018 Task 1 emotion intensity, ordinal classes 0-3.
+    "emoint-anger": _labelled_text({
+        "train": ("train_anger.tsv", "feb7a817271ff1fc07971021828ec3c61b2600169ca85657a1c94cdd3f1295c3"),
+        "test": ("test_anger.tsv", "7f7924eab285db46b1dab09ec1c8d429f7c4f64d58d9ac5a02c66f1cc10ccaab")}, "text", 4),
+    "emoint-fear": _labelled_text({
+        "train": ("train_fear.tsv", "1d0396001379c00bb5b86d07b71ce84b6e8e713c5c82143adefd4d40ce284291"),
+        "test": ("test_fear.tsv", "077fc114276939d896e895ce91f56e441fa13b829dd158572132af69aea43e30")}, "text", 4),
+    "emoint-joy": _labelled_text({
+        "train": ("train_joy.tsv", "4e148d3d725b7b87e0ff19833feb77fff8059a3cd6f91979e99854efc9d1119f"),
+        "test": ("test_joy.tsv", "9222c0598bcbe1e2a6e2335ee0476f779caca5ac96acbacbd587596be6b8a3a6")}, "text", 4),
+    "emoint-sad": _labelled_text({
+        "train": ("train_sad.tsv", "d2225733245c9ede0cfc98d615d514cf54b6650434f27522641dc6883b116bfd"),
+        "test": ("test_sad.tsv", "95ccce4bb20977133f63e3a1443cbb0cbf9d1c150edf546536d5d77ab6c973d2")}, "text", 4),
+    # GLUE SST-2 as the authors release it (phrases and sentences, 0/1; GLUE's test labels are hidden: dev is test).
+    "sst2-glue": _labelled_text({
+        "train": ("train.tsv", "9c5690ad348976cc76484c8682138fda4feb7173728907fbf6f81a0069058085"),
+        "test": ("dev.tsv", "e1eb7882351fa5258c20b21339be97d51f03dd5bcc3dd255ad14f2458f218b32")}, "sentence", 2),
 }
 
 
@@ -84,7 +114,7 @@ def data_root(out: str | Path | None = None) -> Path:
     return Path(out or os.environ.get("SENTIBERT_DATA_DIR") or "data")
 
 
-def _dataset(name: str) -> Dataset:
+def dataset_info(name: str) -> Dataset:
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; choose from: {', '.join(DATASETS)}")
     return DATASETS[name]
@@ -116,20 +146,25 @@ def sst2_trees(trees: Iterable[BinaryTree]) -> list[BinaryTree]:
 
 # ---- loading -----------------------------------------------------------------------------------------
 def split_path(name: str, split: str, data_dir: str | Path | None = None) -> Path:
-    dataset = _dataset(name)
+    dataset = dataset_info(name)
     if split not in dataset.files:
         raise DataError(f"dataset {name!r} has no {split!r} split (it has: {', '.join(dataset.files)})")
-    return data_root(data_dir) / name / f"{split}.txt"
+    return data_root(data_dir) / name / f"{split}{dataset.suffix}"
 
 
 def load_split(name: str, split: str, data_dir: str | Path | None = None) -> list[BinaryTree]:
-    """The trees of one split of a prepared dataset ("sst" or "sst-paper")."""
+    """The trees of one split of a prepared dataset; labelled text is parsed (cached) with its label on the root."""
     path = split_path(name, split, data_dir)
     if not path.is_file():
         raise DataError(
             f"{path} not found: run `sentibert data prepare {name} --source DIR|ZIP` "
             f"(or set SENTIBERT_DATA_DIR to where the data was prepared)"
         )
+    columns = dataset_info(name).text_columns
+    if columns:
+        from sentibert.transfer import load_labelled  # needs the parser: imported only for text datasets
+
+        return load_labelled(path, *columns)
     return read_trees(path)
 
 
@@ -192,12 +227,15 @@ def prepare(name: str, source: str | None = None, out: str | Path | None = None)
     Every file must match its pinned SHA-256 before anything is written; files already in place and
     verified are left alone, so re-running does nothing.
     """
-    dataset = _dataset(name)
+    dataset = dataset_info(name)
     target = data_root(out) / name
-    if all(_is_prepared(target / f"{split}.txt", f.sha256) for split, f in dataset.files.items()):
+    if all(_is_prepared(target / f"{split}{dataset.suffix}", f.sha256) for split, f in dataset.files.items()):
         print(f"{name}: already prepared in {target}")
         return target
 
+    if not (source or dataset.url):
+        raise DataError(f"{name} has no public download pinned here: pass --source DIR (e.g. the files of the "
+                        f"SentiBERT authors' release, {', '.join(f.names[0] for f in dataset.files.values())})")
     source = str(source or dataset.url)
     read = _source_reader(source)
     verified: dict[str, bytes] = {}
@@ -212,7 +250,7 @@ def prepare(name: str, source: str | None = None, out: str | Path | None = None)
             )
         verified[split] = data
     for split, data in verified.items():
-        atomic_write_bytes(target / f"{split}.txt", data)
+        atomic_write_bytes(target / f"{split}{dataset.suffix}", data)
     print(f"{name}: wrote {', '.join(verified)} to {target}")
     return target
 

@@ -18,11 +18,12 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from sentibert.config import CONF_DIR  # importing it registers the schemas
-from sentibert.datasets import load_split
+from sentibert.datasets import dataset_info, load_split
 from sentibert.io import atomic_write_json
 from sentibert.metrics import evaluate_predictions
 from sentibert.model import TreeSentimentModel
 from sentibert.report import write_predictions
+from sentibert.transfer import transfer_metrics
 from sentibert.tree import BinaryTree
 
 log = logging.getLogger(__name__)
@@ -55,9 +56,15 @@ def predict_labels(model, trees: Sequence[BinaryTree], batch_size: int) -> list[
     return labels
 
 
-def evaluate_model(model, trees: Sequence[BinaryTree], batch_size: int) -> tuple[dict, list[list[int]]]:
-    """-> (sentibert.metrics.evaluate_predictions of the model's predictions, the predictions)."""
+def evaluate_model(model, trees: Sequence[BinaryTree], batch_size: int,
+                   dataset: str = "sst") -> tuple[dict, list[list[int]]]:
+    """-> (metrics, the predictions): the paper's SST metrics (sentibert.metrics) for treebanks; accuracy,
+    macro-F1 and Pearson r of the root (sentibert.transfer) for labelled-text datasets."""
     predictions = predict_labels(model, trees, batch_size)
+    info = dataset_info(dataset)
+    if info.text_columns:
+        gold, predicted = [t.root_label for t in trees], [p[0] for p in predictions]
+        return transfer_metrics(gold, predicted, info.num_classes), predictions
     return evaluate_predictions(trees, predictions), predictions
 
 
@@ -71,7 +78,7 @@ def pick_device(name: str) -> torch.device:
 
 
 def summary(metrics: dict) -> str:
-    keys = ("phrase_acc", "sst5_root_acc", "sst3_root_acc", "sst2_root_acc")
+    keys = ("phrase_acc", "sst5_root_acc", "sst3_root_acc", "sst2_root_acc", "accuracy", "macro_f1", "pearson")
     return " ".join(f"{k}={metrics[k]:.4f}" for k in keys if metrics.get(k) is not None)
 
 
@@ -79,7 +86,7 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict:
     model = TreeSentimentModel.from_pretrained(cfg.checkpoint).to(pick_device(cfg.device))
     trees = first_batches(load_splits(cfg.data, [cfg.split])[cfg.split], cfg.data.eval_batch_size,
                           cfg.limit_eval_batches)
-    metrics, predictions = evaluate_model(model, trees, cfg.data.eval_batch_size)
+    metrics, predictions = evaluate_model(model, trees, cfg.data.eval_batch_size, cfg.data.dataset)
     atomic_write_json(run_dir / "metrics.json", {
         "checkpoint": str(Path(cfg.checkpoint).resolve()), "dataset": cfg.data.dataset, "split": cfg.split,
         **metrics})

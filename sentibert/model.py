@@ -214,7 +214,8 @@ class TreeSentimentModel(nn.Module):
     @classmethod
     def from_pretrained(cls, directory: str | Path, **overrides) -> TreeSentimentModel:
         """Load a checkpoint; `overrides` replace saved constructor kwargs (dropout, root_only, ...), not the
-        architecture: the encoder always comes from the checkpoint.
+        architecture: the encoder always comes from the checkpoint. A different `num_classes` keeps everything
+        but the phrase head, which is new (the paper's transfer from SST to other label sets).
 
         `mlm=False` on a pre-training checkpoint drops its MLM head, for fine-tuning.
         """
@@ -230,11 +231,16 @@ class TreeSentimentModel(nn.Module):
         saved_mlm = config["kwargs"]["mlm"]
         if kwargs["mlm"] and not saved_mlm:
             raise ValueError(f"{directory} has no MLM head to pre-train with; start pre-training from the encoder")
-        model = model_class(**{**kwargs, "mlm": saved_mlm,
+        saved_classes = config["kwargs"]["num_classes"]
+        model = model_class(**{**kwargs, "mlm": saved_mlm, "num_classes": saved_classes,
                                "encoder": AutoConfig.for_model(**config["encoder_config"])})
         model.hparams["encoder"] = config["kwargs"]["encoder"]  # the name it was trained from, for the record
         model.tokenizer = AutoTokenizer.from_pretrained(directory)
         load_model(model, str(directory / WEIGHTS_FILE))
+        if kwargs["num_classes"] != saved_classes:  # transfer to a task with other classes: a new head
+            model.head = nn.Linear(model.hidden_size, kwargs["num_classes"])
+            model.init_new_weights(model.head)
+            model.hparams["num_classes"] = kwargs["num_classes"]
         if saved_mlm and not kwargs["mlm"]:
             model.backbone, model.hparams["mlm"] = model.backbone.base_model, False
         return model

@@ -49,7 +49,8 @@ from sentibert.report import write_predictions
 from sentibert.spans import BucketBatchSampler, TreeDataset
 
 log = logging.getLogger(__name__)
-SELECTABLE = ("phrase_acc", "sst5_root_acc", "sst3_root_acc", "sst2_root_acc")
+SELECTABLE = ("phrase_acc", "sst5_root_acc", "sst3_root_acc", "sst2_root_acc",  # SST treebanks
+              "accuracy", "macro_f1", "pearson")  # labelled-text transfer datasets
 
 
 # ---- processes and randomness -------------------------------------------------------------------------------
@@ -317,7 +318,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict | None:
         sampler.set_epoch(epoch + 1)  # also when limit_train_batches ended the epoch early
 
         if procs.main:
-            metrics, _ = evaluate_model(model, dev, data.eval_batch_size)
+            metrics, _ = evaluate_model(model, dev, data.eval_batch_size, data.dataset)
             progress["dev"].append({"epoch": epoch + 1, "step": progress["step"], **metrics})
             logger.log(flatten(metrics, "dev/"), progress["step"])
             log.info("epoch %d dev: %s", epoch + 1, summary(metrics))
@@ -332,7 +333,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict | None:
     results = None
     if procs.main:
         best = get_class(cfg.model._target_).from_pretrained(best_dir).to(procs.device)
-        metrics, predictions = evaluate_model(best, test, data.eval_batch_size)
+        metrics, predictions = evaluate_model(best, test, data.eval_batch_size, data.dataset)
         write_predictions(run_dir / "test_predictions.jsonl", test, predictions)
         logger.log(flatten(metrics, "test/"), progress["step"])
         log.info("test (best epoch %d): %s", progress["dev"][progress["best"]]["epoch"], summary(metrics))

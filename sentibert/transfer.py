@@ -72,7 +72,7 @@ def load_labelled(path: str | Path, text: str = "text", label: str = "label", fm
     return label_roots(trees, labels)
 
 
-def transfer_metrics(gold: Sequence[int], predicted: Sequence[int], num_classes: int) -> dict[str, float]:
+def transfer_metrics(gold: Sequence[int], predicted: Sequence[int], num_classes: int) -> dict[str, float | None]:
     """Accuracy, macro-F1 over the classes present in gold or predictions, Pearson r of the class indices."""
     gold, predicted = np.asarray(gold), np.asarray(predicted)
     f1s = []
@@ -85,6 +85,6 @@ def transfer_metrics(gold: Sequence[int], predicted: Sequence[int], num_classes:
     return {
         "accuracy": float(np.mean(gold == predicted)),
         "macro_f1": float(np.mean(f1s)),
-        "pearson": float("nan") if constant else float(np.corrcoef(gold, predicted)[0, 1]),
+        "pearson": None if constant else float(np.corrcoef(gold, predicted)[0, 1]),  # undefined: JSON null
         "n": int(len(gold)),
     }

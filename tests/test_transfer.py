@@ -2,6 +2,7 @@ import json
 import math
 
 import pytest
+import torch
 
 from sentibert.transfer import LabelledTextError, label_roots, read_labelled, transfer_metrics
 from sentibert.tree import UNLABELED, BinaryTree
@@ -58,4 +59,61 @@ def test_transfer_metrics_against_hand_computation():
     cov = sum((g - mg) * (p - mp) for g, p in zip(gold, pred))
     r = cov / math.sqrt(sum((g - mg) ** 2 for g in gold) * sum((p - mp) ** 2 for p in pred))
     assert m["pearson"] == pytest.approx(r) and m["n"] == 6
-    assert math.isnan(transfer_metrics([1, 1], [1, 1], 2)["pearson"])  # undefined for constant predictions
+    assert transfer_metrics([1, 1], [1, 1], 2)["pearson"] is None  # undefined for constant predictions
+
+
+# ---- end to end: labelled text -> parsed trees -> root-only training -> transfer metrics ----------------------
+class RightBranchingParser:
+    """Stands in for the Stanza parser: whitespace tokens, right-branching binary trees."""
+
+    def parse(self, texts, source="input"):
+        def build(tokens):
+            return f"(X {tokens[0]})" if len(tokens) == 1 else f"(X (X {tokens[0]}) {build(tokens[1:])})"
+
+        return [BinaryTree.from_ptb(build(t.split())) for t in texts]
+
+
+def write_emoint_like(root, name, rows):
+    (root / name).mkdir(parents=True)
+    lines = "text\tlabel\n" + "".join(f"{text}\t{label}\n" for text, label in rows)
+    for split in ("train", "test"):
+        (root / name / f"{split}.tsv").write_text(lines, encoding="utf-8")
+
+
+def test_transfer_training_from_an_sst_checkpoint(tmp_path, monkeypatch):
+    from hydra import compose, initialize_config_dir
+
+    from sentibert import parse
+    from sentibert.config import CONF_DIR
+    from sentibert.model import SentiBERT, TreeSentimentModel
+    from sentibert.train import train
+
+    monkeypatch.setattr(parse, "load_parser", lambda *a, **k: RightBranchingParser())
+    words = {0: "awful", 1: "bad", 2: "good", 3: "great"}
+    rows = [(f"the film is {'very ' * (i % 3)}{words[i % 4]}", i % 4) for i in range(40)]
+    write_emoint_like(tmp_path / "data", "emoint-joy", rows)
+    sst_model = SentiBERT(encoder="tiny").save_pretrained(tmp_path / "sst_model")  # 5 classes
+
+    overrides = ["experiment=emoint", "encoder=tiny", f"data.root={tmp_path / 'data'}", "data.batch_size=8",
+                 "logger=none", "trainer.max_epochs=2", "trainer.lr=1e-3", f"init_from={sst_model}"]
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    results = train(cfg, tmp_path / "run")
+
+    assert set(results["test"]) == {"accuracy", "macro_f1", "pearson", "n"} and results["test"]["n"] == 40
+    assert results["metric"] == "pearson" and results["reported"] == {"pearson": results["test"]["pearson"]}
+    best = TreeSentimentModel.from_pretrained(tmp_path / "run" / "best_model")
+    assert best.head.out_features == 4 and best.root_only
+    start = TreeSentimentModel.from_pretrained(sst_model)
+    assert not torch.equal(best.composition.transform.weight, start.composition.transform.weight)  # it trained
+
+
+def test_new_head_keeps_everything_else(tmp_path):
+    from sentibert.model import SentiBERT, TreeSentimentModel
+
+    saved = SentiBERT(encoder="tiny").save_pretrained(tmp_path / "m")
+    five, four = TreeSentimentModel.from_pretrained(saved), TreeSentimentModel.from_pretrained(saved, num_classes=4)
+    assert four.head.out_features == 4 and four.hparams["num_classes"] == 4
+    for (name, a), (_, b) in zip(five.named_parameters(), four.named_parameters()):
+        if not name.startswith("head."):
+            assert torch.equal(a, b), name
