@@ -13,19 +13,16 @@ Prints sentences/s per variant and, last, exactly: `overhead=<model step / encod
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from pathlib import Path
 from typing import Callable
 
-import hydra
 import torch
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from sentibert.config import CONF_DIR  # importing it registers the schemas
+from sentibert.config import CONF_DIR, hydra_command
 from sentibert.datasets import DataError
 from sentibert.evaluate import load_splits, pick_device
 from sentibert.io import atomic_write_json
@@ -122,18 +119,7 @@ def bench(cfg: DictConfig, run_dir: Path) -> dict:
     return results
 
 
-@hydra.main(config_path=CONF_DIR, config_name="bench", version_base="1.3")
-def _hydra_main(cfg: DictConfig) -> None:
-    bench(cfg, Path(HydraConfig.get().runtime.output_dir))
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of `sentibert bench`; Hydra reads its overrides from sys.argv."""
-    if argv is not None:
-        sys.argv = [sys.argv[0], *argv]
-    _hydra_main()
-    return 0
-
+main = hydra_command("bench", bench)  # `sentibert bench [overrides]`
 
 if __name__ == "__main__":
     main()

@@ -7,12 +7,15 @@ Defaults live in the YAML files; the values here only say what a key means when 
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
+import hydra
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import MISSING, DictConfig
 
 # The config tree beside the package (an absolute path: Hydra resolves relative ones against a module when the
 # app is started as a console script).
@@ -131,3 +134,19 @@ def register() -> None:
 
 
 register()
+
+
+def hydra_command(config_name: str, run: Callable[[DictConfig, Path], Any]) -> Callable[[list[str] | None], int]:
+    """`main(argv)` of a Hydra app: compose `conf/<config_name>.yaml` with the overrides in argv, then call
+    `run(cfg, run_dir)`; what `run` returns goes back to Hydra (sweepers such as Optuna optimise it)."""
+    @hydra.main(config_path=CONF_DIR, config_name=config_name, version_base="1.3")
+    def app(cfg: DictConfig) -> Any:
+        return run(cfg, Path(HydraConfig.get().runtime.output_dir))
+
+    def main(argv: list[str] | None = None) -> int:
+        if argv is not None:  # `sentibert <command> ...`; torchrun / python -m pass sys.argv as it is
+            sys.argv = [sys.argv[0], *argv]
+        app()
+        return 0
+
+    return main

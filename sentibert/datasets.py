@@ -91,18 +91,18 @@ DATASETS: dict[str, Dataset] = {
         },
     ),
     # Transfer (the paper's Table 3). EmoInt: SemEval-2018 Task 1 emotion intensity, ordinal classes 0-3.
-    "emoint-anger": _labelled_text({
-        "train": ("train_anger.tsv", "feb7a817271ff1fc07971021828ec3c61b2600169ca85657a1c94cdd3f1295c3"),
-        "test": ("test_anger.tsv", "7f7924eab285db46b1dab09ec1c8d429f7c4f64d58d9ac5a02c66f1cc10ccaab")}, "text", 4),
-    "emoint-fear": _labelled_text({
-        "train": ("train_fear.tsv", "1d0396001379c00bb5b86d07b71ce84b6e8e713c5c82143adefd4d40ce284291"),
-        "test": ("test_fear.tsv", "077fc114276939d896e895ce91f56e441fa13b829dd158572132af69aea43e30")}, "text", 4),
-    "emoint-joy": _labelled_text({
-        "train": ("train_joy.tsv", "4e148d3d725b7b87e0ff19833feb77fff8059a3cd6f91979e99854efc9d1119f"),
-        "test": ("test_joy.tsv", "9222c0598bcbe1e2a6e2335ee0476f779caca5ac96acbacbd587596be6b8a3a6")}, "text", 4),
-    "emoint-sad": _labelled_text({
-        "train": ("train_sad.tsv", "d2225733245c9ede0cfc98d615d514cf54b6650434f27522641dc6883b116bfd"),
-        "test": ("test_sad.tsv", "95ccce4bb20977133f63e3a1443cbb0cbf9d1c150edf546536d5d77ab6c973d2")}, "text", 4),
+    **{f"emoint-{emotion}": _labelled_text({"train": (f"train_{emotion}.tsv", train_sha),
+                                            "test": (f"test_{emotion}.tsv", test_sha)}, "text", 4)
+       for emotion, (train_sha, test_sha) in {
+           "anger": ("feb7a817271ff1fc07971021828ec3c61b2600169ca85657a1c94cdd3f1295c3",
+                     "7f7924eab285db46b1dab09ec1c8d429f7c4f64d58d9ac5a02c66f1cc10ccaab"),
+           "fear": ("1d0396001379c00bb5b86d07b71ce84b6e8e713c5c82143adefd4d40ce284291",
+                    "077fc114276939d896e895ce91f56e441fa13b829dd158572132af69aea43e30"),
+           "joy": ("4e148d3d725b7b87e0ff19833feb77fff8059a3cd6f91979e99854efc9d1119f",
+                   "9222c0598bcbe1e2a6e2335ee0476f779caca5ac96acbacbd587596be6b8a3a6"),
+           "sad": ("d2225733245c9ede0cfc98d615d514cf54b6650434f27522641dc6883b116bfd",
+                   "95ccce4bb20977133f63e3a1443cbb0cbf9d1c150edf546536d5d77ab6c973d2"),
+       }.items()},
     # GLUE SST-2 as the authors release it (phrases and sentences, 0/1; GLUE's test labels are hidden: dev is test).
     "sst2-glue": _labelled_text({
         "train": ("train.tsv", "9c5690ad348976cc76484c8682138fda4feb7173728907fbf6f81a0069058085"),

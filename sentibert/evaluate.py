@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import logging
 import random
-import sys
 from pathlib import Path
 from typing import Sequence
 
-import hydra
 import torch
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from sentibert.config import CONF_DIR  # importing it registers the schemas
+from sentibert.config import hydra_command
 from sentibert.datasets import dataset_info, load_split
 from sentibert.io import atomic_write_json
 from sentibert.metrics import evaluate_predictions
@@ -96,18 +93,7 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict:
     return metrics
 
 
-@hydra.main(config_path=CONF_DIR, config_name="evaluate", version_base="1.3")
-def _hydra_main(cfg: DictConfig) -> None:
-    evaluate(cfg, Path(HydraConfig.get().runtime.output_dir))
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of `sentibert evaluate`; Hydra reads its overrides from sys.argv."""
-    if argv is not None:
-        sys.argv = [sys.argv[0], *argv]
-    _hydra_main()
-    return 0
-
+main = hydra_command("evaluate", evaluate)  # `sentibert evaluate checkpoint=DIR [overrides]`
 
 if __name__ == "__main__":
     main()

@@ -28,11 +28,9 @@ from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
-import hydra
 import numpy as np
 import torch
 import torch.distributed as dist
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from safetensors.torch import load_model, save_model
@@ -40,7 +38,8 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from sentibert.config import CONF_DIR  # importing it registers the schemas
+from sentibert.config import hydra_command
+from sentibert.datasets import dataset_info
 from sentibert.evaluate import evaluate_model, first_batches, load_splits, pick_device, summary
 from sentibert.io import atomic_write_json, atomic_write_text
 from sentibert.metrics import flatten
@@ -49,8 +48,9 @@ from sentibert.report import write_predictions
 from sentibert.spans import BucketBatchSampler, TreeDataset
 
 log = logging.getLogger(__name__)
-SELECTABLE = ("phrase_acc", "sst5_root_acc", "sst3_root_acc", "sst2_root_acc",  # SST treebanks
-              "accuracy", "macro_f1", "pearson")  # labelled-text transfer datasets
+SST_METRICS = ("phrase_acc", "sst5_root_acc", "sst3_root_acc", "sst2_root_acc")  # treebanks
+TRANSFER_METRICS = ("accuracy", "macro_f1", "pearson")  # labelled-text datasets (sentibert.transfer)
+SELECTABLE = SST_METRICS + TRANSFER_METRICS
 
 
 # ---- processes and randomness -------------------------------------------------------------------------------
@@ -234,8 +234,9 @@ def make_logger(cfg: DictConfig, run_dir: Path, procs: Processes) -> Logger:
 # ---- training ---------------------------------------------------------------------------------------------------
 def train(cfg: DictConfig, run_dir: Path) -> dict | None:
     """Train, select on dev, test once; -> the contents of metrics.json (None if stopped by stop_after_steps)."""
-    if cfg.metric not in SELECTABLE:
-        raise ValueError(f"metric={cfg.metric!r}: choose from {', '.join(SELECTABLE)}")
+    reported = TRANSFER_METRICS if dataset_info(cfg.data.dataset).text_columns else SST_METRICS
+    if cfg.metric not in reported:
+        raise ValueError(f"metric={cfg.metric!r} is not reported for {cfg.data.dataset}: choose from {', '.join(reported)}")
     if (cfg.trainer.mlm_probability > 0) != cfg.model.mlm:
         raise ValueError("masked-LM pre-training needs both model.mlm=true and trainer.mlm_probability > 0")
     procs = setup_processes(cfg.trainer)
@@ -355,19 +356,12 @@ def _metrics(cfg: DictConfig, progress: dict, test: dict | None = None) -> dict:
     return out
 
 
-@hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")
-def _hydra_main(cfg: DictConfig) -> float | None:
-    results = train(cfg, Path(HydraConfig.get().runtime.output_dir))
+def _train_command(cfg: DictConfig, run_dir: Path) -> float | None:
+    results = train(cfg, run_dir)
     return results["test"][cfg.metric] if results else None  # the value sweepers (e.g. Optuna) optimise
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of `sentibert train` and `python -m sentibert.train` (torchrun); Hydra reads sys.argv."""
-    if argv is not None:
-        sys.argv = [sys.argv[0], *argv]
-    _hydra_main()
-    return 0
-
+main = hydra_command("train", _train_command)  # `sentibert train`, `python -m sentibert.train` (torchrun)
 
 if __name__ == "__main__":
     main()

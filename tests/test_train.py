@@ -131,15 +131,13 @@ def test_mlm_pretraining_then_fine_tuning_from_it(tmp_path):
 
 def test_bad_metric_or_mlm_setup_fails_fast(tmp_path):
     with pytest.raises(ValueError, match="metric"):
-        train.train(config("metric=accuracy"), tmp_path)
+        train.train(config("metric=pearson"), tmp_path)  # a transfer metric, on a treebank
     with pytest.raises(ValueError, match="model.mlm"):
         train.train(config("trainer.mlm_probability=0.15"), tmp_path)
 
 
 def test_ddp_on_two_cpu_processes(tmp_path):
-    # Build the tiny encoder here, once: under an initialised process group transformers' save_pretrained writes
-    # nothing on ranks > 0, so two ranks building it at once can leave a cache entry without weights.
-    build_tiny("tiny")
+    build_tiny("tiny")  # once, here, rather than by both ranks at the same time
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "-m", "sentibert.train", *TINY, "trainer=ddp", "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
