@@ -1,8 +1,9 @@
 """The HTML page in a real browser: headless Chromium loads it from disk, then we read its DOM and a screenshot.
 
-Skipped where Chromium is not installed (Debian: `apt-get install -y chromium`). The page must work offline, so
+Skipped where Chromium is not installed (Debian: `apt-get install -y chromium`), except in CI, which installs it. The page must work offline, so
 Chromium runs with its background networking off and a throw-away profile.
 """
+import os
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -16,6 +17,8 @@ from test_render import TREES, colours_in, predictions
 
 BROWSER = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
                 if shutil.which(name)), None)
+if BROWSER is None and os.environ.get("CI"):  # CI installs Chromium (.ci/run): there a missing one is a failure
+    raise RuntimeError("CI: chromium is not installed (apt-get install -y chromium)")
 pytestmark = pytest.mark.skipif(BROWSER is None, reason="chromium is not installed (apt-get install -y chromium)")
 
 # Simulates hovering over the second sentence's root: the page's own handlers must show that node's tooltip.
