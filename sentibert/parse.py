@@ -1,9 +1,237 @@
-"""Raw text -> binary constituency trees, offline, with Stanza."""
+"""Raw text -> binary constituency trees, offline, with Stanza.
+
+    echo "Not bad at all." | sentibert parse          # one sentence per line in, one binary PTB tree per line out
+    sentibert parser info | download
+
+Models, first found wins:
+  1. the official Stanza English models, if installed (`sentibert parser download` with a network):
+     Stanza's own tokenizer, tagger and constituency parser;
+  2. the bundled model (sentibert/resources/parser, recipe in experiments/parser): a small Stanza
+     constituency parser trained on SST trees. It knows one phrase label and one dummy POS tag, so its
+     input is tokenised PTB-style by nltk and tagged by the `DummyTagger` variant below.
+
+Parses are cached on disk ($SENTIBERT_CACHE or ~/.cache/sentibert, then parses/), keyed by model file
+hash and text, so a sentence is parsed once per model. Stanza's n-ary output is binarised with
+`sentibert.tree.binarize`.
+"""
 from __future__ import annotations
 
+import argparse
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
 from typing import Sequence
 
-from sentibert.tree import BinaryTree
+from nltk import Tree
+from tqdm import tqdm
+
+from sentibert.io import atomic_write_text
+from sentibert.tree import BinaryTree, binarize
+
+BUNDLED_DIR = Path(__file__).parent / "resources" / "parser"
+DUMMY_TAG = "W"  # the one POS tag the bundled model was trained with (experiments/parser/prepare.py)
+BATCH_SIZE = 256  # sentences per pipeline call
+
+
+class ParserError(RuntimeError):
+    """A parser that cannot run (missing model) or input it cannot parse; the message says what to do."""
+
+
+# ---- models ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ParserModel:
+    name: str
+    constituency: Path  # the constituency model file; its hash keys the cache
+    pretrain: Path | None = None  # word vectors; None: Stanza resolves them from resources.json
+    resources_dir: Path | None = None  # set for the official models, whose tokenizer and tagger we use
+
+    @property
+    def official(self) -> bool:
+        return self.resources_dir is not None
+
+    @cached_property
+    def key(self) -> str:
+        digest = hashlib.sha256(self.constituency.read_bytes())
+        digest.update(b"stanza-tokenizer" if self.official else b"nltk-treebank-tokenizer")
+        return digest.hexdigest()[:16]
+
+
+def stanza_resources_dir() -> Path:
+    from stanza.resources.common import DEFAULT_MODEL_DIR  # honours $STANZA_RESOURCES_DIR
+
+    return Path(DEFAULT_MODEL_DIR)
+
+
+def official_model(resources_dir: Path | None = None) -> ParserModel | None:
+    """The official English constituency model, if `stanza.download('en', ...)` installed it."""
+    resources_dir = resources_dir or stanza_resources_dir()
+    try:
+        resources = json.loads((resources_dir / "resources.json").read_text(encoding="utf-8"))
+        package = resources["en"]["packages"]["default"]["constituency"]
+    except (OSError, ValueError, KeyError):
+        return None
+    path = resources_dir / "en" / "constituency" / f"{package}.pt"
+    return ParserModel(f"stanza-en-{package}", path, resources_dir=resources_dir) if path.exists() else None
+
+
+def bundled_model(directory: Path = BUNDLED_DIR) -> ParserModel:
+    model, vectors = directory / "sst_parser.pt", directory / "vectors.pt"
+    for path in (model, vectors):
+        if not path.exists():
+            raise ParserError(
+                f"parser model file {path} is missing. Reinstall sentibert (`pip install -e .` from a full checkout) "
+                "to restore the bundled parser, or install the official Stanza English models with "
+                "`sentibert parser download` (needs a network)."
+            )
+    return ParserModel("bundled-sst", model, pretrain=vectors)
+
+
+def find_model(name: str = "auto") -> ParserModel:
+    """'auto': the official Stanza models if installed, else the bundled one; or 'stanza' / 'bundled'."""
+    if name in ("auto", "stanza"):
+        model = official_model()
+        if model is not None:
+            return model
+        if name == "stanza":
+            raise ParserError(
+                f"the official Stanza English models are not installed in {stanza_resources_dir()}. "
+                "Run `sentibert parser download` (needs a network), or use the bundled parser (--model bundled)."
+            )
+    if name in ("auto", "bundled"):
+        return bundled_model()
+    raise ParserError(f"unknown parser model {name!r}: expected auto, stanza or bundled")
+
+
+# ---- Stanza pipeline -----------------------------------------------------------------------------------
+def register_dummy_tagger() -> None:
+    """A `pos` processor variant that tags every word DUMMY_TAG, which is all the bundled model knows."""
+    from stanza.pipeline.processor import PROCESSOR_VARIANTS, ProcessorVariant, register_processor_variant
+
+    if "sentibert_dummy" in PROCESSOR_VARIANTS["pos"]:
+        return
+
+    @register_processor_variant("pos", "sentibert_dummy")
+    class DummyTagger(ProcessorVariant):
+        OVERRIDE = True
+
+        def __init__(self, config):
+            pass
+
+        def process(self, document):
+            for word in document.iter_words():
+                word.upos = word.xpos = DUMMY_TAG
+            return document
+
+
+def build_pipeline(model: ParserModel):
+    import stanza
+
+    common = dict(lang="en", processors="tokenize,pos,constituency", download_method=None, logging_level="ERROR",
+                  use_gpu=False, constituency_model_path=str(model.constituency), constituency_batch_size=BATCH_SIZE)
+    if model.official:
+        return stanza.Pipeline(dir=str(model.resources_dir), tokenize_no_ssplit=True, **common)
+    register_dummy_tagger()
+    # No resources.json exists offline: an empty one lets Stanza take every model path from us.
+    return stanza.Pipeline(resources_filepath=str(BUNDLED_DIR / "resources.json"), allow_unknown_language=True,
+                           tokenize_pretokenized=True, pos_with_sentibert_dummy=True,
+                           constituency_pretrain_path=str(model.pretrain), **common)
+
+
+PTB_BRACKETS = {"(": "-LRB-", ")": "-RRB-"}  # SST's spelling; a bare bracket would break the PTB output
+
+
+def stanza_tree_to_nltk(tree) -> Tree | str:
+    """A Stanza constituency tree -> nltk.Tree, node by node (no string round trip)."""
+    if tree.is_leaf():
+        return PTB_BRACKETS.get(tree.label, tree.label)
+    return Tree(tree.label, [stanza_tree_to_nltk(kid) for kid in tree.children])
+
+
+def ptb_tokenize(text: str) -> list[str]:
+    """PTB tokens as in SST: `` '' quotes, n't split off, brackets as -LRB-/-RRB- (nltk, no download needed)."""
+    from nltk.tokenize import TreebankWordTokenizer
+
+    return TreebankWordTokenizer().tokenize(text, convert_parentheses=True)
+
+
+# ---- the parser -----------------------------------------------------------------------------------------
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("SENTIBERT_CACHE") or Path.home() / ".cache" / "sentibert") / "parses"
+
+
+class Parser:
+    """`parse(texts)` -> one BinaryTree per text; batched, cached, and the pipeline loads on first need."""
+
+    def __init__(self, model: ParserModel, cache_dir: Path | None = None, use_cache: bool = True):
+        self.model = model
+        self.cache_dir = (cache_dir or default_cache_dir()) / model.key if use_cache else None
+
+    @cached_property
+    def pipeline(self):
+        try:
+            return build_pipeline(self.model)
+        except FileNotFoundError as err:
+            raise ParserError(f"cannot load parser model {self.model.name}: {err}. Reinstall with "
+                              "`sentibert parser download` (official) or reinstall sentibert (bundled).") from err
+
+    def parse(self, texts: Sequence[str], source: str = "input") -> list[BinaryTree]:
+        """One tree per text; `source` names the input in error messages (source:line)."""
+        texts = [text.strip() for text in texts]
+        for n, text in enumerate(texts, start=1):
+            if not text:
+                raise ParserError(f"{source}:{n}: empty line; give one sentence per line")
+        trees: dict[str, BinaryTree | None] = {text: self._cached(text) for text in dict.fromkeys(texts)}
+        todo = [text for text, tree in trees.items() if tree is None]
+        for start in tqdm(range(0, len(todo), BATCH_SIZE), desc="parsing", unit="batch", disable=None):  # bar on a tty only
+            batch = todo[start:start + BATCH_SIZE]
+            for text, tree in zip(batch, self._parse_uncached(batch, texts, source)):
+                trees[text] = tree
+                self._store(text, tree)
+        return [trees[text] for text in texts]
+
+    def _parse_uncached(self, batch: list[str], texts: list[str], source: str) -> list[BinaryTree]:
+        import torch
+        from stanza import Document
+
+        def where(text: str) -> str:
+            return f"{source}:{texts.index(text) + 1}"
+
+        inputs = batch if self.model.official else [" ".join(ptb_tokenize(text)) for text in batch]
+        for text, words in zip(batch, inputs):
+            if not words:
+                raise ParserError(f"{where(text)}: no words in {text!r}")
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # tiny ops: on a busy CPU a second thread stalls more than it helps (experiments/parser/README.md)
+        try:
+            docs = self.pipeline([Document([], text=words) for words in inputs])  # one bulk call for the batch
+        finally:
+            torch.set_num_threads(threads)
+        trees = []
+        for text, doc in zip(batch, docs):
+            if len(doc.sentences) != 1:
+                raise ParserError(f"{where(text)}: the tokenizer found {len(doc.sentences)} sentences in {text!r}, not one")
+            trees.append(binarize(stanza_tree_to_nltk(doc.sentences[0].constituency)))
+        return trees
+
+    def _cache_path(self, text: str) -> Path:
+        return self.cache_dir / f"{hashlib.sha256(text.encode('utf-8')).hexdigest()}.ptb"
+
+    def _cached(self, text: str) -> BinaryTree | None:
+        if self.cache_dir is None or not self._cache_path(text).exists():
+            return None
+        return BinaryTree.from_ptb(self._cache_path(text).read_text(encoding="utf-8"), str(self._cache_path(text)))
+
+    def _store(self, text: str, tree: BinaryTree) -> None:
+        if self.cache_dir is not None:
+            atomic_write_text(self._cache_path(text), tree.to_ptb() + "\n")
+
+
+def load_parser(model: str = "auto", cache_dir: Path | None = None, use_cache: bool = True) -> Parser:
+    return Parser(find_model(model), cache_dir, use_cache)
 
 
 # ---- scoring -------------------------------------------------------------------------------------------
@@ -13,16 +241,72 @@ def bracket_spans(tree: BinaryTree) -> set[tuple[int, int]]:
     return set(tree.spans[1:])
 
 
+def bracket_counts(gold: BinaryTree, predicted: BinaryTree) -> tuple[int, int, int]:
+    """(matched, gold, predicted) brackets of one sentence, compared by token positions: the trees need
+    the same number of leaves, though a tokenizer may spell one differently (a closing quote as ``)."""
+    if len(gold.tokens) != len(predicted.tokens):
+        raise ValueError(f"{len(gold.tokens)} gold leaves but {len(predicted.tokens)} predicted: "
+                         f"{gold.text!r} vs {predicted.text!r}")
+    g, p = bracket_spans(gold), bracket_spans(predicted)
+    return len(g & p), len(g), len(p)
+
+
+def f1_score(matched: int, n_gold: int, n_predicted: int) -> float:
+    return 2 * matched / (n_gold + n_predicted) if n_gold + n_predicted else 1.0
+
+
 def bracket_f1(gold: Sequence[BinaryTree], predicted: Sequence[BinaryTree]) -> float:
     """Unlabeled bracket F1 (0-1), micro-averaged over the corpus: 2 * matched / (gold + predicted)."""
     if len(gold) != len(predicted):
         raise ValueError(f"{len(gold)} gold trees but {len(predicted)} predicted")
-    matched = n_gold = n_pred = 0
-    for i, (g, p) in enumerate(zip(gold, predicted)):
-        if g.tokens != p.tokens:
-            raise ValueError(f"tree {i + 1}: gold and predicted leaves differ: {g.text!r} vs {p.text!r}")
-        g_spans, p_spans = bracket_spans(g), bracket_spans(p)
-        matched += len(g_spans & p_spans)
-        n_gold += len(g_spans)
-        n_pred += len(p_spans)
-    return 2 * matched / (n_gold + n_pred) if n_gold + n_pred else 1.0
+    counts = [bracket_counts(g, p) for g, p in zip(gold, predicted)]
+    return f1_score(*(sum(column) for column in zip(*counts))) if counts else 1.0
+
+
+# ---- command line ----------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="sentibert parse", description="One sentence per line -> one binary PTB tree per line.")
+    ap.add_argument("--in", dest="input", default="-", metavar="FILE", help="text file, one sentence per line (default: stdin)")
+    ap.add_argument("--out", default="-", metavar="FILE", help="tree file (default: stdout)")
+    ap.add_argument("--model", default="auto", choices=["auto", "stanza", "bundled"],
+                    help="auto (default): the official Stanza English models if installed, else the bundled one")
+    ap.add_argument("--no-cache", action="store_true", help="neither read nor write the parse cache")
+    args = ap.parse_args(argv)
+    try:
+        source = "<stdin>" if args.input == "-" else args.input
+        text = sys.stdin.read() if args.input == "-" else Path(args.input).read_text(encoding="utf-8")
+        lines = text.splitlines()
+        trees = load_parser(args.model, use_cache=not args.no_cache).parse(lines, source)
+    except (ParserError, OSError) as err:
+        print(f"sentibert parse: error: {err}", file=sys.stderr)
+        return 1
+    output = "".join(tree.to_ptb() + "\n" for tree in trees)
+    if args.out == "-":
+        sys.stdout.write(output)
+    else:
+        atomic_write_text(args.out, output)
+    return 0
+
+
+def parser_main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="sentibert parser", description="Manage the parser models.")
+    ap.add_argument("action", choices=["info", "download"])
+    args = ap.parse_args(argv)
+    if args.action == "download":
+        import stanza
+
+        try:
+            stanza.download("en", processors="tokenize,pos,constituency")
+        except Exception as err:  # stanza raises requests' errors, among others
+            print(f"sentibert parser: error: could not download the Stanza English models ({err}). "
+                  "This needs a network; the bundled parser works without them.", file=sys.stderr)
+            return 1
+    official = official_model()
+    print(f"official Stanza models: {official.constituency if official else 'not installed in ' + str(stanza_resources_dir())}")
+    print(f"bundled model: {BUNDLED_DIR}")
+    try:
+        model = find_model()
+        print(f"in use: {model.name} (cache key {model.key})")
+    except ParserError as err:
+        print(f"in use: none: {err}")
+    return 0

@@ -51,7 +51,7 @@ def build_vectors(train_trees: list[Tree], out: Path) -> None:
     table = load_file(str(Path(model_dir) / "model.safetensors"))
     table = next(v for k, v in table.items() if k.endswith("word_embeddings.weight")).float()
 
-    minilm_words = [w for w in tokenizer.get_vocab() if w.isascii() and not w.startswith(("##", "[")) ]
+    minilm_words = [w for w in tokenizer.get_vocab() if w.isascii() and not w.startswith(("##", "["))]
     sst_words = {w.lower() for t in train_trees for w in t.leaves()}
     words = sorted(w for w in set(minilm_words) | sst_words if w and not any(c.isspace() for c in w))
 
@@ -64,6 +64,7 @@ def build_vectors(train_trees: list[Tree], out: Path) -> None:
 
     text = out.with_suffix(".txt")
     atomic_write_text(text, "".join(w + " " + " ".join(f"{x:.4f}" for x in row) + "\n" for w, row in zip(words, reduced.tolist())))
+    out.unlink(missing_ok=True)  # else Pretrain would load the old file instead of the new text
     Pretrain(str(out), str(text)).load()  # reads the text, writes the .pt
     text.unlink()
     print(f"{out}: {len(words)} words x {DIMS} dims")

@@ -1,10 +1,12 @@
 """Train the bundled SST parser with Stanza's own constituency trainer, CPU only.
 
     python experiments/parser/train.py [--work experiments/parser/work] [-- extra stanza args]
+    python experiments/parser/train.py --finetune experiments/parser/work/models/sst_parser.pt   # stage 2
 
 Stanza scores the dev set with CoreNLP (Java), which is not available here: this script swaps in
 `sentibert.parse.bracket_f1` (unlabeled brackets of the binarised trees, root excluded). The best
-model by dev F1 is written to WORK/models/sst_parser.pt after each improving epoch.
+model by dev F1 is written to WORK/models/sst_parser.pt (stage 2: sst_parser_finetuned.pt) after
+each improving epoch.
 """
 from __future__ import annotations
 
@@ -15,9 +17,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import torch
-from nltk import Tree
 
-from sentibert.parse import bracket_f1
+from sentibert.parse import bracket_f1, stanza_tree_to_nltk
 from sentibert.tree import binarize
 
 # Small and CPU-fast: no charlm, no transformer, small LSTMs and embeddings (size budget: 10 MB with vectors).
@@ -26,16 +27,9 @@ HYPERPARAMETERS = [
     "--delta_embedding_dim", "32",
     "--tag_embedding_dim", "0",  # every word has the same dummy tag
     "--transition_embedding_dim", "16", "--transition_hidden_size", "16",
-    "--epochs", "40", "--epoch_size", "5000",
+    "--epochs", "25", "--epoch_size", "5000", "--train_batch_size", "100",
     "--eval_batch_size", "100",
 ]
-
-
-def to_nltk(tree) -> Tree | str:
-    """A Stanza parse_tree.Tree -> nltk.Tree, built node by node (no string round trip)."""
-    if tree.is_leaf():
-        return tree.label
-    return Tree(tree.label, [to_nltk(kid) for kid in tree.children])
 
 
 class PythonEvaluator:
@@ -51,8 +45,8 @@ class PythonEvaluator:
         return False
 
     def process(self, results):
-        gold = [binarize(to_nltk(r.gold)) for r in results]
-        predicted = [binarize(to_nltk(r.predictions[0].tree)) for r in results]
+        gold = [binarize(stanza_tree_to_nltk(r.gold)) for r in results]
+        predicted = [binarize(stanza_tree_to_nltk(r.predictions[0].tree)) for r in results]
         f1 = bracket_f1(gold, predicted)
         logging.getLogger("stanza.constituency.trainer").info("dev unlabeled bracket F1 (python scorer): %.2f", 100 * f1)
         return SimpleNamespace(f1=f1, treeF1=None, HasField=lambda name: False)
@@ -61,7 +55,8 @@ class PythonEvaluator:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, default=Path(__file__).parent / "work")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--finetune", type=Path, help="stage 2: continue from this model with a fresh AdamW, lr 1e-3")
+    ap.add_argument("--threads", type=int, default=1)  # tiny ops: more threads only spin on a busy machine
     args, extra = ap.parse_known_args()
     torch.set_num_threads(args.threads)
 
@@ -70,12 +65,14 @@ def main() -> None:
 
     parser_training.EvaluateParser = PythonEvaluator
     w = args.work
+    stage2 = ["--finetune", "--load_name", str(args.finetune), "--no_multistage", "--optim", "adamw",
+              "--learning_rate", "0.001", "--epochs", "14", "--save_name", "sst_parser_finetuned.pt"]
     constituency_parser.main([
         "--train_file", str(w / "train.mrg"), "--eval_file", str(w / "dev.mrg"),
         "--wordvec_pretrain_file", str(w / "vectors.pt"),
         "--save_dir", str(w / "models"), "--save_name", "sst_parser.pt",
         "--lang", "en", "--shorthand", "en_sst", "--no_retag", "--cpu",
-        *HYPERPARAMETERS, *[a for a in extra if a != "--"],
+        *HYPERPARAMETERS, *(stage2 if args.finetune else []), *[a for a in extra if a != "--"],
     ])
 
 
