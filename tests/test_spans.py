@@ -1,8 +1,7 @@
 import pytest
-import torch
 
 from sentibert.encoder import load_tokenizer
-from sentibert.spans import IGNORE, BucketBatchSampler, TreeDataset, collate, encode_tree
+from sentibert.spans import IGNORE, BucketBatchSampler, TreeDataset, encode_tree
 from sentibert.tree import BinaryTree
 
 REPEATED = BinaryTree.from_ptb("(3 (3 (3 good) (2 ,)) (3 (3 good) (3 (2 ,) (3 good))))")
