@@ -147,3 +147,14 @@ def test_ddp_on_two_cpu_processes(tmp_path):
     assert metrics["dev"][0]["step"] == 3  # 6 batches shared by 2 processes
     checkpoint = tmp_path / "checkpoints" / (tmp_path / "checkpoints" / "latest").read_text()
     assert {p.name for p in checkpoint.iterdir()} == {"model.safetensors", "state.pt", "rng-0.pt", "rng-1.pt"}
+
+
+def test_ablation_sweep_runs_every_model_as_a_multirun(tmp_path):
+    run_cli(train, ["experiment=sst_phrase", "sweep=ablation", *TINY, f"hydra.sweep.dir={tmp_path}"])
+    jobs = sorted(p for p in tmp_path.iterdir() if p.is_dir())
+    assert [p.name.split("_", 1)[1] for p in jobs] == [
+        "sentibert_seed42", "sentibert_no_token_attention_seed42", "sentibert_no_child_attention_seed42",
+        "sentibert_root_only_seed42", "sentibert_recursive_seed42", "mean_pool_seed42", "cls_seed42",
+        "tree_lstm_seed42"]
+    for job in jobs:
+        assert METRIC_KEYS <= set(read_json(job / "metrics.json")["test"]), job
