@@ -29,12 +29,13 @@ from typing import Sequence
 from nltk import Tree
 from tqdm import tqdm
 
-from sentibert.io import atomic_write_text
+from sentibert.io import atomic_write, atomic_write_text
 from sentibert.tree import BinaryTree, binarize
 
 BUNDLED_DIR = Path(__file__).parent / "resources" / "parser"
 DUMMY_TAG = "W"  # the one POS tag the bundled model was trained with (experiments/parser/prepare.py)
 BATCH_SIZE = 256  # sentences per pipeline call
+PARSER_ENCODER = "minilm"  # a bundled model trained with transformer features names its encoder so
 
 
 class ParserError(RuntimeError):
@@ -135,10 +136,29 @@ def build_pipeline(model: ParserModel):
     if model.official:
         return stanza.Pipeline(dir=str(model.resources_dir), tokenize_no_ssplit=True, **common)
     register_dummy_tagger()
+    common["constituency_model_path"] = str(with_local_encoder(model))
     # No resources.json exists offline: an empty one lets Stanza take every model path from us.
     return stanza.Pipeline(resources_filepath=str(BUNDLED_DIR / "resources.json"), allow_unknown_language=True,
                            tokenize_pretokenized=True, pos_with_sentibert_dummy=True,
                            constituency_pretrain_path=str(model.pretrain), **common)
+
+
+def with_local_encoder(model: ParserModel) -> Path:
+    """The model file Stanza can load here. A bundled model trained with MiniLM features names its encoder
+    PARSER_ENCODER instead of a path (paths differ between machines); a copy naming this machine's MiniLM
+    directory is written once to the cache."""
+    import torch
+
+    from sentibert.encoder import resolve_encoder
+
+    saved = torch.load(model.constituency, map_location="cpu", weights_only=True)
+    if saved["params"]["config"].get("bert_model") != PARSER_ENCODER:
+        return model.constituency
+    local = default_cache_dir().parent / "parser-models" / f"{model.key}.pt"
+    if not local.exists():
+        saved["params"]["config"]["bert_model"] = resolve_encoder(PARSER_ENCODER)
+        atomic_write(local, lambda tmp: torch.save(saved, tmp))
+    return local
 
 
 PTB_BRACKETS = {"(": "-LRB-", ")": "-RRB-"}  # SST's spelling; a bare bracket would break the PTB output

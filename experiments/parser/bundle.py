@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 
 from sentibert.io import atomic_write_bytes
-from sentibert.parse import BUNDLED_DIR
+from sentibert.encoder import resolve_encoder
+from sentibert.parse import BUNDLED_DIR, PARSER_ENCODER
 
 
 def main() -> None:
@@ -30,6 +31,8 @@ def main() -> None:
     params["model"] = {k: v.half() if v.is_floating_point() else v for k, v in params["model"].items()}
     work = str(args.work.resolve()) + "/"
     params["config"] = {k: v.replace(work, "") if isinstance(v, str) else v for k, v in params["config"].items()}
+    if params["config"].get("bert_model") == resolve_encoder("minilm"):  # trained with MiniLM features:
+        params["config"]["bert_model"] = PARSER_ENCODER  # name it, not this machine's path (see sentibert.parse)
     buffer = io.BytesIO()
     torch.save(saved, buffer)
     atomic_write_bytes(args.out / "sst_parser.pt", buffer.getvalue())
