@@ -98,3 +98,23 @@ def test_cli_writes_one_tree_per_line(parser, tmp_path, capsys, monkeypatch):
 def test_bundled_parser_matches_sst_dev_brackets(parser, mirror):
     gold = read_trees(mirror / "sst" / "trees" / "dev.txt")[:200]
     assert bracket_f1(gold, parser.parse([tree.text for tree in gold])) > F1_FLOOR
+
+
+def test_a_bundle_with_minilm_features_is_pointed_at_the_local_encoder(tmp_path):
+    import torch
+
+    from sentibert.encoder import resolve_encoder
+    from sentibert.parse import PARSER_ENCODER, ParserModel, bundled_model, with_local_encoder
+
+    bundled = bundled_model()
+    assert with_local_encoder(bundled) == bundled.constituency  # no transformer features: used as it is
+
+    saved = torch.load(bundled.constituency, map_location="cpu", weights_only=True)
+    saved["params"]["config"]["bert_model"] = PARSER_ENCODER
+    torch.save(saved, tmp_path / "with_bert.pt")
+    model = ParserModel("test", tmp_path / "with_bert.pt", pretrain=bundled.pretrain)
+    local = with_local_encoder(model)
+    assert local != model.constituency and local.exists()
+    config = torch.load(local, map_location="cpu", weights_only=True)["params"]["config"]
+    assert config["bert_model"] == resolve_encoder("minilm")
+    assert with_local_encoder(model) == local  # written once, then reused
