@@ -6,9 +6,9 @@
 Models, first found wins:
   1. the official Stanza English models, if installed (`sentibert parser download` with a network):
      Stanza's own tokenizer, tagger and constituency parser;
-  2. the bundled model (sentibert/resources/parser, recipe in experiments/parser): a small Stanza
-     constituency parser trained on SST trees. It knows one phrase label and one dummy POS tag, so its
-     input is tokenised PTB-style by nltk and tagged by the `DummyTagger` variant below.
+  2. the bundled model (sentibert/resources/parser, recipe in experiments/parser): the chart parser of
+     `sentibert.chart` (MiniLM + LoRA adapters, 2 MB), trained on SST train trees, run as a Stanza
+     `constituency` processor variant. Its input is tokenised PTB-style by nltk, as SST is.
 
 Parses are cached on disk ($SENTIBERT_CACHE or ~/.cache/sentibert, then parses/), keyed by model file
 hash and text, so a sentence is parsed once per model. Stanza's n-ary output is binarised with
@@ -29,13 +29,14 @@ from typing import Sequence
 from nltk import Tree
 from tqdm import tqdm
 
-from sentibert.io import atomic_write, atomic_write_text
+from sentibert.encoder import EncoderNotFound
+from sentibert.io import atomic_write_text
 from sentibert.tree import BinaryTree, binarize
 
 BUNDLED_DIR = Path(__file__).parent / "resources" / "parser"
-DUMMY_TAG = "W"  # the one POS tag the bundled model was trained with (experiments/parser/prepare.py)
+CHART_FILES = ("config.json", "model.safetensors")  # the bundled chart parser (sentibert.chart.ChartParser.save)
 BATCH_SIZE = 256  # sentences per pipeline call
-PARSER_ENCODER = "minilm"  # a bundled model trained with transformer features names its encoder so
+CHART_PROCESSOR = "sentibertchart"  # the Stanza processor that runs the bundled parser (no "_": Stanza splits option names at the first one)
 
 
 class ParserError(RuntimeError):
@@ -46,17 +47,22 @@ class ParserError(RuntimeError):
 @dataclass(frozen=True)
 class ParserModel:
     name: str
-    constituency: Path  # the constituency model file; its hash keys the cache
-    pretrain: Path | None = None  # word vectors; None: Stanza resolves them from resources.json
+    path: Path  # official: the constituency model file; bundled: the chart parser's directory
     resources_dir: Path | None = None  # set for the official models, whose tokenizer and tagger we use
 
     @property
     def official(self) -> bool:
         return self.resources_dir is not None
 
+    @property
+    def files(self) -> list[Path]:
+        return [self.path] if self.official else [self.path / name for name in CHART_FILES]
+
     @cached_property
     def key(self) -> str:
-        digest = hashlib.sha256(self.constituency.read_bytes())
+        digest = hashlib.sha256()
+        for path in self.files:
+            digest.update(path.read_bytes())
         digest.update(b"stanza-tokenizer" if self.official else b"nltk-treebank-tokenizer")
         return digest.hexdigest()[:16]
 
@@ -80,15 +86,14 @@ def official_model(resources_dir: Path | None = None) -> ParserModel | None:
 
 
 def bundled_model(directory: Path = BUNDLED_DIR) -> ParserModel:
-    model, vectors = directory / "sst_parser.pt", directory / "vectors.pt"
-    for path in (model, vectors):
-        if not path.exists():
+    for name in CHART_FILES:
+        if not (directory / name).exists():
             raise ParserError(
-                f"parser model file {path} is missing. Reinstall sentibert (`pip install -e .` from a full checkout) "
-                "to restore the bundled parser, or install the official Stanza English models with "
+                f"parser model file {directory / name} is missing. Reinstall sentibert (`pip install -e .` from a full "
+                "checkout) to restore the bundled parser, or install the official Stanza English models with "
                 "`sentibert parser download` (needs a network)."
             )
-    return ParserModel("bundled-sst", model, pretrain=vectors)
+    return ParserModel("bundled-sst-chart", directory)
 
 
 def find_model(name: str = "auto") -> ParserModel:
@@ -108,57 +113,51 @@ def find_model(name: str = "auto") -> ParserModel:
 
 
 # ---- Stanza pipeline -----------------------------------------------------------------------------------
-def register_dummy_tagger() -> None:
-    """A `pos` processor variant that tags every word DUMMY_TAG, which is all the bundled model knows."""
-    from stanza.pipeline.processor import PROCESSOR_VARIANTS, ProcessorVariant, register_processor_variant
+def register_chart_processor() -> None:
+    """A Stanza processor, CHART_PROCESSOR, that runs the bundled chart parser on the words Stanza holds and
+    provides `constituency` as Stanza's own parser does."""
+    from stanza.pipeline._constants import CONSTITUENCY, TOKENIZE
+    from stanza.pipeline.processor import NAME_TO_PROCESSOR_CLASS, Processor, register_processor
 
-    if "sentibert_dummy" in PROCESSOR_VARIANTS["pos"]:
+    if CHART_PROCESSOR in NAME_TO_PROCESSOR_CLASS:
         return
 
-    @register_processor_variant("pos", "sentibert_dummy")
-    class DummyTagger(ProcessorVariant):
-        OVERRIDE = True
+    @register_processor(CHART_PROCESSOR)
+    class ChartProcessor(Processor):
+        PROVIDES_DEFAULT = {CONSTITUENCY}
+        REQUIRES_DEFAULT = {TOKENIZE}  # no POS tags: the chart parser reads words only
 
-        def __init__(self, config):
-            pass
+        def __init__(self, config, pipeline, device):
+            from sentibert.chart import ChartParser
 
-        def process(self, document):
-            for word in document.iter_words():
-                word.upos = word.xpos = DUMMY_TAG
-            return document
+            super().__init__(config, pipeline, device)
+            self.parser = ChartParser.load(config["model_path"])
+            self.batch_size = config.get("batch_size", BATCH_SIZE)
+
+        def process(self, doc):
+            return self.bulk_process([doc])[0]
+
+        def bulk_process(self, docs):
+            sentences = [sentence for doc in docs for sentence in doc.sentences]
+            trees = self.parser.parse([[word.text for word in s.words] for s in sentences], self.batch_size)
+            for sentence, tree in zip(sentences, trees):
+                sentence.constituency = nltk_tree_to_stanza(tree.to_nltk())
+            return docs
 
 
 def build_pipeline(model: ParserModel):
     import stanza
 
-    common = dict(lang="en", processors="tokenize,pos,constituency", download_method=None, logging_level="ERROR",
-                  use_gpu=False, constituency_model_path=str(model.constituency), constituency_batch_size=BATCH_SIZE)
+    common = dict(lang="en", download_method=None, logging_level="ERROR", use_gpu=False)
     if model.official:
-        return stanza.Pipeline(dir=str(model.resources_dir), tokenize_no_ssplit=True, **common)
-    register_dummy_tagger()
-    common["constituency_model_path"] = str(with_local_encoder(model))
+        return stanza.Pipeline(dir=str(model.resources_dir), processors="tokenize,pos,constituency",
+                               tokenize_no_ssplit=True, constituency_model_path=str(model.path),
+                               constituency_batch_size=BATCH_SIZE, **common)
+    register_chart_processor()
     # No resources.json exists offline: an empty one lets Stanza take every model path from us.
     return stanza.Pipeline(resources_filepath=str(BUNDLED_DIR / "resources.json"), allow_unknown_language=True,
-                           tokenize_pretokenized=True, pos_with_sentibert_dummy=True,
-                           constituency_pretrain_path=str(model.pretrain), **common)
-
-
-def with_local_encoder(model: ParserModel) -> Path:
-    """The model file Stanza can load here. A bundled model trained with MiniLM features names its encoder
-    PARSER_ENCODER instead of a path (paths differ between machines); a copy naming this machine's MiniLM
-    directory is written once to the cache."""
-    import torch
-
-    from sentibert.encoder import resolve_encoder
-
-    saved = torch.load(model.constituency, map_location="cpu", weights_only=True)
-    if saved["params"]["config"].get("bert_model") != PARSER_ENCODER:
-        return model.constituency
-    local = default_cache_dir().parent / "parser-models" / f"{model.key}.pt"
-    if not local.exists():
-        saved["params"]["config"]["bert_model"] = resolve_encoder(PARSER_ENCODER)
-        atomic_write(local, lambda tmp: torch.save(saved, tmp))
-    return local
+                           processors=f"tokenize,{CHART_PROCESSOR}", tokenize_pretokenized=True,
+                           **{f"{CHART_PROCESSOR}_model_path": str(model.path)}, **common)
 
 
 PTB_BRACKETS = {"(": "-LRB-", ")": "-RRB-"}  # SST's spelling; a bare bracket would break the PTB output
@@ -169,6 +168,14 @@ def stanza_tree_to_nltk(tree) -> Tree | str:
     if tree.is_leaf():
         return PTB_BRACKETS.get(tree.label, tree.label)
     return Tree(tree.label, [stanza_tree_to_nltk(kid) for kid in tree.children])
+
+
+def nltk_tree_to_stanza(tree: Tree | str):
+    from stanza.models.constituency.parse_tree import Tree as StanzaTree
+
+    if isinstance(tree, str):
+        return StanzaTree(label=tree)
+    return StanzaTree(label=tree.label(), children=[nltk_tree_to_stanza(kid) for kid in tree])
 
 
 def ptb_tokenize(text: str) -> list[str]:
@@ -194,7 +201,7 @@ class Parser:
     def pipeline(self):
         try:
             return build_pipeline(self.model)
-        except FileNotFoundError as err:
+        except (FileNotFoundError, EncoderNotFound) as err:
             raise ParserError(f"cannot load parser model {self.model.name}: {err}. Reinstall with "
                               "`sentibert parser download` (official) or reinstall sentibert (bundled).") from err
 
@@ -214,7 +221,6 @@ class Parser:
         return [trees[text] for text in texts]
 
     def _parse_uncached(self, batch: list[str], texts: list[str], source: str) -> list[BinaryTree]:
-        import torch
         from stanza import Document
 
         def where(text: str) -> str:
@@ -224,12 +230,7 @@ class Parser:
         for text, words in zip(batch, inputs):
             if not words:
                 raise ParserError(f"{where(text)}: no words in {text!r}")
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # tiny ops: on a busy CPU a second thread stalls more than it helps (experiments/parser/README.md)
-        try:
-            docs = self.pipeline([Document([], text=words) for words in inputs])  # one bulk call for the batch
-        finally:
-            torch.set_num_threads(threads)
+        docs = self.pipeline([Document([], text=words) for words in inputs])  # one bulk call for the batch
         trees = []
         for text, doc in zip(batch, docs):
             if len(doc.sentences) != 1:
@@ -322,11 +323,11 @@ def parser_main(argv: list[str] | None = None) -> int:
                   "This needs a network; the bundled parser works without them.", file=sys.stderr)
             return 1
     official = official_model()
-    print(f"official Stanza models: {official.constituency if official else 'not installed in ' + str(stanza_resources_dir())}")
+    print(f"official Stanza models: {official.path if official else 'not installed in ' + str(stanza_resources_dir())}")
     print(f"bundled model: {BUNDLED_DIR}")
     try:
         model = find_model()
-        print(f"in use: {model.name} (cache key {model.key})")
+        print(f"in use: {model.name} at {model.path} (cache key {model.key})")
     except ParserError as err:
         print(f"in use: none: {err}")
     return 0

@@ -177,7 +177,7 @@ def test_cli_errors(checkpoint, fake_parser, tmp_path, capsys):
 
 
 def test_real_parser_end_to_end(checkpoint, tmp_path):
-    """The bundled Stanza parser, where it is installed (it ships with the package once trained)."""
+    """The bundled parser, through the Stanza pipeline, into the SentiBERT model."""
     try:
         parser = parse.Parser(parse.bundled_model(), cache_dir=tmp_path)
     except parse.ParserError as err:

@@ -39,11 +39,21 @@ def main() -> None:
               for g, p, ok in zip(gold, predicted, same_length)]
     f1_all = f1_score(*map(sum, zip(*counts)))
     f1_comparable = f1_score(*map(sum, zip(*(c for c, ok in zip(counts, same_length) if ok))))
-    print(f"model: {parser.model.name} ({parser.model.constituency})")
+    print(f"model: {parser.model.name} ({parser.model.path})")
     print(f"{args.split}: {len(gold)} sentences, unlabeled bracket F1 {100 * f1_all:.2f} "
           f"({100 * f1_comparable:.2f} on the {sum(same_length)} sentences tokenised into as many words as gold)")
     print(f"tokenised differently: {sum(g.tokens != p.tokens for g, p in zip(gold, predicted))} sentences, "
           f"{len(gold) - sum(same_length)} of them into a different number of words")
+    buckets = {"2": (2, 2), "3-5": (3, 5), "6-10": (6, 10), "11+": (11, 10**9)}
+    recall = []
+    for name, (low, high) in buckets.items():
+        found = total = 0
+        for g, p, ok in zip(gold, predicted, same_length):
+            spans = [s for s in bracket_spans(g) if low <= s[1] - s[0] <= high]
+            total += len(spans)
+            found += sum(s in bracket_spans(p) for s in spans) if ok else 0
+        recall.append(f"{name} words {100 * found / max(total, 1):.1f} ({total})")
+    print("recall by gold phrase length:", ", ".join(recall))
     print(f"load {loaded - start:.1f} s, parse {done - loaded:.1f} s = {len(gold) / (done - loaded):.1f} sentences/s")
 
 
