@@ -44,16 +44,28 @@ class ChartConfig:
 
 # ---- words -> tensors -----------------------------------------------------------------------------------
 def encode_words(words: Sequence[str], tokenizer) -> tuple[list[int], list[int]]:
-    """(wordpiece ids, fencepost positions): [CLS], each word's first wordpiece, [SEP]."""
-    enc = tokenizer([normalize_token(w) for w in words], is_split_into_words=True)
+    """(wordpiece ids, fencepost positions): [CLS], each word's first wordpiece, [SEP]. A word the tokenizer
+    drops entirely (a lone zero-width space, a control character) is read as the unknown token, so every
+    word keeps its leaf."""
+    normalized = [normalize_token(w) for w in words]
+    enc = tokenizer(normalized, is_split_into_words=True)
+    present = {w for w in enc.word_ids() if w is not None}
+    if len(present) < len(words):
+        normalized = [w if i in present else tokenizer.unk_token for i, w in enumerate(normalized)]
+        enc = tokenizer(normalized, is_split_into_words=True)
     first: dict[int, int] = {}
     for pos, w in enumerate(enc.word_ids()):
         if w is not None:
             first.setdefault(w, pos)
-    missing = [words[w] for w in range(len(words)) if w not in first]
-    if missing:
-        raise ValueError(f"the tokenizer gives no wordpieces for {missing!r}")
     return enc["input_ids"], [0, *(first[w] for w in range(len(words))), len(enc["input_ids"]) - 1]
+
+
+class SentenceError(ValueError):
+    """Input the parser cannot take; `index` is the sentence's position in the list given to `parse`."""
+
+    def __init__(self, index: int, message: str):
+        super().__init__(message)
+        self.index = index
 
 
 def gold_spans(tree: BinaryTree) -> np.ndarray:
@@ -125,7 +137,12 @@ class ChartParser(nn.Module):
         """Words per sentence -> one binary tree per sentence, every node labelled PHRASE_LABEL (no sentiment)."""
         was_training = self.training
         self.eval()
-        items = [self.encode(words) for words in sentences]
+        items = []
+        for i, words in enumerate(sentences):
+            try:
+                items.append(self.encode(words))
+            except ValueError as err:
+                raise SentenceError(i, f"sentence {i + 1}: {err}") from None
         order = sorted(range(len(items)), key=lambda i: len(items[i][0]))  # similar lengths pad little
         trees: list[BinaryTree | None] = [None] * len(items)
         for start in range(0, len(order), batch_size):

