@@ -133,8 +133,9 @@ class ChartParser(nn.Module):
         return self.mlp[1:](hidden).squeeze(-1)  # B,n+1,n+1: logit that words i..j-1 are a phrase
 
     @torch.no_grad()
-    def parse(self, sentences: Sequence[Sequence[str]], batch_size: int = 64) -> list[BinaryTree]:
-        """Words per sentence -> one binary tree per sentence, every node labelled PHRASE_LABEL (no sentiment)."""
+    def parse(self, sentences: Sequence[Sequence[str]], batch_size: int = 64, max_spans: int = 100_000) -> list[BinaryTree]:
+        """Words per sentence -> one binary tree per sentence, every node labelled PHRASE_LABEL (no sentiment).
+        A batch holds at most `batch_size` sentences and `max_spans` padded spans (memory grows with n^2)."""
         was_training = self.training
         self.eval()
         items = []
@@ -143,13 +144,17 @@ class ChartParser(nn.Module):
                 items.append(self.encode(words))
             except ValueError as err:
                 raise SentenceError(i, f"sentence {i + 1}: {err}") from None
-        order = sorted(range(len(items)), key=lambda i: len(items[i][0]))  # similar lengths pad little
+        order = sorted(range(len(items)), key=lambda i: len(items[i][1]))  # similar lengths pad little
         trees: list[BinaryTree | None] = [None] * len(items)
-        for start in range(0, len(order), batch_size):
-            chunk = order[start:start + batch_size]
-            scores = self(**collate([items[i] for i in chunk], self.tokenizer.pad_token_id)).float().numpy()
-            for i, s in zip(chunk, scores):
-                trees[i] = cky(s, list(sentences[i]))
+        chunk: list[int] = []
+        for n, i in enumerate(order):
+            chunk.append(i)
+            following = order[n + 1] if n + 1 < len(order) else None
+            if following is None or len(chunk) == batch_size or (len(chunk) + 1) * len(items[following][1]) ** 2 > max_spans:
+                scores = self(**collate([items[j] for j in chunk], self.tokenizer.pad_token_id)).float().numpy()
+                for j, s in zip(chunk, scores):
+                    trees[j] = cky(s, list(sentences[j]))
+                chunk = []
         self.train(was_training)
         return trees
 

@@ -29,7 +29,7 @@ from typing import Sequence
 from nltk import Tree
 from tqdm import tqdm
 
-from sentibert.chart import SentenceError
+from sentibert.chart import ChartParser, SentenceError
 from sentibert.encoder import EncoderNotFound
 from sentibert.io import atomic_write_text
 from sentibert.tree import BinaryTree, binarize
@@ -129,18 +129,15 @@ def register_chart_processor() -> None:
         REQUIRES_DEFAULT = {TOKENIZE}  # no POS tags: the chart parser reads words only
 
         def __init__(self, config, pipeline, device):
-            from sentibert.chart import ChartParser
-
             super().__init__(config, pipeline, device)
             self.parser = ChartParser.load(config["model_path"])
-            self.batch_size = config.get("batch_size", BATCH_SIZE)
 
         def process(self, doc):
             return self.bulk_process([doc])[0]
 
         def bulk_process(self, docs):
             sentences = [sentence for doc in docs for sentence in doc.sentences]
-            trees = self.parser.parse([[word.text for word in s.words] for s in sentences], self.batch_size)
+            trees = self.parser.parse([[word.text for word in s.words] for s in sentences])
             for sentence, tree in zip(sentences, trees):
                 sentence.constituency = nltk_tree_to_stanza(tree.to_nltk())
             return docs

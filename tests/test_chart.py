@@ -179,3 +179,16 @@ def test_a_word_the_tokenizer_drops_keeps_its_leaf():
     assert [ids[p] for p in fence[2:3] + fence[4:5]] == [tok.unk_token_id] * 2
     tree = tiny_parser().parse([words])[0]
     assert tree.tokens == tuple(words) and len(tree) == 3
+
+
+def test_parse_batches_by_span_count_and_keeps_the_input_order(trees, monkeypatch):
+    model = tiny_parser()
+    sizes = []
+    forward = ChartParser.forward
+    monkeypatch.setattr(ChartParser, "forward", lambda self, **batch: sizes.append(batch["fence"].shape) or forward(self, **batch))
+    sentences = [t.tokens for t in trees] + [("a",) * 40, ("b", "c")]
+    parsed = model.parse(sentences, batch_size=3, max_spans=2000)
+    assert [p.tokens for p in parsed] == [tuple(s) for s in sentences]
+    assert all(b <= 3 and b * (f - 1) ** 2 <= 2000 or b == 1 for b, f in sizes)
+    assert sum(b for b, _ in sizes) == len(sentences)
+    assert (1, 42) in sizes  # the 40-word sentence alone: 41^2 spans, over the budget with any company
