@@ -29,8 +29,6 @@ from typing import Sequence
 from nltk import Tree
 from tqdm import tqdm
 
-from sentibert.chart import ChartParser, SentenceError
-from sentibert.encoder import EncoderNotFound
 from sentibert.io import atomic_write_text
 from sentibert.tree import BinaryTree, binarize
 
@@ -129,6 +127,8 @@ def register_chart_processor() -> None:
         REQUIRES_DEFAULT = {TOKENIZE}  # no POS tags: the chart parser reads words only
 
         def __init__(self, config, pipeline, device):
+            from sentibert.chart import ChartParser
+
             super().__init__(config, pipeline, device)
             self.parser = ChartParser.load(config["model_path"])
 
@@ -197,6 +197,8 @@ class Parser:
 
     @cached_property
     def pipeline(self):
+        from sentibert.encoder import EncoderNotFound  # imports transformers: not needed for cached parses
+
         try:
             return build_pipeline(self.model)
         except (FileNotFoundError, EncoderNotFound) as err:
@@ -220,6 +222,8 @@ class Parser:
 
     def _parse_uncached(self, batch: list[str], texts: list[str], source: str) -> list[BinaryTree]:
         from stanza import Document
+
+        from sentibert.chart import SentenceError
 
         def where(text: str) -> str:
             return f"{source}:{texts.index(text) + 1}"
