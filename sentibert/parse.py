@@ -8,7 +8,7 @@ Models, first found wins:
      Stanza's own tokenizer, tagger and constituency parser;
   2. the bundled model (sentibert/resources/parser, recipe in experiments/parser): the chart parser of
      `sentibert.chart` (MiniLM + LoRA adapters, 2 MB), trained on SST train trees, run as a Stanza
-     `constituency` processor variant. Its input is tokenised PTB-style by nltk, as SST is.
+     processor that provides `constituency`. Its input is tokenised PTB-style by nltk, as SST is.
 
 Parses are cached on disk ($SENTIBERT_CACHE or ~/.cache/sentibert, then parses/), keyed by model file
 hash and text, so a sentence is parsed once per model. Stanza's n-ary output is binarised with
@@ -35,7 +35,7 @@ from sentibert.tree import BinaryTree, binarize
 BUNDLED_DIR = Path(__file__).parent / "resources" / "parser"
 CHART_FILES = ("config.json", "model.safetensors")  # the bundled chart parser (sentibert.chart.ChartParser.save)
 BATCH_SIZE = 256  # sentences per pipeline call
-CHART_PROCESSOR = "sentibertchart"  # the Stanza processor that runs the bundled parser (no "_": Stanza splits option names at the first one)
+CHART_PROCESSOR = "sentibertchart"  # Stanza processor name for the bundled parser; no "_": Stanza splits options at one
 
 
 class ParserError(RuntimeError):
