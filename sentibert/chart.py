@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from sentibert.encoder import load_encoder, load_tokenizer
+from sentibert.spans import wordpiece_spans
 from sentibert.tree import BinaryTree, normalize_token
 
 PHRASE_LABEL = "X"
@@ -49,15 +50,12 @@ def encode_words(words: Sequence[str], tokenizer) -> tuple[list[int], list[int]]
     word keeps its leaf."""
     normalized = [normalize_token(w) for w in words]
     enc = tokenizer(normalized, is_split_into_words=True)
-    present = {w for w in enc.word_ids() if w is not None}
-    if len(present) < len(words):
-        normalized = [w if i in present else tokenizer.unk_token for i, w in enumerate(normalized)]
+    spans = wordpiece_spans(enc.word_ids(), len(words))
+    if any(end == 0 for _, end in spans):
+        normalized = [w if end > 0 else tokenizer.unk_token for w, (_, end) in zip(normalized, spans)]
         enc = tokenizer(normalized, is_split_into_words=True)
-    first: dict[int, int] = {}
-    for pos, w in enumerate(enc.word_ids()):
-        if w is not None:
-            first.setdefault(w, pos)
-    return enc["input_ids"], [0, *(first[w] for w in range(len(words))), len(enc["input_ids"]) - 1]
+        spans = wordpiece_spans(enc.word_ids(), len(words))
+    return enc["input_ids"], [0, *(start for start, _ in spans), len(enc["input_ids"]) - 1]
 
 
 class SentenceError(ValueError):

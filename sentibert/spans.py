@@ -46,15 +46,22 @@ class EncodedTree:
     dropped_nodes: int
 
 
+def wordpiece_spans(word_ids: Sequence[int | None], n_words: int) -> list[tuple[int, int]]:
+    """Each word's wordpiece span [start, end) from a fast tokenizer's `word_ids()`; (0, 0) for a word
+    that has no wordpieces (cut by truncation, or dropped by the tokenizer)."""
+    spans = [(0, 0)] * n_words
+    for pos, w in enumerate(word_ids):
+        if w is not None:
+            start, end = spans[w]
+            spans[w] = (pos, pos + 1) if end == 0 else (start, pos + 1)
+    return spans
+
+
 def encode_tree(tree: BinaryTree, tokenizer, max_length: int | None = None) -> EncodedTree:
     max_length = max_length or tokenizer.model_max_length
     words = [normalize_token(t) for t in tree.tokens]
     enc = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_length)
-    word_spans = [(0, 0)] * len(words)
-    for pos, w in enumerate(enc.word_ids()):
-        if w is not None:
-            start, end = word_spans[w]
-            word_spans[w] = (pos, pos + 1) if end == 0 else (start, pos + 1)
+    word_spans = wordpiece_spans(enc.word_ids(), len(words))
 
     # A node's wordpiece span runs from its first to its last word that still has wordpieces.
     node_spans = []

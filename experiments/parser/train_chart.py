@@ -83,9 +83,12 @@ def main(argv: list[str] | None = None) -> None:
           f"{total} steps", flush=True)
     start = time.time()
     model.train()
+    batches: dict[int, list[list[int]]] = {}  # per epoch, built once
     while step < total:
         epoch, offset = divmod(step, steps_per_epoch)
-        batch = batches_for_epoch(lengths, args.batch_size, epoch, args.seed)[offset]
+        if epoch not in batches:
+            batches = {epoch: batches_for_epoch(lengths, args.batch_size, epoch, args.seed)}
+        batch = batches[epoch][offset]
         inputs = collate([items[i] for i in batch], model.tokenizer.pad_token_id)
         loss = span_loss(model(**inputs), inputs["valid"], [golds[i] for i in batch])
         loss.backward()
