@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -36,7 +37,8 @@ class ModelConfig:
     num_classes: int = 5
     dropout: float = 0.1
     root_only: bool = False  # supervise the root only (every node is still predicted)
-    mlm: bool = False  # keep a masked-LM head (pre-training; needs trainer.mlm_probability > 0)
+    mlm: bool = False  # pre-training: a masked-LM head and the pre-training phrase head (needs trainer.mlm_probability > 0)
+    max_length: Optional[int] = "${encoder.max_length}"  # saved with the model: evaluate and predict use it too
 
 
 @dataclass
@@ -55,6 +57,7 @@ class DataConfig:
     # one dev set) and removed from train. 0: the dataset's own dev split.
     dev_from_train: float = 0.0
     dev_seed: int = 0
+    label_view: Optional[str] = None  # train on relabelled trees: `sst3` (sentibert.datasets.LABEL_VIEWS); None: as is
     batch_size: int = 32  # per process; under DDP the effective batch is batch_size x world size
     eval_batch_size: int = 64
     bucket_batches: int = 50  # length-sorted buckets of this many batches (spans.BucketBatchSampler)
@@ -68,7 +71,9 @@ class TrainerConfig:
     max_epochs: int = 5
     grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
     checkpoint_every_n_steps: int = 500  # besides the checkpoint at the end of every epoch; 0: epochs only
-    mlm_probability: float = 0.0  # > 0: add the masked-LM loss on this fraction of wordpieces
+    mlm_probability: float = 0.0  # > 0: add the masked-LM loss; wordpieces not in sentiment words are masked so often
+    mlm_sentiment_probability: float = 0.2  # wordpieces of sentiment words (sentibert.pretraining)
+    mlm_max_predictions: int = 20  # per sentence, besides the cap of round(mlm_probability x length)
     limit_train_batches: Optional[int] = None  # per epoch (debugging / smoke runs)
     limit_eval_batches: Optional[int] = None  # per evaluation, dev and test
     stop_after_steps: Optional[int] = None  # debug: quit abruptly after this many steps, as if killed
@@ -87,6 +92,12 @@ class LoggerConfig:
     tags: list[str] = field(default_factory=list)
 
 
+class Select(Enum):
+    """Which epoch's model a run keeps (best_model/) and tests."""
+    best = "best"  # the best dev `metric`
+    last = "last"  # the last epoch: pre-training, where dev is only logged
+
+
 @dataclass
 class TrainConfig:
     encoder: EncoderConfig = MISSING
@@ -96,7 +107,9 @@ class TrainConfig:
     logger: LoggerConfig = MISSING
     name: str = "train"  # run name: output folder and logger run name
     seed: int = 42
-    metric: str = "phrase_acc"  # dev metric that picks the best epoch; its test value is the reported one
+    metric: str = "phrase_acc"  # dev metric that picks the best epoch (and the sweep objective); its test value is reported
+    select: Select = Select.best
+    test: bool = True  # evaluate the selected model on test once, at the end (pre-training: false)
     resume: bool = False  # continue from the run directory's last checkpoint (set hydra.run.dir to it)
     init_from: Optional[str] = None  # start from these weights (a save_pretrained dir, e.g. a pre-training run)
 

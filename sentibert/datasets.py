@@ -12,13 +12,15 @@ Label views (SST labels are 0-4: very negative ... very positive)
 - SST-phrase: the 5-class label of every internal node, root included (`tree.labels`); single words
   are not phrase nodes.
 - SST-5: the root's 5-class label (`tree.root_label`).
-- SST-3: `to_sst3`: 0-1 negative, 2 neutral, 3-4 positive.
+- SST-3: `to_sst3`: 0-1 negative, 2 neutral, 3-4 positive. `relabel(tree, "sst3")` maps every node and
+  word, for training the paper's separate 3-class model (`data.label_view=sst3`).
 - SST-2: `to_sst2` on the root of `sst2_trees(trees)`, the trees whose root is not neutral
   (6920 / 872 / 1821 of the standard split).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import io
 import os
@@ -31,7 +33,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from sentibert.io import atomic_write_bytes
-from sentibert.tree import BinaryTree, TreeFormatError, read_trees
+from sentibert.tree import UNLABELED, BinaryTree, TreeFormatError, read_trees
 
 NEUTRAL = 2
 
@@ -137,6 +139,18 @@ def to_sst2(label: int) -> int | None:
     """5-class -> binary: 0-1 -> 0 (negative), 3-4 -> 1 (positive), neutral -> None (no SST-2 label)."""
     label = _check_label(label)
     return None if label == NEUTRAL else int(label > NEUTRAL)
+
+
+LABEL_VIEWS: dict[str, Callable[[int], int]] = {"sst3": to_sst3}  # data.label_view -> label map
+
+
+def relabel(tree: BinaryTree, view: str) -> BinaryTree:
+    """The tree with every labelled node and word mapped by LABEL_VIEWS[view]; unlabelled ones stay so."""
+    if view not in LABEL_VIEWS:
+        raise DataError(f"unknown label view {view!r}; choose from: {', '.join(LABEL_VIEWS)}")
+    to = LABEL_VIEWS[view]
+    return dataclasses.replace(tree, labels=tuple(UNLABELED if x == UNLABELED else to(x) for x in tree.labels),
+                               word_labels=tuple(UNLABELED if x == UNLABELED else to(x) for x in tree.word_labels))
 
 
 def sst2_trees(trees: Iterable[BinaryTree]) -> list[BinaryTree]:

@@ -15,9 +15,9 @@ import torch
 from omegaconf import DictConfig
 
 from sentibert.config import hydra_command
-from sentibert.datasets import dataset_info, load_split
+from sentibert.datasets import LABEL_VIEWS, DataError, dataset_info, load_split
 from sentibert.io import atomic_write_json
-from sentibert.metrics import evaluate_predictions
+from sentibert.metrics import HEADLINE_METRICS, evaluate_predictions
 from sentibert.model import TreeSentimentModel
 from sentibert.report import write_predictions
 from sentibert.transfer import transfer_metrics
@@ -42,6 +42,18 @@ def load_splits(data: DictConfig, splits: Sequence[str] = SPLITS) -> dict[str, l
     return {split: held_out[split] if split in held_out else read(split) for split in splits}
 
 
+def task_classes(data: DictConfig) -> int:
+    """How many classes a model for this data config predicts: the dataset's, or 3 with label_view=sst3."""
+    info = dataset_info(data.dataset)
+    if data.label_view is None:
+        return info.num_classes
+    if data.label_view not in LABEL_VIEWS:
+        raise DataError(f"data.label_view={data.label_view!r}: choose from {', '.join(LABEL_VIEWS)} (or null)")
+    if info.text_columns:
+        raise DataError(f"data.label_view applies to SST trees, not to {data.dataset}'s labels")
+    return len(set(map(LABEL_VIEWS[data.label_view], range(info.num_classes))))
+
+
 def predict_labels(model, trees: Sequence[BinaryTree], batch_size: int) -> list[list[int]]:
     """5-class prediction for every node of every tree, in the trees' order."""
     # Batches of similar length pad little: predict in length order, hand back in the input order.
@@ -55,14 +67,14 @@ def predict_labels(model, trees: Sequence[BinaryTree], batch_size: int) -> list[
 
 def evaluate_model(model, trees: Sequence[BinaryTree], batch_size: int,
                    dataset: str = "sst") -> tuple[dict, list[list[int]]]:
-    """-> (metrics, the predictions): the paper's SST metrics (sentibert.metrics) for treebanks; accuracy,
-    macro-F1 and Pearson r of the root (sentibert.transfer) for labelled-text datasets."""
+    """-> (metrics, the predictions): the paper's SST metrics (sentibert.metrics; 5- or 3-class, as the model) for
+    treebanks; accuracy, macro-F1 and Pearson r of the root (sentibert.transfer) for labelled-text datasets."""
     predictions = predict_labels(model, trees, batch_size)
     info = dataset_info(dataset)
     if info.text_columns:
         gold, predicted = [t.root_label for t in trees], [p[0] for p in predictions]
         return transfer_metrics(gold, predicted, info.num_classes), predictions
-    return evaluate_predictions(trees, predictions), predictions
+    return evaluate_predictions(trees, predictions, model.hparams["num_classes"]), predictions
 
 
 def first_batches(trees: Sequence[BinaryTree], batch_size: int, limit: int | None) -> list[BinaryTree]:
@@ -75,12 +87,14 @@ def pick_device(name: str) -> torch.device:
 
 
 def summary(metrics: dict) -> str:
-    keys = ("phrase_acc", "sst5_root_acc", "sst3_root_acc", "sst2_root_acc", "accuracy", "macro_f1", "pearson")
-    return " ".join(f"{k}={metrics[k]:.4f}" for k in keys if metrics.get(k) is not None)
+    return " ".join(f"{k}={metrics[k]:.4f}" for k in HEADLINE_METRICS if metrics.get(k) is not None)
 
 
 def evaluate(cfg: DictConfig, run_dir: Path) -> dict:
     model = TreeSentimentModel.from_pretrained(cfg.checkpoint).to(pick_device(cfg.device))
+    if model.hparams["num_classes"] != task_classes(cfg.data):
+        raise DataError(f"{cfg.checkpoint} predicts {model.hparams['num_classes']} classes but {cfg.data.dataset}"
+                        f" has {task_classes(cfg.data)}: evaluate it on the task it was trained for")
     trees = first_batches(load_splits(cfg.data, [cfg.split])[cfg.split], cfg.data.eval_batch_size,
                           cfg.limit_eval_batches)
     metrics, predictions = evaluate_model(model, trees, cfg.data.eval_batch_size, cfg.data.dataset)

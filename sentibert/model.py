@@ -8,9 +8,10 @@ is one small subclass implementing `node_states(hidden, batch)`:
   TreeLSTM   a binary constituency Tree-LSTM over the encoder's word states (Tai et al., 2015)
 All node states have the encoder's hidden size H; the sentence prediction is the root node (index 0).
 
-Batches follow `sentibert.spans`. With `mlm=True` the encoder keeps a masked-LM head (the checkpoint's, or a new
-one tied to the input embeddings) and `forward` adds its loss when the batch has `mlm_labels` (see
-`mask_tokens`): the paper's pre-training stage on SST, before fine-tuning.
+Batches follow `sentibert.spans`. With `mlm=True` (the paper's pre-training stage on SST, `sentibert.pretraining`)
+the encoder keeps a masked-LM head (the checkpoint's, or a new one tied to the input embeddings), `forward` adds its
+loss when the batch has `mlm_labels`, and the phrase head is the authors' pre-training head, dense -> GELU ->
+LayerNorm -> linear. Fine-tuning from such a checkpoint (`mlm=False`) drops both and starts a new linear head.
 
 Checkpoints are a directory: config.json (model class, constructor kwargs, the encoder's transformers config),
 model.safetensors and the tokenizer files; loading needs neither the original encoder nor a network.
@@ -32,11 +33,11 @@ from sentibert import __version__
 from sentibert.composition import PhraseComposition, TreeLSTMComposition, span_mean
 from sentibert.encoder import load_tokenizer, resolve_encoder
 from sentibert.io import atomic_write, atomic_write_json
+from sentibert.pretraining import MLM_IGNORE
 from sentibert.spans import IGNORE, EncodedTree, collate, encode_tree
 from sentibert.tree import BinaryTree
 
 Tensor = torch.Tensor
-MLM_IGNORE = -100  # mlm_labels value for tokens that were not picked (the transformers convention)
 CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE = "config.json", "model.safetensors", "tokenizer_config.json"
 
 
@@ -75,7 +76,8 @@ class TreeSentimentModel(nn.Module):
     """Encoder + node states + phrase head. Subclasses implement `node_states`.
 
     encoder: a name or path for `sentibert.encoder` (weights loaded), or a transformers config (random weights:
-    `from_pretrained` loads them next). root_only: supervise the root node only. mlm: keep a masked-LM head.
+    `from_pretrained` loads them next). root_only: supervise the root node only. mlm: keep a masked-LM head, and
+    use the pre-training phrase head. max_length: the longest input in wordpieces (None: the encoder's limit).
     """
 
     registry: dict[str, type[TreeSentimentModel]] = {}  # class name -> class, for from_pretrained
@@ -85,7 +87,7 @@ class TreeSentimentModel(nn.Module):
         TreeSentimentModel.registry[cls.__name__] = cls
 
     def __init__(self, encoder: str | PretrainedConfig = "minilm", num_classes: int = 5, dropout: float = 0.1,
-                 root_only: bool = False, mlm: bool = False):
+                 root_only: bool = False, mlm: bool = False, max_length: int | None = None):
         super().__init__()
         auto = AutoModelForMaskedLM if mlm else AutoModel  # a checkpoint without an MLM head gets a new, tied one
         if isinstance(encoder, PretrainedConfig):
@@ -96,11 +98,18 @@ class TreeSentimentModel(nn.Module):
         if getattr(self.encoder, "pooler", None) is not None:
             self.encoder.pooler = None  # unused: its weights would get no gradient (DDP complains) and fill checkpoints
         self.hparams = dict(encoder=encoder if isinstance(encoder, str) else None, num_classes=num_classes,
-                            dropout=dropout, root_only=root_only, mlm=mlm)  # constructor kwargs, saved in config.json
+                            dropout=dropout, root_only=root_only, mlm=mlm,
+                            max_length=max_length)  # constructor kwargs, saved in config.json
         self.hidden_size = self.backbone.config.hidden_size
         self.root_only = root_only
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(self.hidden_size, num_classes)
+        self.new_head(num_classes, pretraining=mlm)
+
+    def new_head(self, num_classes: int, pretraining: bool = False) -> None:
+        """A freshly initialised phrase head: linear, or the authors' pre-training head."""
+        H = self.hidden_size
+        self.head = (nn.Sequential(nn.Linear(H, H), nn.GELU(), nn.LayerNorm(H, eps=1e-12), nn.Linear(H, num_classes))
+                     if pretraining else nn.Linear(H, num_classes))
         self.init_new_weights(self.head)
 
     @property
@@ -110,9 +119,11 @@ class TreeSentimentModel(nn.Module):
 
     @property
     def max_length(self) -> int:
-        """Longest input in wordpieces: some tokenizers have no real limit of their own."""
-        positions = getattr(self.backbone.config, "max_position_embeddings", None)
-        return min(self.tokenizer.model_max_length, positions or self.tokenizer.model_max_length)
+        """Longest input in wordpieces: `max_length` (encoder.max_length), within the tokenizer's and the position
+        embeddings' limits (some tokenizers have no real limit of their own)."""
+        limits = (self.hparams.get("max_length"), self.tokenizer.model_max_length,
+                  getattr(self.backbone.config, "max_position_embeddings", None))
+        return min(limit for limit in limits if limit)
 
     def init_new_weights(self, module: nn.Module) -> None:
         """BERT's initialisation, as in the authors' code, for layers no checkpoint provides."""
@@ -163,7 +174,7 @@ class TreeSentimentModel(nn.Module):
         """Predict every phrase of every tree, `batch_size` trees per forward pass, in eval mode."""
         was_training = self.training
         self.eval()
-        device = self.head.weight.device
+        device = next(self.parameters()).device
         predictions = []
         for start in range(0, len(trees), batch_size):
             chunk = trees[start:start + batch_size]
@@ -227,7 +238,7 @@ class TreeSentimentModel(nn.Module):
         model_class = TreeSentimentModel.registry.get(config.get("model"))
         if model_class is None or not issubclass(model_class, cls):
             raise ValueError(f"{directory} holds a {config.get('model')!r} model, not a {cls.__name__}")
-        kwargs = {**config["kwargs"], **overrides}
+        kwargs = {"max_length": None, **config["kwargs"], **overrides}  # checkpoints from before max_length
         saved_mlm = config["kwargs"]["mlm"]
         if kwargs["mlm"] and not saved_mlm:
             raise ValueError(f"{directory} has no MLM head to pre-train with; start pre-training from the encoder")
@@ -237,9 +248,9 @@ class TreeSentimentModel(nn.Module):
         model.hparams["encoder"] = config["kwargs"]["encoder"]  # the name it was trained from, for the record
         model.tokenizer = AutoTokenizer.from_pretrained(directory)
         load_model(model, str(directory / WEIGHTS_FILE))
-        if kwargs["num_classes"] != saved_classes:  # transfer to a task with other classes: a new head
-            model.head = nn.Linear(model.hidden_size, kwargs["num_classes"])
-            model.init_new_weights(model.head)
+        if kwargs["num_classes"] != saved_classes or saved_mlm and not kwargs["mlm"]:
+            # transfer to a task with other classes, or fine-tuning after pre-training: a new linear head
+            model.new_head(kwargs["num_classes"])
             model.hparams["num_classes"] = kwargs["num_classes"]
         if saved_mlm and not kwargs["mlm"]:
             model.backbone, model.hparams["mlm"] = model.backbone.base_model, False
@@ -251,9 +262,9 @@ class SentiBERT(TreeSentimentModel):
     """The paper's model; the flags are its ablations (see `PhraseComposition`)."""
 
     def __init__(self, encoder: str | PretrainedConfig = "minilm", num_classes: int = 5, dropout: float = 0.1,
-                 root_only: bool = False, mlm: bool = False, attend_tokens: bool = True,
-                 attend_children: bool = True, recursive: bool = False):
-        super().__init__(encoder, num_classes, dropout, root_only, mlm)
+                 root_only: bool = False, mlm: bool = False, max_length: int | None = None,
+                 attend_tokens: bool = True, attend_children: bool = True, recursive: bool = False):
+        super().__init__(encoder, num_classes, dropout, root_only, mlm, max_length)
         self.hparams.update(attend_tokens=attend_tokens, attend_children=attend_children, recursive=recursive)
         self.composition = PhraseComposition(self.hidden_size, dropout, attend_tokens, attend_children, recursive)
         self.init_new_weights(self.composition)
@@ -283,28 +294,10 @@ class TreeLSTM(TreeSentimentModel):
     """Binary constituency Tree-LSTM over the encoder: a word's state is the mean of its wordpieces' states."""
 
     def __init__(self, encoder: str | PretrainedConfig = "minilm", num_classes: int = 5, dropout: float = 0.1,
-                 root_only: bool = False, mlm: bool = False):
-        super().__init__(encoder, num_classes, dropout, root_only, mlm)
+                 root_only: bool = False, mlm: bool = False, max_length: int | None = None):
+        super().__init__(encoder, num_classes, dropout, root_only, mlm, max_length)
         self.composition = TreeLSTMComposition(self.hidden_size)
         self.init_new_weights(self.composition)
 
     def node_states(self, hidden, batch):
         return self.composition(span_mean(hidden, batch["word_spans"]), batch), {}
-
-
-# ---- masked-LM pre-training -----------------------------------------------------------------------------------
-def mask_tokens(input_ids: Tensor, attention_mask: Tensor, tokenizer, probability: float = 0.15,
-                generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-    """BERT's masking: pick `probability` of the real tokens (never special tokens or padding); of those, 80%
-    become the mask token, 10% a random token, 10% stay. -> (masked input_ids, mlm_labels: the original id
-    where picked, MLM_IGNORE elsewhere). Random draws are on the CPU (`generator`'s device) for reproducibility."""
-    def draw(p: float) -> Tensor:
-        return (torch.rand(input_ids.shape, generator=generator) < p).to(input_ids.device)
-
-    special = torch.isin(input_ids, torch.tensor(tokenizer.all_special_ids, device=input_ids.device))
-    picked = draw(probability) & ~special & attention_mask.bool()
-    to_mask = picked & draw(0.8)
-    to_random = picked & ~to_mask & draw(0.5)  # half of the remaining 20%
-    random_ids = torch.randint(len(tokenizer), input_ids.shape, generator=generator).to(input_ids.device)
-    masked = torch.where(to_mask, tokenizer.mask_token_id, torch.where(to_random, random_ids, input_ids))
-    return masked, torch.where(picked, input_ids, MLM_IGNORE)

@@ -36,7 +36,8 @@ from sentibert.tree import BinaryTree
 
 METRICS_FILE, PREDICTIONS_FILE, CONFIG_FILE = "metrics.json", "test_predictions.jsonl", "config.yaml"
 HEADLINE = {"phrase_acc": "phrase", "sst5_root_acc": "SST-5 root", "sst3_root_acc": "SST-3 root",
-            "sst2_root_acc": "SST-2 root"}
+            "sst3_from_5class_root_acc": "SST-3 root (5-class model)",
+            "sst2_from_5class_root_acc": "SST-2 root (5-class model)"}
 # (metrics key, title, buckets in order; None: the metric is a single bucket)
 FINE_GRAINED = (("negation", "Negation (count in the sentence)", ["0", "1", "2+"]),
                 ("contrast", "Contrast (X but Y)", None),

@@ -3,8 +3,10 @@
 One run:
 - trains on every phrase label of the train split (AdamW without decay on biases and LayerNorm, linear warm-up then
   decay, gradient clipping), in length-bucketed, dynamically padded batches (sentibert.spans);
-- evaluates dev after each epoch and keeps the best epoch by `metric` (run_dir/best_model, a save_pretrained dir);
-- evaluates test once, at the end, with that model;
+- evaluates dev after each epoch and keeps the best epoch by `metric` (run_dir/best_model, a save_pretrained dir),
+  or the last one with `select=last` (pre-training, where dev is only logged);
+- evaluates test once, at the end, with that model (unless `test=false`: pre-training);
+- with `model.mlm=true` (`experiment=sst_phrase_pretrain`), adds the paper's masked LM (sentibert.pretraining);
 - checkpoints every `trainer.checkpoint_every_n_steps` steps and every epoch: weights (safetensors), optimizer,
   scheduler, sampler position and every RNG, so `resume=true` (same run directory) continues bit for bit.
 
@@ -38,19 +40,16 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from sentibert.config import hydra_command
-from sentibert.datasets import dataset_info
-from sentibert.evaluate import evaluate_model, first_batches, load_splits, pick_device, summary
+from sentibert.config import Select, hydra_command
+from sentibert.datasets import dataset_info, relabel
+from sentibert.evaluate import evaluate_model, first_batches, load_splits, pick_device, summary, task_classes
 from sentibert.io import atomic_write_json, atomic_write_text
-from sentibert.metrics import flatten
-from sentibert.model import mask_tokens
+from sentibert.metrics import flatten, headline_metrics
+from sentibert.pretraining import mask_tokens, sentiment_lexicon, sentiment_wordpieces
 from sentibert.report import write_predictions
 from sentibert.spans import BucketBatchSampler, TreeDataset
 
 log = logging.getLogger(__name__)
-SST_METRICS = ("phrase_acc", "sst5_root_acc", "sst3_root_acc", "sst2_root_acc")  # treebanks
-TRANSFER_METRICS = ("accuracy", "macro_f1", "pearson")  # labelled-text datasets (sentibert.transfer)
-SELECTABLE = SST_METRICS + TRANSFER_METRICS
 
 
 # ---- processes and randomness -------------------------------------------------------------------------------
@@ -234,9 +233,15 @@ def make_logger(cfg: DictConfig, run_dir: Path, procs: Processes) -> Logger:
 # ---- training ---------------------------------------------------------------------------------------------------
 def train(cfg: DictConfig, run_dir: Path) -> dict | None:
     """Train, select on dev, test once; -> the contents of metrics.json (None if stopped by stop_after_steps)."""
-    reported = TRANSFER_METRICS if dataset_info(cfg.data.dataset).text_columns else SST_METRICS
+    num_classes = task_classes(cfg.data)
+    if cfg.model.num_classes != num_classes:
+        raise ValueError(f"model.num_classes={cfg.model.num_classes} but {cfg.data.dataset}"
+                         f"{' (label_view=' + cfg.data.label_view + ')' if cfg.data.label_view else ''} "
+                         f"has {num_classes} classes")
+    reported = headline_metrics(bool(dataset_info(cfg.data.dataset).text_columns), num_classes)
     if cfg.metric not in reported:
-        raise ValueError(f"metric={cfg.metric!r} is not reported for {cfg.data.dataset}: choose from {', '.join(reported)}")
+        raise ValueError(f"metric={cfg.metric!r} is not reported for {cfg.data.dataset} with {num_classes} classes: "
+                         f"choose from {', '.join(reported)}")
     if (cfg.trainer.mlm_probability > 0) != cfg.model.mlm:
         raise ValueError("masked-LM pre-training needs both model.mlm=true and trainer.mlm_probability > 0")
     procs = setup_processes(cfg.trainer)
@@ -251,9 +256,11 @@ def train(cfg: DictConfig, run_dir: Path) -> dict | None:
 
     seed_everything(cfg.seed)  # the same on every rank: identical initial weights
     model = build_model(cfg).to(procs.device)
-    splits = load_splits(data)
-    train_set = TreeDataset(splits["train"], model.tokenizer, cfg.encoder.max_length, name="train")
-    dev, test = (first_batches(splits[s], data.eval_batch_size, trainer.limit_eval_batches) for s in ("dev", "test"))
+    splits = load_splits(data, ("train", "dev", "test") if cfg.test else ("train", "dev"))
+    train_trees = [relabel(t, data.label_view) for t in splits["train"]] if data.label_view else splits["train"]
+    train_set = TreeDataset(train_trees, model.tokenizer, model.max_length, name="train")
+    dev = first_batches(splits["dev"], data.eval_batch_size, trainer.limit_eval_batches)
+    lexicon = sentiment_lexicon(splits["train"]) if trainer.mlm_probability > 0 else frozenset()
     sampler = BucketBatchSampler(train_set.lengths, data.batch_size, seed=cfg.seed, bucket_batches=data.bucket_batches,
                                  num_replicas=procs.world_size, rank=procs.rank)
     steps_per_epoch = min(len(sampler.batches(0)), trainer.limit_train_batches or sys.maxsize)
@@ -292,9 +299,10 @@ def train(cfg: DictConfig, run_dir: Path) -> dict | None:
         for indices in islice(sampler, steps_per_epoch - sampler.start_batch):
             batch = {k: v.to(procs.device) for k, v in train_set.collate([train_set[i] for i in indices]).items()}
             if trainer.mlm_probability > 0:  # pre-training: masked LM on top of the phrase labels
-                batch["input_ids"], batch["mlm_labels"] = mask_tokens(batch["input_ids"], batch["attention_mask"],
-                                                                      model.tokenizer, trainer.mlm_probability,
-                                                                      mlm_generator)
+                batch["input_ids"], batch["mlm_labels"] = mask_tokens(
+                    batch["input_ids"], batch["attention_mask"], model.tokenizer, trainer.mlm_probability,
+                    mlm_generator, sentiment_wordpieces(batch, train_trees, lexicon),
+                    trainer.mlm_sentiment_probability, trainer.mlm_max_predictions)
             out = net(batch)
             optimizer.zero_grad(set_to_none=True)
             out["loss"].backward()
@@ -324,7 +332,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict | None:
             logger.log(flatten(metrics, "dev/"), progress["step"])
             log.info("epoch %d dev: %s", epoch + 1, summary(metrics))
             scores = [d[cfg.metric] if d[cfg.metric] is not None else -1.0 for d in progress["dev"]]
-            if progress["best"] is None or scores[-1] > scores[progress["best"]]:
+            if progress["best"] is None or cfg.select == Select.last or scores[-1] > scores[progress["best"]]:
                 progress["best"] = len(scores) - 1
                 # Files are replaced one by one, atomically; between epochs only the weights change.
                 model.save_pretrained(best_dir)
@@ -333,12 +341,15 @@ def train(cfg: DictConfig, run_dir: Path) -> dict | None:
 
     results = None
     if procs.main:
-        best = get_class(cfg.model._target_).from_pretrained(best_dir).to(procs.device)
-        metrics, predictions = evaluate_model(best, test, data.eval_batch_size, data.dataset)
-        write_predictions(run_dir / "test_predictions.jsonl", test, predictions)
-        logger.log(flatten(metrics, "test/"), progress["step"])
-        log.info("test (best epoch %d): %s", progress["dev"][progress["best"]]["epoch"], summary(metrics))
-        results = _metrics(cfg, progress, metrics)
+        results = _metrics(cfg, progress)
+        if cfg.test:
+            test = first_batches(splits["test"], data.eval_batch_size, trainer.limit_eval_batches)
+            best = get_class(cfg.model._target_).from_pretrained(best_dir).to(procs.device)
+            metrics, predictions = evaluate_model(best, test, data.eval_batch_size, data.dataset)
+            write_predictions(run_dir / "test_predictions.jsonl", test, predictions)
+            logger.log(flatten(metrics, "test/"), progress["step"])
+            log.info("test (%s epoch %d): %s", cfg.select.name, results["best_epoch"], summary(metrics))
+            results = _metrics(cfg, progress, metrics)
         atomic_write_json(run_dir / "metrics.json", results)
     logger.finish()
     procs.barrier()
@@ -349,8 +360,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict | None:
 
 def _metrics(cfg: DictConfig, progress: dict, test: dict | None = None) -> dict:
     best = progress["dev"][progress["best"]]
-    out = {"name": cfg.name, "metric": cfg.metric, "dev": progress["dev"], "best_epoch": best["epoch"],
-           "best_dev": best[cfg.metric]}
+    out = {"name": cfg.name, "metric": cfg.metric, "select": cfg.select.name, "dev": progress["dev"],
+           "best_epoch": best["epoch"], "best_dev": best[cfg.metric]}
     if test is not None:
         out.update(test=test, reported={cfg.metric: test[cfg.metric]})
     return out
@@ -358,7 +369,7 @@ def _metrics(cfg: DictConfig, progress: dict, test: dict | None = None) -> dict:
 
 def _train_command(cfg: DictConfig, run_dir: Path) -> float | None:
     results = train(cfg, run_dir)
-    return results["test"][cfg.metric] if results else None  # the value sweepers (e.g. Optuna) optimise
+    return results["best_dev"] if results else None  # what sweepers (e.g. Optuna) optimise: dev, never test
 
 
 main = hydra_command("train", _train_command)  # `sentibert train`, `python -m sentibert.train` (torchrun)

@@ -36,8 +36,8 @@ def reference(records, predictions):
     return {
         "phrase_acc": right5.mean(),
         "sst5_root_acc": right5[roots].mean(),
-        "sst3_root_acc": right3[roots].mean(),
-        "sst2_root_acc": ((pred[polar_roots] > 2) == (gold[polar_roots] > 2))[pred[polar_roots] != 2].sum() / len(polar_roots),
+        "sst3_from_5class_root_acc": right3[roots].mean(),
+        "sst2_from_5class_root_acc": ((pred[polar_roots] > 2) == (gold[polar_roots] > 2))[pred[polar_roots] != 2].sum() / len(polar_roots),
         "n": {"phrases": len(gold), "roots": len(records), "sst2_roots": len(polar_roots)},
         "negation": nonempty({"0": negations == 0, "1": negations == 1, "2+": negations >= 2}),
         "contrast": {"acc": np.mean(contrast), "n": len(contrast)},
@@ -63,8 +63,8 @@ def test_by_hand():
     assert metrics == {
         "phrase_acc": pytest.approx(2 / 6),
         "sst5_root_acc": 0.0,
-        "sst3_root_acc": 0.5,
-        "sst2_root_acc": 0.5,  # 1 -> 0 right (both negative); 3 -> 2 wrong (neutral prediction)
+        "sst3_from_5class_root_acc": 0.5,
+        "sst2_from_5class_root_acc": 0.5,  # 1 -> 0 right (both negative); 3 -> 2 wrong (neutral prediction)
         "n": {"phrases": 6, "roots": 2, "sst2_roots": 2},
         "negation": {"0": {"acc": 0.75, "n": 4}, "1": {"acc": 0.5, "n": 2}},
         "contrast": {"acc": 0.0, "n": 1},  # node 2 (3 -> 2) is wrong in 3-class

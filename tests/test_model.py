@@ -7,7 +7,8 @@ import torch
 import transformers
 
 from sentibert import model as model_module
-from sentibert.model import (CLSPool, MeanPool, SentiBERT, TreeLSTM, TreeSentimentModel, mask_tokens, MLM_IGNORE)
+from sentibert.model import CLSPool, MeanPool, SentiBERT, TreeLSTM, TreeSentimentModel
+from sentibert.pretraining import MLM_IGNORE, mask_tokens
 from sentibert.spans import TreeDataset
 from sentibert.tree import BinaryTree, read_trees
 
@@ -248,9 +249,14 @@ def test_pretrained_checkpoint_fine_tunes_without_mlm_head(trees, tmp_path):
     loaded = SentiBERT.from_pretrained(tmp_path, mlm=False, root_only=True).eval()
     assert not any("cls.predictions" in name for name, _ in loaded.named_parameters())
     assert loaded.hparams["mlm"] is False and loaded.root_only
+    # The encoder and composition carry over; the pre-training head (dense, GELU, LayerNorm, linear) is replaced
+    # by a new linear one.
+    assert isinstance(model.head, torch.nn.Sequential) and isinstance(loaded.head, torch.nn.Linear)
+    assert [type(m) for m in model.head] == [torch.nn.Linear, torch.nn.GELU, torch.nn.LayerNorm, torch.nn.Linear]
     batch = batch_of(model, trees)
     with torch.no_grad():
-        assert torch.equal(model(batch)["logits"], loaded(batch)["logits"])
+        assert torch.equal(model.composition(model.encode(batch)[0], batch)[0],
+                           loaded.composition(loaded.encode(batch)[0], batch)[0])
     with pytest.raises(ValueError, match="MLM head"):
         loaded(dict(batch, mlm_labels=batch["input_ids"]))
     loaded.save_pretrained(tmp_path / "fine-tuned")
