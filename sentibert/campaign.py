@@ -1,0 +1,364 @@
+"""`sentibert campaign FILE [--jobs N] [--threads N] [--dry-run]`: run a declared list of training runs, resumably.
+
+The file (experiments/campaign.yaml) lists groups in priority order; each group is one table row (task, model,
+encoder, variant) and expands into runs, each a named set of `sentibert train` overrides:
+- `lr_grid`: the first seed at every lr; the selected epoch's dev metric (`best_dev`) picks the lr; the other seeds
+  then run at it, and the picked grid run counts as the first seed. Ties go to the lr listed first.
+- `lr_from: GROUP`: the lr that GROUP's grid picked. `lr`: a fixed one.
+- `init_from: GROUP`: GROUP's first run's best_model/ (e.g. the pre-training checkpoint).
+A run waits until what it depends on has results. Ready runs start in file order, `--jobs` at a time, each with
+`--threads` torch threads. Each run trains in `<runs-dir>/<run>/` with `resume=true`, so an interrupted run continues
+from its last checkpoint when the command is repeated; a run whose results exist is skipped.
+
+Results (`<results>/<run>/`, committed; never checkpoints): metrics.json (train's, plus a `campaign` block: the run's
+labels, lr, seed, the code's git commit, wall time), config.yaml, test_predictions.jsonl.gz and, for runs matching
+`paper_test`, paper_test_metrics.json and paper_test_predictions.jsonl.gz: the selected model on the paper's own
+test subset (data=sst_paper). They are written to a temporary folder and renamed, so a folder that exists is whole.
+"""
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import gzip
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from sentibert.io import atomic_write_json
+
+log = logging.getLogger(__name__)
+RESULTS_FILES = ("metrics.json", "config.yaml")  # copied as they are; predictions are gzipped
+GROUP_KEYS = {"group", "task", "model", "encoder", "variant", "overrides", "seeds", "lr", "lr_grid", "lr_from",
+              "init_from"}
+FILE_KEYS = {"overrides", "paper_test", "minutes_per_sst_epoch", "epoch_cost", "pretraining_cost", "groups"}
+
+
+class CampaignError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Group:
+    group: str
+    task: str
+    model: str
+    encoder: str
+    variant: str
+    overrides: tuple[str, ...]
+    seeds: tuple[int, ...]
+    lr: float | None = None
+    lr_grid: tuple[float, ...] = ()
+    lr_from: str | None = None
+    init_from: str | None = None
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    group: Group
+    seed: int
+    lr: float | None  # None: the lr of `lr_source`, once picked
+    lr_source: str | None = None  # a group whose grid picks this run's lr
+
+    @property
+    def grid(self) -> bool:
+        """One of its group's lr grid (the first seed at each lr)."""
+        return self.lr is not None and bool(self.group.lr_grid)
+
+
+@dataclass
+class Campaign:
+    path: Path
+    groups: dict[str, Group]
+    runs: list[Run]
+    overrides: tuple[str, ...] = ()
+    paper_test: tuple[str, ...] = ()
+    minutes_per_sst_epoch: dict[str, float] = field(default_factory=dict)
+    epoch_cost: dict[str, float] = field(default_factory=dict)
+    pretraining_cost: float = 1.0
+
+
+def _lr_name(lr: float) -> str:
+    return f"{lr:.0e}"
+
+
+def load_campaign(path: str | Path) -> Campaign:
+    """Read and check a campaign file; unknown keys and references to unknown groups are errors."""
+    path = Path(path)
+    try:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise CampaignError(f"{path}: {err}") from None
+    if not isinstance(spec, dict) or not isinstance(spec.get("groups"), list):
+        raise CampaignError(f"{path}: expected a mapping with a `groups` list")
+    if unknown := set(spec) - FILE_KEYS:
+        raise CampaignError(f"{path}: unknown keys {sorted(unknown)}")
+    groups: dict[str, Group] = {}
+    for i, entry in enumerate(spec["groups"]):
+        where = f"{path}: groups[{i}]"
+        if unknown := set(entry) - GROUP_KEYS:
+            raise CampaignError(f"{where}: unknown keys {sorted(unknown)}")
+        try:
+            group = Group(**{**entry, "overrides": tuple(entry.get("overrides", ())),
+                             "seeds": tuple(entry.get("seeds", (1,))), "lr_grid": tuple(entry.get("lr_grid", ()))})
+        except TypeError as err:
+            raise CampaignError(f"{where}: {err}") from None
+        if sum(x is not None and x != () for x in (group.lr, group.lr_grid, group.lr_from)) != 1:
+            raise CampaignError(f"{where} ({group.group}): give exactly one of lr, lr_grid, lr_from")
+        for ref in (group.lr_from, group.init_from):
+            if ref is not None and ref not in groups:
+                raise CampaignError(f"{where} ({group.group}): {ref!r} is not a group listed before it")
+        if group.lr_from and not groups[group.lr_from].lr_grid:
+            raise CampaignError(f"{where} ({group.group}): lr_from {group.lr_from!r}, which has no lr_grid")
+        if group.group in groups:
+            raise CampaignError(f"{where}: group {group.group!r} listed twice")
+        groups[group.group] = group
+    runs = [run for group in groups.values() for run in expand(group)]
+    return Campaign(path, groups, runs, tuple(spec.get("overrides", ())), tuple(spec.get("paper_test", ())),
+                    spec.get("minutes_per_sst_epoch", {}), spec.get("epoch_cost", {}), spec.get("pretraining_cost", 1.0))
+
+
+def expand(group: Group) -> list[Run]:
+    """A group's runs: the grid (first seed), then the other seeds at the picked lr; or every seed at one lr."""
+    first, *others = group.seeds
+    if group.lr_grid:
+        grid = [Run(f"{group.group}-lr{_lr_name(lr)}-s{first}", group, first, lr) for lr in group.lr_grid]
+        return grid + [Run(f"{group.group}-s{seed}", group, seed, None, group.group) for seed in others]
+    if group.lr_from:
+        return [Run(f"{group.group}-s{seed}", group, seed, None, group.lr_from) for seed in group.seeds]
+    return [Run(f"{group.group}-s{seed}", group, seed, group.lr) for seed in group.seeds]
+
+
+# ---- state, from the results folder -------------------------------------------------------------------------
+def read_results(results: Path, run: str) -> dict | None:
+    path = results / run / "metrics.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def picked_lr(campaign: Campaign, group: str, results: Path) -> float | None:
+    """The lr whose grid run has the best dev score; None until every grid run of `group` has results."""
+    grid = [run for run in campaign.runs if run.group.group == group and run.grid]
+    scores = []
+    for run in grid:
+        metrics = read_results(results, run.name)
+        if metrics is None:
+            return None
+        scores.append((metrics["best_dev"] if metrics["best_dev"] is not None else float("-inf"), run.lr))
+    best = max(score for score, _ in scores)
+    return next(lr for score, lr in scores if score == best)  # ties: the first listed
+
+
+def first_run(campaign: Campaign, group: str, results: Path) -> Run | None:
+    """The group's first-seed run (its picked grid run, if it has a grid); None until known."""
+    g = campaign.groups[group]
+    if not g.lr_grid:
+        return next(run for run in campaign.runs if run.group is g)
+    lr = picked_lr(campaign, group, results)
+    return None if lr is None else next(run for run in campaign.runs if run.group is g and run.lr == lr)
+
+
+def resolve(campaign: Campaign, run: Run, results: Path, runs_dir: Path) -> list[str] | None:
+    """The run's `sentibert train` overrides, or None while what it depends on has no results yet."""
+    lr = run.lr if run.lr is not None else picked_lr(campaign, run.lr_source, results)
+    if lr is None:
+        return None
+    overrides = [*campaign.overrides, *run.group.overrides, f"seed={run.seed}", f"trainer.lr={lr}",
+                 f"name={run.name}"]
+    if run.group.init_from:
+        source = first_run(campaign, run.group.init_from, results)
+        if source is None or read_results(results, source.name) is None:
+            return None
+        overrides.append(f"init_from={(runs_dir / source.name / 'best_model').resolve()}")
+    return overrides
+
+
+# ---- running ------------------------------------------------------------------------------------------------
+def code_commit() -> dict:
+    root = Path(__file__).resolve().parents[1]
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+    return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain", "--", "sentibert",
+                                                                           "conf"))}
+
+
+def _gzip(source: Path, target: Path) -> None:
+    with source.open("rb") as f, gzip.GzipFile(target, "wb", mtime=0) as g:  # mtime 0: the same bytes every time
+        shutil.copyfileobj(f, g)
+
+
+def collect(campaign: Campaign, run: Run, run_dir: Path, results: Path, lr: float, seconds: float) -> Path:
+    """Copy a finished run's results into `results/<run>/`, atomically."""
+    tmp = results / f".{run.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    group = run.group
+    metrics["campaign"] = {"run": run.name, "group": group.group, "task": group.task, "model": group.model,
+                           "encoder": group.encoder, "variant": group.variant, "seed": run.seed, "lr": lr,
+                           "grid": run.grid, "seconds": round(seconds), **code_commit()}
+    atomic_write_json(tmp / "metrics.json", metrics)
+    shutil.copy(run_dir / "config.yaml", tmp / "config.yaml")
+    for source, target in (("test_predictions.jsonl", "test_predictions.jsonl.gz"),
+                           ("paper_test/test_predictions.jsonl", "paper_test_predictions.jsonl.gz")):
+        if (run_dir / source).is_file():
+            _gzip(run_dir / source, tmp / target)
+    if (run_dir / "paper_test" / "metrics.json").is_file():
+        shutil.copy(run_dir / "paper_test" / "metrics.json", tmp / "paper_test_metrics.json")
+    final = results / run.name
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    return final
+
+
+def commands(campaign: Campaign, run: Run, overrides: list[str], run_dir: Path) -> list[list[str]]:
+    train = [sys.executable, "-m", "sentibert.train", *overrides, f"hydra.run.dir={run_dir}", "resume=true"]
+    if not campaign.paper_test or not all(o in run.group.overrides for o in campaign.paper_test):
+        return [train]
+    paper = [sys.executable, "-m", "sentibert.evaluate", f"checkpoint={run_dir / 'best_model'}", "data=sst_paper",
+             "split=test", f"hydra.run.dir={run_dir / 'paper_test'}"]
+    return [train, paper]
+
+
+@dataclass
+class Job:
+    run: Run
+    steps: list[list[str]]
+    run_dir: Path
+    lr: float
+    started: float
+    process: subprocess.Popen | None = None
+
+
+def run_campaign(campaign: Campaign, runs_dir: Path, results: Path, jobs: int = 1, threads: int = 1,
+                 only: str = "*", poll: float = 5.0) -> int:
+    """Run what is left; -> the number of runs that failed."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+           "TOKENIZERS_PARALLELISM": "false", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+    active: list[Job] = []
+    failed: set[str] = set()
+    while True:
+        busy = {job.run.name for job in active}
+        for run in campaign.runs:
+            if len(active) >= jobs:
+                break
+            if (run.name in busy or run.name in failed or not fnmatch.fnmatch(run.name, only)
+                    or read_results(results, run.name) is not None):
+                continue
+            overrides = resolve(campaign, run, results, runs_dir)
+            if overrides is None:
+                continue
+            run_dir = runs_dir / run.name
+            run_dir.mkdir(parents=True, exist_ok=True)
+            lr = float(next(o for o in overrides if o.startswith("trainer.lr=")).split("=", 1)[1])
+            job = Job(run, commands(campaign, run, overrides, run_dir), run_dir, lr, time.time())
+            _start_next(job, env)
+            active.append(job)
+            log.info("started %s (lr %s, seed %d): %s", run.name, lr, run.seed, run_dir / "campaign.log")
+        if not active:
+            return len(failed)
+        time.sleep(poll)
+        for job in list(active):
+            code = job.process.poll()
+            if code is None:
+                continue
+            if code != 0:
+                failed.add(job.run.name)
+                active.remove(job)
+                log.error("%s failed (exit %d): see %s", job.run.name, code, job.run_dir / "campaign.log")
+            elif job.steps:
+                _start_next(job, env)
+            else:
+                active.remove(job)
+                final = collect(campaign, job.run, job.run_dir, results, job.lr, time.time() - job.started)
+                log.info("%s done: %s", job.run.name, final)
+
+
+def _start_next(job: Job, env: dict) -> None:
+    step = job.steps.pop(0)
+    with (job.run_dir / "campaign.log").open("a") as out:
+        out.write(f"$ {' '.join(step)}\n")
+        out.flush()
+        job.process = subprocess.Popen(step, stdout=out, stderr=subprocess.STDOUT, env=env)
+
+
+# ---- dry run --------------------------------------------------------------------------------------------------
+def estimate_minutes(campaign: Campaign, run: Run) -> float | None:
+    """Rough one-thread minutes: epochs x the encoder's SST epoch x the dataset's cost relative to SST."""
+    from hydra import compose, initialize_config_dir
+
+    from sentibert.config import CONF_DIR
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=[*campaign.overrides, *run.group.overrides])
+    per_epoch = campaign.minutes_per_sst_epoch.get(run.group.encoder)
+    cost = campaign.epoch_cost.get(cfg.data.dataset)
+    if per_epoch is None or cost is None:
+        return None
+    return cfg.trainer.max_epochs * per_epoch * cost * (campaign.pretraining_cost if cfg.model.mlm else 1.0)
+
+
+def dry_run(campaign: Campaign, results: Path, runs_dir: Path, jobs: int, only: str = "*") -> str:
+    lines, total, unknown = [], 0.0, 0
+    for run in campaign.runs:
+        if not fnmatch.fnmatch(run.name, only):
+            continue
+        if read_results(results, run.name) is not None:
+            continue
+        minutes = estimate_minutes(campaign, run)
+        ready = resolve(campaign, run, results, runs_dir) is not None
+        started = (runs_dir / run.name / "checkpoints" / "latest").is_file()
+        state = "resumes" if started else "ready" if ready else "waits"
+        lines.append(f"{run.name:<58} {state:<8} {'?' if minutes is None else f'{minutes:6.0f} min'}")
+        total += minutes or 0.0
+        unknown += minutes is None
+    done = sum(read_results(results, run.name) is not None for run in campaign.runs)
+    lines.append(f"{done} of {len(campaign.runs)} runs have results; {len(lines)} left, about {total / 60:.1f} "
+                 f"core-hours ({total / 60 / jobs:.1f} h with --jobs {jobs})"
+                 + (f"; {unknown} without an estimate" if unknown else ""))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sentibert campaign", description=__doc__.split("\n")[0])
+    parser.add_argument("file", help="the campaign file, e.g. experiments/campaign.yaml")
+    parser.add_argument("--runs-dir", default="runs/campaign", help="run directories with checkpoints (not committed)")
+    parser.add_argument("--results", help="where results go (default: results/ beside the campaign file)")
+    parser.add_argument("--jobs", type=_positive, default=1, help="runs at a time")
+    parser.add_argument("--threads", type=_positive, default=1, help="torch threads per run")
+    parser.add_argument("--only", default="*", help="run names matching this glob only")
+    parser.add_argument("--dry-run", action="store_true", help="list what is left, with a time estimate")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        campaign = load_campaign(args.file)
+    except CampaignError as err:
+        print(f"sentibert campaign: error: {err}", file=sys.stderr)
+        return 1
+    results = Path(args.results) if args.results else campaign.path.parent / "results"
+    runs_dir = Path(args.runs_dir)
+    if args.dry_run:
+        print(dry_run(campaign, results, runs_dir, args.jobs, args.only))
+        return 0
+    failed = run_campaign(campaign, runs_dir, results, args.jobs, args.threads, args.only)
+    print(dry_run(campaign, results, runs_dir, args.jobs, args.only))
+    return 1 if failed else 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+if __name__ == "__main__":
+    sys.exit(main())
