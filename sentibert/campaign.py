@@ -251,7 +251,7 @@ def run_campaign(campaign: Campaign, runs_dir: Path, results: Path, jobs: int = 
             if len(active) >= jobs:
                 break
             if (run.name in busy or run.name in failed or not fnmatch.fnmatch(run.name, only)
-                    or read_results(results, run.name) is not None):
+                    or read_results(results, run.name) is not None or running_elsewhere(runs_dir / run.name)):
                 continue
             overrides = resolve(campaign, run, results, runs_dir)
             if overrides is None:
@@ -288,6 +288,17 @@ def _start_next(job: Job, env: dict) -> None:
         out.write(f"$ {' '.join(step)}\n")
         out.flush()
         job.process = subprocess.Popen(step, stdout=out, stderr=subprocess.STDOUT, env=env)
+    (job.run_dir / "campaign.pid").write_text(str(job.process.pid))
+
+
+def running_elsewhere(run_dir: Path) -> bool:
+    """A process started by an earlier runner (one that was stopped) may still be training in `run_dir`."""
+    try:
+        pid = int((run_dir / "campaign.pid").read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return False
+    return str(run_dir).encode() in cmdline
 
 
 # ---- dry run --------------------------------------------------------------------------------------------------
