@@ -18,20 +18,20 @@ model.safetensors and the tokenizer files; loading needs neither the original en
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer, PretrainedConfig
 
 from sentibert import __version__
 from sentibert.composition import PhraseComposition, TreeLSTMComposition, span_mean
-from sentibert.encoder import load_tokenizer, resolve_encoder
+from sentibert.encoder import CheckpointError, load_tokenizer, read_checkpoint_json, resolve_encoder
 from sentibert.io import atomic_write, atomic_write_json
 from sentibert.pretraining import MLM_IGNORE
 from sentibert.spans import IGNORE, EncodedTree, collate, encode_tree
@@ -91,10 +91,10 @@ class TreeSentimentModel(nn.Module):
         super().__init__()
         auto = AutoModelForMaskedLM if mlm else AutoModel  # a checkpoint without an MLM head gets a new, tied one
         if isinstance(encoder, PretrainedConfig):
-            self.backbone, self.tokenizer = auto.from_config(encoder), None
+            self.backbone, self.tokenizer = auto.from_config(encoder, trust_remote_code=False), None
         else:
             self.tokenizer = load_tokenizer(encoder)
-            self.backbone = auto.from_pretrained(resolve_encoder(encoder)).train()  # it comes in eval mode
+            self.backbone = auto.from_pretrained(resolve_encoder(encoder), trust_remote_code=False).train()  # eval mode
         if getattr(self.encoder, "pooler", None) is not None:
             self.encoder.pooler = None  # unused: its weights would get no gradient (DDP complains) and fill checkpoints
         self.hparams = dict(encoder=encoder if isinstance(encoder, str) else None, num_classes=num_classes,
@@ -180,7 +180,8 @@ class TreeSentimentModel(nn.Module):
             chunk = trees[start:start + batch_size]
             items = [encode_tree(tree, self.tokenizer, self.max_length) for tree in chunk]
             batch = collate(list(enumerate(items)), self.tokenizer.pad_token_id)
-            out = self({k: v.to(device) for k, v in batch.items()}, return_attentions=attentions)
+            # No labels: nothing to score here, and gold labels need not be in this model's classes.
+            out = self({k: v.to(device) for k, v in batch.items() if k != "labels"}, return_attentions=attentions)
             probs = out["logits"].float().softmax(-1).cpu()
             maps = {name: a.float().cpu() for name, a in out.get("attentions", {}).items()}
             key_nodes_start = batch["input_ids"].shape[1]  # layer-2 keys: all T tokens, then the nodes
@@ -234,7 +235,9 @@ class TreeSentimentModel(nn.Module):
         for name in (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE):
             if not (directory / name).is_file():
                 raise FileNotFoundError(f"{directory} is not a sentibert checkpoint: {name} is missing")
-        config = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+        config = read_checkpoint_json(directory / CONFIG_FILE)  # CheckpointError: damaged, or would run code
+        read_checkpoint_json(directory / TOKENIZER_FILE)
+        _check_config(config, directory / CONFIG_FILE)
         model_class = TreeSentimentModel.registry.get(config.get("model"))
         if model_class is None or not issubclass(model_class, cls):
             raise ValueError(f"{directory} holds a {config.get('model')!r} model, not a {cls.__name__}")
@@ -243,11 +246,20 @@ class TreeSentimentModel(nn.Module):
         if kwargs["mlm"] and not saved_mlm:
             raise ValueError(f"{directory} has no MLM head to pre-train with; start pre-training from the encoder")
         saved_classes = config["kwargs"]["num_classes"]
-        model = model_class(**{**kwargs, "mlm": saved_mlm, "num_classes": saved_classes,
-                               "encoder": AutoConfig.for_model(**config["encoder_config"])})
+        try:
+            encoder = AutoConfig.for_model(**config["encoder_config"])
+        except Exception as err:  # ValueError, TypeError, or huggingface_hub's validation errors (plain Exceptions)
+            reason = str(err).partition("\n")[0].partition(". ")[0]  # not the list of every model type it knows
+            raise CheckpointError(f"{directory / CONFIG_FILE}: encoder_config is not a config this version of "
+                                  f"transformers can build ({reason})") from None
+        model = model_class(**{**kwargs, "mlm": saved_mlm, "num_classes": saved_classes, "encoder": encoder})
         model.hparams["encoder"] = config["kwargs"]["encoder"]  # the name it was trained from, for the record
-        model.tokenizer = AutoTokenizer.from_pretrained(directory)
-        load_model(model, str(directory / WEIGHTS_FILE))
+        model.tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
+        try:
+            load_model(model, str(directory / WEIGHTS_FILE))
+        except SafetensorError as err:  # a truncated or overwritten file
+            raise CheckpointError(f"{directory / WEIGHTS_FILE}: damaged or truncated ({err}); copy or save the "
+                                  "checkpoint again") from None
         if kwargs["num_classes"] != saved_classes or saved_mlm and not kwargs["mlm"]:
             # transfer to a task with other classes, or fine-tuning after pre-training: a new linear head
             model.new_head(kwargs["num_classes"])
@@ -255,6 +267,15 @@ class TreeSentimentModel(nn.Module):
         if saved_mlm and not kwargs["mlm"]:
             model.backbone, model.hparams["mlm"] = model.backbone.base_model, False
         return model
+
+
+def _check_config(config: dict, path: Path) -> None:
+    """The keys from_pretrained reads: a foreign or hand-edited config.json is named, not a KeyError."""
+    kwargs = config.get("kwargs")
+    if not (isinstance(kwargs, dict) and {"mlm", "num_classes", "encoder"} <= kwargs.keys()
+            and isinstance(config.get("encoder_config"), dict)):
+        raise CheckpointError(f"{path}: not a sentibert checkpoint config (it needs model, kwargs and encoder_config); "
+                              "save the model with save_pretrained")
 
 
 # ---- models -------------------------------------------------------------------------------------------------------

@@ -1,0 +1,106 @@
+"""The campaign runner: expansion, lr picked on dev, init_from, skipping finished runs, failures, and a dry run.
+Training is replaced by a stand-in command that writes what `sentibert train` writes; the real thing is covered by
+tests/test_train.py and tests/test_protocol.py (and `slow` below)."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from sentibert import campaign as campaign_module
+from sentibert.campaign import CampaignError, dry_run, load_campaign, picked_lr, run_campaign
+
+# best_dev of a stand-in run: a function of its lr and seed; lr 5e-4 wins the grid.
+FAKE_TRAIN = r"""
+import json, sys
+from pathlib import Path
+args = dict(a.split("=", 1) for a in sys.argv[1:])
+run_dir = Path(args["hydra.run.dir"])
+if "fail" in args["name"]:
+    sys.exit(3)
+lr, seed = float(args["trainer.lr"]), int(args["seed"])
+dev = {1e-3: 0.5, 5e-4: 0.7, 1e-4: 0.7}[lr] + seed / 100
+(run_dir / "metrics.json").write_text(json.dumps({"name": args["name"], "metric": "phrase_acc", "best_dev": dev,
+    "test": {"phrase_acc": dev - 0.1}, "init_from": args.get("init_from")}))
+(run_dir / "config.yaml").write_text("\n".join(sys.argv[1:]))
+(run_dir / "test_predictions.jsonl").write_text('{"tree": "(2 a)"}\n')
+"""
+
+CAMPAIGN = """
+overrides: [logger=none]
+paper_test: []
+minutes_per_sst_epoch: {tiny: 1.0}
+epoch_cost: {sst: 1.0}
+groups:
+  - {group: pre, task: sst_phrase_pretrain, model: sentibert, encoder: tiny, variant: pre-training,
+     overrides: [experiment=sst_phrase_pretrain], lr: 1.0e-4, seeds: [1]}
+  - {group: sb, task: sst_phrase, model: sentibert, encoder: tiny, variant: pre-trained, overrides: [experiment=sst_phrase],
+     init_from: pre, lr_grid: [1.0e-3, 5.0e-4, 1.0e-4], seeds: [1, 2]}
+  - {group: abl, task: sst_phrase, model: sentibert, encoder: tiny, variant: root only,
+     overrides: [experiment=sst_phrase, model=sentibert_root_only], lr_from: sb, seeds: [1]}
+"""
+
+
+@pytest.fixture
+def fake_training(monkeypatch):
+    monkeypatch.setattr(campaign_module, "commands",
+                        lambda campaign, run, overrides, run_dir: [[sys.executable, "-c", FAKE_TRAIN, *overrides,
+                                                                    f"hydra.run.dir={run_dir}"]])
+
+
+def write_campaign(tmp_path: Path, text: str = CAMPAIGN) -> Path:
+    path = tmp_path / "experiments" / "campaign.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_groups_expand_into_named_runs(tmp_path):
+    campaign = load_campaign(write_campaign(tmp_path))
+    assert [run.name for run in campaign.runs] == [
+        "pre-s1", "sb-lr1e-03-s1", "sb-lr5e-04-s1", "sb-lr1e-04-s1", "sb-s2", "abl-s1"]
+    assert [run.grid for run in campaign.runs] == [False, True, True, True, False, False]
+
+
+@pytest.mark.parametrize("edit, message", [
+    (("lr_grid: [1.0e-3, 5.0e-4, 1.0e-4]", "lr_gird: [1.0e-3]"), "unknown keys \\['lr_gird'\\]"),
+    (("init_from: pre,", "init_from: later,"), "'later' is not a group listed before it"),
+    (("lr_from: sb", "lr_from: pre"), "lr_from 'pre', which has no lr_grid"),
+    (("lr: 1.0e-4, seeds: [1]}", "seeds: [1]}"), "exactly one of lr, lr_grid, lr_from"),
+])
+def test_bad_campaign_files_are_refused(tmp_path, edit, message):
+    with pytest.raises(CampaignError, match=message):
+        load_campaign(write_campaign(tmp_path, CAMPAIGN.replace(*edit)))
+
+
+def test_runs_in_dependency_order_and_picks_the_lr_on_dev(tmp_path, fake_training):
+    path = write_campaign(tmp_path)
+    campaign, results, runs = load_campaign(path), path.parent / "results", tmp_path / "runs"
+    assert "pre-s1                " in dry_run(campaign, results, runs, jobs=2)
+    assert run_campaign(campaign, runs, results, jobs=2, poll=0.05) == 0
+    metrics = {p.name: json.loads((p / "metrics.json").read_text()) for p in results.iterdir()}
+    assert set(metrics) == {run.name for run in campaign.runs}
+    assert picked_lr(campaign, "sb", results) == 5e-4  # ties with 1e-4 on dev: the first listed wins
+    assert metrics["sb-s2"]["campaign"]["lr"] == metrics["abl-s1"]["campaign"]["lr"] == 5e-4
+    assert metrics["sb-s2"]["init_from"] == str((runs / "pre-s1" / "best_model").resolve())
+    assert metrics["abl-s1"]["init_from"] is None
+    block = metrics["sb-s2"]["campaign"]
+    assert (block["group"], block["seed"], block["variant"], block["grid"]) == ("sb", 2, "pre-trained", False)
+    assert len(block["commit"] or "") in (0, 40)
+    assert sorted(p.name for p in (results / "sb-s2").iterdir()) == [
+        "config.yaml", "metrics.json", "test_predictions.jsonl.gz"]
+    assert "6 of 6 runs have results; 0 left" in dry_run(campaign, results, runs, jobs=1)
+
+    # Finished runs are skipped: a second pass starts nothing.
+    (results / "abl-s1" / "metrics.json").write_text(json.dumps({**metrics["abl-s1"], "marker": 1}))
+    assert run_campaign(campaign, runs, results, jobs=2, poll=0.05) == 0
+    assert json.loads((results / "abl-s1" / "metrics.json").read_text())["marker"] == 1
+
+
+def test_a_failed_run_is_reported_and_what_depends_on_it_waits(tmp_path, fake_training):
+    path = write_campaign(tmp_path, CAMPAIGN.replace("group: pre,", "group: pre_fail,").replace(
+        "init_from: pre,", "init_from: pre_fail,"))
+    campaign, results = load_campaign(path), path.parent / "results"
+    assert run_campaign(campaign, tmp_path / "runs", results, jobs=1, poll=0.05) == 1
+    assert not (results / "pre_fail-s1").exists() and not (results / "sb-s2").exists()
+    assert "waits" in dry_run(campaign, results, tmp_path / "runs", jobs=1)
