@@ -21,6 +21,7 @@ consumed only by the training loop makes its position (hence resuming) exact.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import random
@@ -143,8 +144,8 @@ class Checkpoints:
     """run_dir/checkpoints/<name>/ written whole under a temporary name, renamed, then named in `latest` (all atomic
     steps), so a crash at any point leaves the previous checkpoint usable. Only the latest is kept.
 
-    A checkpoint: model.safetensors, state.pt (optimizer, scheduler, sampler, progress; rank 0) and rng-<rank>.pt
-    (each process's generators: under DDP each rank draws its own dropout masks)."""
+    A checkpoint: model.safetensors, state.pt (optimizer, scheduler, sampler, progress; rank 0), rng-<rank>.pt
+    (each process's generators: under DDP each rank draws its own dropout masks) and config.json (`fingerprint`)."""
 
     def __init__(self, run_dir: Path, procs: Processes):
         self.root, self.procs = run_dir / "checkpoints", procs
@@ -153,7 +154,7 @@ class Checkpoints:
         pointer = self.root / "latest"
         return self.root / pointer.read_text().strip() if pointer.is_file() else None
 
-    def save(self, name: str, model, state: dict, rng: dict) -> None:
+    def save(self, name: str, model, state: dict, rng: dict, config: dict) -> None:
         tmp = self.root / f".{name}.tmp"
         if self.procs.main:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -163,6 +164,7 @@ class Checkpoints:
         if self.procs.main:
             save_model(model, str(tmp / "model.safetensors"))
             torch.save(state, tmp / "state.pt")
+            atomic_write_json(tmp / FINGERPRINT_FILE, config)
         self.procs.barrier()
         if self.procs.main:
             shutil.rmtree(self.root / name, ignore_errors=True)  # left by a crash before `latest` named it
@@ -180,6 +182,47 @@ class Checkpoints:
         load_model(model, path / "model.safetensors", device=str(self.procs.device))
         return (torch.load(path / "state.pt", map_location="cpu", weights_only=True),
                 torch.load(rng_file, weights_only=True))
+
+
+# ---- resuming with the same config ------------------------------------------------------------------------------
+FINGERPRINT_FILE = "config.json"
+# Keys that do not change what a run computes: its name, where it logs, how often it checkpoints, where it runs.
+RESUME_EXEMPT = ("name", "resume", "resume_allow_changes", "logger", "data.root", "data.eval_batch_size",
+                 "trainer.checkpoint_every_n_steps", "trainer.log_every_n_steps", "trainer.stop_after_steps",
+                 "trainer.device", "trainer.strategy", "trainer.backend")
+
+
+def fingerprint(cfg: DictConfig) -> dict:
+    """The resolved config as flat `a.b: value` pairs, without RESUME_EXEMPT keys (a checkpoint stores it)."""
+    def flat(node, prefix: str = "") -> dict:
+        if not isinstance(node, dict):
+            return {prefix[:-1]: node}
+        return {k: v for key, value in node.items() for k, v in flat(value, f"{prefix}{key}.").items()}
+
+    resolved = flat(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+    return {k: v for k, v in resolved.items() if not any(k == e or k.startswith(e + ".") for e in RESUME_EXEMPT)}
+
+
+def check_resume(cfg: DictConfig, checkpoint: Path) -> list[dict]:
+    """Refuse to resume `checkpoint` with a config that changes the result, naming every changed key; keys in
+    `resume_allow_changes` may change (e.g. trainer.max_epochs, to extend a finished run). -> the allowed changes."""
+    path = checkpoint / FINGERPRINT_FILE
+    if not path.is_file():
+        raise ValueError(f"{checkpoint} has no {FINGERPRINT_FILE}: it was written before configs were checked on "
+                         f"resume; start a new run directory")
+    saved, current = json.loads(path.read_text(encoding="utf-8")), fingerprint(cfg)
+    changed = [{"key": k, "from": saved.get(k), "to": current.get(k)} for k in sorted(saved.keys() | current.keys())
+               if saved.get(k) != current.get(k)]
+    refused = [c for c in changed if c["key"] not in cfg.resume_allow_changes]
+    if refused:
+        listed = "; ".join(f"{c['key']}: {c['from']!r} -> {c['to']!r}" for c in refused)
+        raise ValueError(f"resume=true with a config that differs from the checkpoint's ({checkpoint}): {listed}. "
+                         f"Use a new run directory, or allow a change explicitly: "
+                         f"resume_allow_changes=[{','.join(c['key'] for c in refused)}]")
+    for change in changed:
+        log.warning("resuming with %s changed: %r -> %r (resume_allow_changes)", change["key"], change["from"],
+                    change["to"])
+    return changed
 
 
 # ---- loggers ----------------------------------------------------------------------------------------------------
@@ -249,6 +292,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict | None:
         shared = [str(run_dir)]
         dist.broadcast_object_list(shared, src=0)
         run_dir = Path(shared[0])
+    checkpoints = Checkpoints(run_dir, procs)
+    resume_from = checkpoints.latest() if cfg.resume else None
+    changes = check_resume(cfg, resume_from) if resume_from else []  # before anything is written or loaded
     if procs.main:
         log.info("run directory: %s", run_dir)
         atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
@@ -270,22 +316,24 @@ def train(cfg: DictConfig, run_dir: Path) -> dict | None:
     mlm_generator.manual_seed(cfg.seed + procs.rank)
     progress = {"step": 0, "dev": [], "best": None}  # best: index into dev, the per-epoch dev metrics
 
-    checkpoints = Checkpoints(run_dir, procs)
-    if cfg.resume and (path := checkpoints.latest()) is not None:
-        state, rng = checkpoints.load(path, model)
+    if resume_from is not None:
+        state, rng = checkpoints.load(resume_from, model)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         sampler.load_state_dict(state["sampler"])
         progress = state["progress"]
+        progress["config_changes"] = progress.get("config_changes", []) + [
+            {**change, "step": progress["step"]} for change in changes]
         set_rng_state(rng, mlm_generator)  # last: nothing may draw between here and the next step
-        log.info("resumed from %s (epoch %d, step %d)", path, sampler.epoch + 1, progress["step"])
+        log.info("resumed from %s (epoch %d, step %d)", resume_from, sampler.epoch + 1, progress["step"])
     elif cfg.resume:
         log.info("resume=true but %s has no checkpoint: starting afresh", run_dir)
 
     def save_checkpoint() -> None:
         state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                  "sampler": sampler.state_dict(), "progress": progress}
-        checkpoints.save(f"epoch{sampler.epoch}-step{progress['step']}", model, state, rng_state(mlm_generator))
+        checkpoints.save(f"epoch{sampler.epoch}-step{progress['step']}", model, state, rng_state(mlm_generator),
+                         fingerprint(cfg))
 
     # Ablations leave some layers unused, which DDP must be told about.
     net = DistributedDataParallel(model, find_unused_parameters=True) if procs.world_size > 1 else model
@@ -362,6 +410,8 @@ def _metrics(cfg: DictConfig, progress: dict, test: dict | None = None) -> dict:
     best = progress["dev"][progress["best"]]
     out = {"name": cfg.name, "metric": cfg.metric, "select": cfg.select.name, "dev": progress["dev"],
            "best_epoch": best["epoch"], "best_dev": best[cfg.metric]}
+    if progress.get("config_changes"):  # allowed on resume: recorded, so the results say how they were made
+        out["config_changes"] = progress["config_changes"]
     if test is not None:
         out.update(test=test, reported={cfg.metric: test[cfg.metric]})
     return out

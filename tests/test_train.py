@@ -94,6 +94,31 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(finished_run, tmp_pat
     assert all(torch.equal(expected[k], v) for k, v in final_weights(tmp_path).items())  # dropout RNG included
 
 
+@pytest.mark.parametrize("change, key", [("trainer.lr=5e-2", "trainer.lr"), ("seed=7", "seed"),
+                                         ("data.batch_size=16", "data.batch_size"),
+                                         ("model.root_only=true", "model.root_only"),
+                                         ("model=mean_pool", "model._target_")])
+def test_resume_with_a_changed_config_is_refused_before_anything_is_written(tmp_path, change, key):
+    assert train.train(config("trainer.stop_after_steps=5"), tmp_path) is None
+    written = (tmp_path / "config.yaml").read_text()
+    with pytest.raises(ValueError, match=f"differs from the checkpoint's .*{key}: .*resume_allow_changes"):
+        train.train(config("resume=true", change), tmp_path)
+    assert (tmp_path / "config.yaml").read_text() == written
+
+
+def test_a_finished_run_is_extended_only_when_allowed_and_says_so(finished_run, tmp_path):
+    import shutil
+
+    shutil.copytree(finished_run, tmp_path, dirs_exist_ok=True)
+    with pytest.raises(ValueError, match="trainer.max_epochs: 2 -> 3"):
+        train.train(config("resume=true", "trainer.max_epochs=3"), tmp_path)
+    results = train.train(config("resume=true", "trainer.max_epochs=3", "resume_allow_changes=[trainer.max_epochs]"),
+                          tmp_path)
+    assert [d["epoch"] for d in results["dev"]] == [1, 2, 3]
+    assert results["config_changes"] == [{"key": "trainer.max_epochs", "from": 2, "to": 3, "step": 12}]
+    assert "max_epochs: 3" in (tmp_path / "config.yaml").read_text()
+
+
 def test_dev_held_out_from_train_is_fixed_and_disjoint():
     data = config("data.dev_from_train=0.25", "data.dev_seed=3").data
     splits = evaluate.load_splits(data)
@@ -146,7 +171,8 @@ def test_ddp_on_two_cpu_processes(tmp_path):
     metrics = read_json(tmp_path / "metrics.json")
     assert metrics["dev"][0]["step"] == 3  # 6 batches shared by 2 processes
     checkpoint = tmp_path / "checkpoints" / (tmp_path / "checkpoints" / "latest").read_text()
-    assert {p.name for p in checkpoint.iterdir()} == {"model.safetensors", "state.pt", "rng-0.pt", "rng-1.pt"}
+    assert {p.name for p in checkpoint.iterdir()} == {"model.safetensors", "state.pt", "rng-0.pt", "rng-1.pt",
+                                                      "config.json"}
 
 
 def test_ablation_sweep_runs_every_model_as_a_multirun(tmp_path):
