@@ -207,10 +207,12 @@ def check_resume(cfg: DictConfig, checkpoint: Path) -> list[dict]:
     """Refuse to resume `checkpoint` with a config that changes the result, naming every changed key; keys in
     `resume_allow_changes` may change (e.g. trainer.max_epochs, to extend a finished run). -> the allowed changes."""
     path = checkpoint / FINGERPRINT_FILE
-    if not path.is_file():
-        raise ValueError(f"{checkpoint} has no {FINGERPRINT_FILE}: it was written before configs were checked on "
-                         f"resume; start a new run directory")
-    saved, current = json.loads(path.read_text(encoding="utf-8")), fingerprint(cfg)
+    if path.is_file():
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    else:  # written before checkpoints carried their config: the run's config.yaml is the record
+        log.warning("%s has no %s: comparing with the run's config.yaml", checkpoint, FINGERPRINT_FILE)
+        saved = fingerprint(OmegaConf.load(checkpoint.parents[1] / "config.yaml"))
+    current = fingerprint(cfg)
     changed = [{"key": k, "from": saved.get(k), "to": current.get(k)} for k in sorted(saved.keys() | current.keys())
                if saved.get(k) != current.get(k)]
     refused = [c for c in changed if c["key"] not in cfg.resume_allow_changes]
