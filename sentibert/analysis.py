@@ -30,7 +30,7 @@ from pathlib import Path
 
 from sentibert.datasets import to_sst3
 from sentibert.io import atomic_write_text
-from sentibert.tree import BinaryTree, TreeFormatError, word_child
+from sentibert.tree import BinaryTree, TreeFormatError, read_tree_lines, word_child
 
 NEGATION_CUES = (" not", "n't", " no ")
 CONTRAST_WORD = "but"
@@ -89,15 +89,14 @@ def analyze_file(path: str | Path) -> list[dict]:
     """One record per non-blank line of a PTB tree file, with its line number and tree."""
     path = Path(path)
     records = []
-    with path.open(encoding="utf-8") as f:
-        for line, text in enumerate(f, start=1):
-            if not text.strip():
-                continue
-            tree = BinaryTree.from_ptb(text, str(path), line)
-            try:
-                records.append({"line": line, "tree": tree.to_ptb(), **analyze(tree)})
-            except ValueError as err:  # unlabelled nodes
-                raise TreeFormatError(f"analysis needs a 0-4 label on every node ({err})", str(path), line, text)
+    for line, text in enumerate(read_tree_lines(path), start=1):
+        if not text.strip():
+            continue
+        tree = BinaryTree.from_ptb(text, str(path), line)
+        try:
+            records.append({"line": line, "tree": tree.to_ptb(), **analyze(tree)})
+        except ValueError as err:  # unlabelled nodes
+            raise TreeFormatError(f"analysis needs a 0-4 label on every node ({err})", str(path), line, text)
     return records
 
 

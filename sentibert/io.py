@@ -1,8 +1,11 @@
-"""Atomic file writes: a crash never leaves a half-written file behind (temp file + rename)."""
+r"""File I/O. Atomic writes: a crash never leaves a half-written file behind (temp file + rename). Line-exact
+reads: a text file is UTF-8, and its lines are separated by \n alone, so one line is one record."""
 from __future__ import annotations
 
+import codecs
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -40,3 +43,54 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 
 def atomic_write_json(path: str | Path, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+# ---- reading text ---------------------------------------------------------------------------------------------
+class TextFileError(ValueError):
+    """Text that cannot be read as UTF-8 lines; the message names the file (and line) and the fix."""
+
+    def __init__(self, reason: str, source: str, line: int | None = None):
+        super().__init__(f"{source}:{line}: {reason}" if line else f"{source}: {reason}")
+        self.reason, self.source, self.line = reason, source, line
+
+
+def decode_text(data: bytes, source: str) -> str:
+    """UTF-8 bytes -> text (a leading byte-order mark dropped); anything else is a TextFileError naming the line
+    and byte offset. NUL bytes are refused too: they are valid UTF-8 but mean a binary (or UTF-16) file."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise TextFileError("UTF-16 text, not UTF-8; save it as UTF-8", source)
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise TextFileError(f"NUL byte at offset {nul}: a binary file, not UTF-8 text", source,
+                            data.count(b"\n", 0, nul) + 1)
+    try:
+        return data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as err:
+        raise TextFileError(f"not UTF-8 text (byte {data[err.start]:#04x} at offset {err.start}); save it as UTF-8",
+                            source, data.count(b"\n", 0, err.start) + 1) from None
+
+
+def split_lines(text: str) -> list[str]:
+    r"""Lines split on \n only, a trailing \r stripped. Not str.splitlines(), which also splits on \f, \x1c-\x1e,
+    \x85, U+2028 and U+2029: one line would become several records and line numbers would drift."""
+    lines = text.split("\n")
+    if lines[-1] == "":  # the final newline ends the last line; it does not start another
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
+
+
+def read_lines(path: str | Path) -> list[str]:
+    """The lines of a UTF-8 text file (see `split_lines`); TextFileError if it is not UTF-8 text."""
+    return split_lines(decode_text(Path(path).read_bytes(), str(path)))
+
+
+def read_stdin_lines() -> list[str]:
+    """stdin's lines. Empty stdin (`< /dev/null`) has none; a closed one (`<&-`) is a TextFileError."""
+    if sys.stdin is None:  # Python's stdin when fd 0 is closed
+        raise TextFileError("closed; pipe the text in, or give --in FILE", "<stdin>")
+    buffer = getattr(sys.stdin, "buffer", None)  # bytes, to name a bad byte; tests may give a StringIO
+    try:
+        return split_lines(decode_text(buffer.read(), "<stdin>") if buffer else sys.stdin.read())
+    except OSError as err:
+        raise TextFileError(f"cannot read it ({err.strerror or err}); pipe the text in, or give --in FILE",
+                            "<stdin>") from None

@@ -11,7 +11,9 @@ Models, first found wins:
      processor that provides `constituency`. Its input is tokenised PTB-style by nltk, as SST is.
 
 Parses are cached on disk ($SENTIBERT_CACHE or ~/.cache/sentibert, then parses/), keyed by model file
-hash and text, so a sentence is parsed once per model. Stanza's n-ary output is binarised with
+hash and text, so a sentence is parsed once per model. An entry holds its text's and its tree's SHA-256: one
+that does not match (another sentence's tree, a damaged file) is parsed again, with a warning, and a cache
+that cannot be read or written is a warning, never an error. Stanza's n-ary output is binarised with
 `sentibert.tree.binarize`.
 """
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -29,8 +32,10 @@ from typing import Sequence
 from nltk import Tree
 from tqdm import tqdm
 
-from sentibert.io import atomic_write_text
+from sentibert.io import TextFileError, atomic_write_text, read_lines, read_stdin_lines
 from sentibert.tree import BinaryTree, binarize
+
+log = logging.getLogger(__name__)
 
 BUNDLED_DIR = Path(__file__).parent / "resources" / "parser"
 CHART_FILES = ("config.json", "model.safetensors")  # the bundled chart parser (sentibert.chart.ChartParser.save)
@@ -244,16 +249,46 @@ class Parser:
         return trees
 
     def _cache_path(self, text: str) -> Path:
-        return self.cache_dir / f"{hashlib.sha256(text.encode('utf-8')).hexdigest()}.ptb"
+        return self.cache_dir / f"{_sha256(text)}.json"
 
     def _cached(self, text: str) -> BinaryTree | None:
-        if self.cache_dir is None or not self._cache_path(text).exists():
+        """The cached tree of `text`, or None. The file name alone is not trusted: the entry must carry the
+        checksums of this text and of its tree, or a copied or damaged file would give a wrong tree silently."""
+        if self.cache_dir is None:
             return None
-        return BinaryTree.from_ptb(self._cache_path(text).read_text(encoding="utf-8"), str(self._cache_path(text)))
+        path = self._cache_path(text)
+        try:
+            entry = json.loads(path.read_bytes())
+            if entry["text_sha256"] != _sha256(text):
+                raise ValueError("it holds another sentence's tree")
+            if entry["tree_sha256"] != _sha256(entry["tree"]):
+                raise ValueError("its tree does not match its checksum")
+            return BinaryTree.from_ptb(entry["tree"], str(path))
+        except FileNotFoundError:
+            return None
+        except OSError as err:  # unreadable: say so once, then parse without the cache
+            self._give_up_cache(f"cannot read the parse cache {self.cache_dir} ({err.strerror or err})")
+        except (ValueError, KeyError, TypeError) as err:  # bad JSON, missing keys, a bad tree
+            log.warning("parse cache entry %s is unusable (%s); parsing it again", path, err)
+        return None
 
     def _store(self, text: str, tree: BinaryTree) -> None:
-        if self.cache_dir is not None:
-            atomic_write_text(self._cache_path(text), tree.to_ptb() + "\n")
+        if self.cache_dir is None:
+            return
+        ptb = tree.to_ptb()
+        entry = {"text_sha256": _sha256(text), "tree": ptb, "tree_sha256": _sha256(ptb)}
+        try:
+            atomic_write_text(self._cache_path(text), json.dumps(entry) + "\n")
+        except OSError as err:  # read-only or full disk: the parse itself is still good
+            self._give_up_cache(f"cannot write the parse cache {self.cache_dir} ({err.strerror or err})")
+
+    def _give_up_cache(self, message: str) -> None:
+        log.warning("%s; parsing without it", message)
+        self.cache_dir = None  # one warning, not one per sentence
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def load_parser(model: str = "auto", cache_dir: Path | None = None, use_cache: bool = True) -> Parser:
@@ -300,10 +335,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         source = "<stdin>" if args.input == "-" else args.input
-        text = sys.stdin.read() if args.input == "-" else Path(args.input).read_text(encoding="utf-8")
-        lines = text.splitlines()
+        lines = read_stdin_lines() if args.input == "-" else read_lines(args.input)
         trees = load_parser(args.model, use_cache=not args.no_cache).parse(lines, source)
-    except (ParserError, OSError) as err:
+    except (ParserError, TextFileError, OSError) as err:
         print(f"sentibert parse: error: {err}", file=sys.stderr)
         return 1
     output = "".join(tree.to_ptb() + "\n" for tree in trees)

@@ -21,8 +21,10 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+import torch
+
 from sentibert import render
-from sentibert.io import atomic_write, atomic_write_text
+from sentibert.io import atomic_write, atomic_write_text, read_lines, read_stdin_lines
 from sentibert.model import CONFIG_FILE, TreePrediction, TreeSentimentModel
 from sentibert.parse import ParserError, load_parser
 from sentibert.tree import normalize_token
@@ -85,12 +87,41 @@ def predict(texts: Sequence[str], model: TreeSentimentModel | str | Path, parser
     BinaryTrees (default: `sentibert.parse.load_parser()`). source names the texts in error messages (source:n).
     """
     texts = check_texts(texts, source)
+    if batch_size < 1:  # range() would give no batches at all (or fail on 0): predictions silently missing
+        raise PredictError(f"batch_size must be a positive integer, not {batch_size}")
     if isinstance(model, (str, Path)):
         model = load_model(model)
     parser = parser or load_parser()
     trees = parser.parse(texts, source)  # one call for all texts: the parser batches and caches
     check_lengths(trees, model.tokenizer, source)
     return model.predict_trees(trees, batch_size, attentions=True)
+
+
+def positive_int(value: str) -> int:
+    """argparse type of counts: 0 or -1 would not mean "none" or "all" but silently predict nothing."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {value!r}")
+    return number
+
+
+def check_device(name: str) -> torch.device:
+    """--device as a torch.device that exists here; refused in one line before the model loads."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise PredictError(f"--device {name}: not a device; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise PredictError(f"--device {name}: no CUDA device is available (torch.cuda.is_available() is "
+                               "False); use --device cpu")
+        if (device.index or 0) >= torch.cuda.device_count():
+            raise PredictError(f"--device {name}: there is no such CUDA device, only cuda:0 to "
+                               f"cuda:{torch.cuda.device_count() - 1}")
+    return device
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,8 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--in", dest="input", metavar="FILE", help="one sentence per line; - reads stdin")
     ap.add_argument("--format", choices=FORMATS, help="default: from --out's suffix, else text")
     ap.add_argument("--out", metavar="PATH", help="output file (default: stdout; png needs a file)")
-    ap.add_argument("--batch-size", type=int, default=32, help="sentences per forward pass")
+    ap.add_argument("--batch-size", type=positive_int, default=32, help="sentences per forward pass")
     ap.add_argument("--parser", default="auto", choices=["auto", "stanza", "bundled"], help="see `sentibert parse`")
+    ap.add_argument("--no-cache", action="store_true", help="neither read nor write the parse cache")
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     args = ap.parse_args(argv)
     if bool(args.texts) == bool(args.input):
@@ -114,19 +146,21 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.input == "-":
-            source, texts = "<stdin>", sys.stdin.read().splitlines()
+            source, texts = "<stdin>", read_stdin_lines()
         elif args.input:
-            source, texts = args.input, Path(args.input).read_text(encoding="utf-8").splitlines()
+            source, texts = args.input, read_lines(args.input)
         else:
             source, texts = "argument", args.texts
         check_texts(texts, source)  # before the slow part: loading the model and the parser
-        model = load_model(args.checkpoint).to(args.device)
-        predictions = predict(texts, model, load_parser(args.parser), args.batch_size, source)
+        device = check_device(args.device)
+        model = load_model(args.checkpoint).to(device)
+        predictions = predict(texts, model, load_parser(args.parser, use_cache=not args.no_cache), args.batch_size,
+                              source)
         if fmt == "png":
             atomic_write(args.out, lambda tmp: render.to_png(predictions, tmp))
             return 0
         output = TEXT_RENDERERS[fmt](predictions)
-    except (ValueError, ParserError, OSError) as err:  # PredictError is a ValueError
+    except (ValueError, ParserError, OSError) as err:  # PredictError, TextFileError, CheckpointError: ValueErrors
         print(f"sentibert predict: error: {err}", file=sys.stderr)
         return 1
     if args.out:

@@ -17,6 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
+from sentibert.io import TextFileError, read_lines
 from sentibert.tree import UNLABELED, BinaryTree
 
 FORMATS = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
@@ -35,13 +36,22 @@ def read_labelled(path: str | Path, text: str = "text", label: str = "label",
         raise LabelledTextError(f"{path}: unknown format {fmt or path.suffix!r}; use .tsv, .csv or .jsonl (or set format)")
     if not path.exists():
         raise LabelledTextError(f"{path}: file not found")
-    with path.open(encoding="utf-8", newline="") as f:
-        if fmt == "jsonl":
-            rows = [(n, json.loads(line)) for n, line in enumerate(f, start=1) if line.strip()]
-        else:  # tweets and GLUE phrases hold bare quotes: TSV is read without quoting
-            quoting = csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL
-            reader = csv.DictReader(f, delimiter="\t" if fmt == "tsv" else ",", quoting=quoting)
-            rows = [(n, row) for n, row in enumerate(reader, start=2)]
+    try:
+        lines = read_lines(path)  # rows end at \n alone: a \r or U+2028 in a tweet never splits one silently
+    except TextFileError as err:
+        raise LabelledTextError(str(err)) from None
+    if fmt == "jsonl":
+        rows = [(n, json.loads(line)) for n, line in enumerate(lines, start=1) if line.strip()]
+    else:  # tweets and GLUE phrases hold bare quotes: TSV is read without quoting
+        quoting = csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL
+        reader = csv.DictReader((line + "\n" for line in lines), delimiter="\t" if fmt == "tsv" else ",",
+                                quoting=quoting)
+        try:
+            rows = [(reader.line_num, row) for row in reader]  # line_num: a quoted field may span lines
+        except csv.Error as err:  # e.g. a \r inside a field
+            reason = str(err).split(" - ")[0]  # csv's hint about newline modes does not apply here
+            line = reader.reader.line_num  # DictReader's own line_num lags a row behind on errors
+            raise LabelledTextError(f"{path}:{line}: not a {fmt.upper()} row ({reason})") from None
     texts, labels = [], []
     for line, row in rows:
         missing = [c for c in (text, label) if c not in row]

@@ -18,6 +18,8 @@ from typing import Iterable, Iterator
 
 from nltk import Tree
 
+from sentibert.io import TextFileError, read_lines
+
 UNLABELED = -1
 UNLABELED_TAG = "X"  # written for nodes without a sentiment label
 # SST tokens may hold a no-break space ("2\xa01\/2"); nltk's default leaf pattern (\S) would split them.
@@ -167,11 +169,18 @@ def read_trees(path: str | Path) -> list[BinaryTree]:
 
 def iter_trees(path: str | Path) -> Iterator[BinaryTree]:
     """One binary PTB tree per non-blank line; errors name file:line."""
-    path = Path(path)
-    with path.open(encoding="utf-8") as f:
-        for n, text in enumerate(f, start=1):
-            if text.strip():
-                yield BinaryTree.from_ptb(text, str(path), n)
+    for n, text in enumerate(read_tree_lines(path), start=1):
+        if text.strip():
+            yield BinaryTree.from_ptb(text, str(path), n)
+
+
+def read_tree_lines(path: str | Path) -> list[str]:
+    """A tree file's lines, split on \\n alone (`sentibert.io.read_lines`); a file that is not UTF-8 is a
+    TreeFormatError, as a bad tree is, so every reader of tree files reports both."""
+    try:
+        return read_lines(path)
+    except TextFileError as err:
+        raise TreeFormatError(err.reason, err.source, err.line) from None
 
 
 def write_trees(trees: Iterable[BinaryTree], path: str | Path) -> None:

@@ -50,7 +50,7 @@ def test_cache_skips_the_pipeline(parser, monkeypatch):
     again = Parser(parser.model, cache_dir=parser.cache_dir.parent)
     monkeypatch.setattr(Parser, "pipeline", property(lambda self: pytest.fail("pipeline ran on a cached text")))
     assert again.parse(["A gentle, funny film.", "Not bad at all."]) == first[::-1]
-    assert len(list(parser.cache_dir.glob("*.ptb"))) >= 2
+    assert len(list(parser.cache_dir.glob("*.json"))) >= 2
 
 
 def test_empty_line_is_named_before_any_model_loads(tmp_path):

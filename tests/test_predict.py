@@ -41,7 +41,7 @@ def checkpoint(tmp_path_factory):
 @pytest.fixture
 def fake_parser(monkeypatch):
     parser = FakeParser()
-    monkeypatch.setattr(predict_module, "load_parser", lambda model="auto": parser)
+    monkeypatch.setattr(predict_module, "load_parser", lambda model="auto", **kwargs: parser)
     return parser
 
 
