@@ -4,7 +4,8 @@ Everything comes from the run directories `sentibert train` writes, several runs
 against mean pooling):
   metrics.json            its `test` block (`sentibert.metrics`): phrase and root accuracies, negation, contrast,
                           local and global difficulty; and the best dev epoch
-  test_predictions.jsonl  the test trees with gold and predicted node labels (`write_predictions`), for the
+  test_predictions.jsonl  the test trees with gold and predicted node labels (`write_predictions`; or gzipped,
+                          .jsonl.gz, as the campaign's results keep them), for the
                           confusion matrix and the accuracy by phrase length; a run without it is left out of
                           those two, and the summary says so
   config.yaml             names the run by its model class (`model._target_`); runs that would share a name, or
@@ -20,16 +21,18 @@ out for other readers; `pred` is the predicted 5-class label of each of those no
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import math
 import sys
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import yaml
 
-from sentibert.io import atomic_write, atomic_write_text
+from sentibert.io import TextFileError, atomic_write, atomic_write_text, decode_text, read_lines, split_lines
 from sentibert.metrics import GLOBAL_BINS
 from sentibert.render import LABEL_NAMES
 from sentibert.tree import BinaryTree
@@ -65,22 +68,28 @@ def write_predictions(path: str | Path, trees: Sequence[BinaryTree], predictions
 
 
 def read_predictions(path: Path) -> list[tuple[BinaryTree, list[int]]]:
-    """(gold tree, predicted labels) per line of a test_predictions.jsonl."""
+    """(gold tree, predicted labels) per line of a test_predictions.jsonl (or .jsonl.gz, as the campaign keeps it)."""
     out = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                tree = BinaryTree.from_ptb(record["tree"], str(path), n)
-                pred = [int(p) for p in record["pred"]]
-            except (ValueError, KeyError, TypeError) as err:  # bad JSON, a missing key, a bad tree
-                raise ReportError(f"{path}:{n}: not a prediction record ({err})") from None
-            if len(pred) != len(tree) or not all(0 <= p < len(LABEL_NAMES) for p in pred):
-                raise ReportError(f"{path}:{n}: expected a 0-4 label for each of the tree's {len(tree)} nodes, "
-                                  f"got {pred}")
-            out.append((tree, pred))
+    try:
+        lines = (split_lines(decode_text(gzip.decompress(path.read_bytes()), str(path))) if path.suffix == ".gz"
+                 else read_lines(path))
+    except TextFileError as err:
+        raise ReportError(str(err)) from None
+    except (gzip.BadGzipFile, EOFError, zlib.error) as err:  # not gzip, or cut short
+        raise ReportError(f"{path}: not a whole gzip file ({err})") from None
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            tree = BinaryTree.from_ptb(record["tree"], str(path), n)
+            pred = [int(p) for p in record["pred"]]
+        except (ValueError, KeyError, TypeError) as err:  # bad JSON, a missing key, a bad tree
+            raise ReportError(f"{path}:{n}: not a prediction record ({err})") from None
+        if len(pred) != len(tree) or not all(0 <= p < len(LABEL_NAMES) for p in pred):
+            raise ReportError(f"{path}:{n}: expected a 0-4 label for each of the tree's {len(tree)} nodes, "
+                              f"got {pred}")
+        out.append((tree, pred))
     return out
 
 
@@ -107,7 +116,8 @@ def load_run(path: str | Path) -> Run:
     if "test" not in metrics:
         raise ReportError(f"{path / METRICS_FILE} has no test results: `sentibert train` writes them when "
                           "the run finishes")
-    predictions = read_predictions(path / PREDICTIONS_FILE) if (path / PREDICTIONS_FILE).is_file() else None
+    found = [p for p in (path / PREDICTIONS_FILE, path / f"{PREDICTIONS_FILE}.gz") if p.is_file()]
+    predictions = read_predictions(found[0]) if found else None
     return Run(path, _model_name(path), metrics.get("best_epoch"), metrics["test"], predictions)
 
 

@@ -1,0 +1,586 @@
+"""`sentibert results [RESULTS_DIR]`: the result tables, regenerated from the campaign's committed run results.
+
+Reads, and never changes:
+  RESULTS_DIR/<run>/metrics.json        train's metrics plus the `campaign` block (sentibert.campaign.collect)
+  RESULTS_DIR/<run>/paper_test_metrics.json   the same model on the paper's 2184-sentence test subset (SST-phrase)
+  RESULTS_DIR/<run>/test_predictions.jsonl.gz (for the plots)
+  RESULTS_DIR/../campaign.yaml          which runs make which row (--campaign)
+  RESULTS_DIR/../paper.yaml             the paper's numbers (--paper)
+Writes RESULTS_DIR/../RESULTS.md (--out), RESULTS_DIR/summary.csv (--csv) and, with `sentibert.report`, the plots
+under RESULTS_DIR/plots/ (drawn afresh each time; --no-plots keeps what is there).
+
+A row is a campaign group (task, model, encoder, variant). Its runs: for a group with an lr grid, the grid run that
+dev picked (`sentibert.campaign.picked_lr`: the best `best_dev`, ties to the lr listed first) and the group's other
+seeds; otherwise every seed. A row shows the runs that have results (n seeds), so the tables can be regenerated at
+any point of the campaign. Numbers are test metrics of each run's selected epoch in %, mean ± sample sd over seeds.
+The output depends on nothing but these files: the same inputs give the same bytes.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import shutil
+import statistics
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from sentibert.campaign import Campaign, CampaignError, Group, Run, first_run, load_campaign, picked_lr
+from sentibert.io import atomic_write_text
+from sentibert.metrics import GLOBAL_BINS
+from sentibert.report import ReportError
+
+PAPER_PREFIX = "paper_subset/"  # a metric on the paper's test subset (paper_test_metrics.json)
+PAPER_TEST_FILE, PREDICTIONS_FILES = "paper_test_metrics.json", ("test_predictions.jsonl.gz", "test_predictions.jsonl")
+CSV_COLUMNS = ["task", "model", "encoder", "variant", "n_seeds", "mean", "sd", "paper", "metric"]
+PAPER_KEYS = {"task", "model", "variant", "metric", "value", "source"}
+# Tasks in table order: (title, headline metrics). A metric names a test-metrics key; a bucket dict counts by its acc.
+TASKS = {
+    "sst_phrase": ("SST-phrase", ("phrase_acc", "sst5_root_acc", "contrast")),
+    "sst5": ("SST-5", ("sst5_root_acc",)),
+    "sst3": ("SST-3", ("sst3_root_acc",)),
+    "sst2_glue": ("SST-2 (GLUE; its dev set is our test)", ("accuracy",)),
+    "emoint_joy": ("EmoInt joy", ("pearson",)),
+    "emoint_anger": ("EmoInt anger", ("pearson",)),
+    "emoint_sad": ("EmoInt sad", ("pearson",)),
+    "emoint_fear": ("EmoInt fear", ("pearson",)),
+}
+SST_TASKS, EMOINT_TASKS = ("sst_phrase", "sst5", "sst3"), ("emoint_joy", "emoint_anger", "emoint_sad", "emoint_fear")
+TRANSFER_TASKS = ("sst2_glue", *EMOINT_TASKS)
+EMOINT_MEAN = "emoint_mean"  # paper.yaml's task for the mean over the four emotions
+LABELS = {"phrase_acc": "phrase", "sst5_root_acc": "SST-5 root", "sst3_root_acc": "SST-3 root", "contrast": "contrast",
+          "accuracy": "accuracy", "pearson": "Pearson r", "macro_f1": "macro-F1"}
+ANALYSES = (("negation", "negation", ["0", "1", "2+"]), ("contrast", "contrast", None),
+            ("local_difficulty", "local difficulty", ["0", "1", "2"]),
+            ("global_difficulty", "global difficulty", GLOBAL_BINS))
+DASH = "–"
+
+
+class ResultsError(ValueError):
+    """An input the tables cannot be made from; the message names the file."""
+
+
+# ---- inputs ---------------------------------------------------------------------------------------------------
+def _read_json(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ResultsError(f"{path}: cannot read it as JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise ResultsError(f"{path}: expected a JSON object")
+    return data
+
+
+def load_paper(path: str | Path) -> dict[tuple[str, str, str, str], float]:
+    """paper.yaml -> {(task, model, variant, metric): value in %}."""
+    path = Path(path)
+    try:
+        entries = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise ResultsError(f"{path}: {err}") from None
+    if not isinstance(entries, list):
+        raise ResultsError(f"{path}: expected a list of {{task, model, variant, metric, value}} entries")
+    out: dict[tuple[str, str, str, str], float] = {}
+    for i, entry in enumerate(entries):
+        where = f"{path}: entry {i + 1}"
+        if not isinstance(entry, dict) or not {"task", "model", "variant", "metric", "value"} <= set(entry):
+            raise ResultsError(f"{where}: needs task, model, variant, metric and value")
+        if unknown := set(entry) - PAPER_KEYS:
+            raise ResultsError(f"{where}: unknown keys {sorted(unknown)}")
+        value = entry["value"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ResultsError(f"{where}: value {value!r} is not a number")
+        key = tuple(str(entry[k] if entry[k] is not None else "") for k in ("task", "model", "variant", "metric"))
+        if key in out:
+            raise ResultsError(f"{where}: {'/'.join(key)} is listed twice")
+        out[key] = float(value)
+    return out
+
+
+@dataclass
+class RunResult:
+    run: Run
+    path: Path
+    metrics: dict  # metrics.json
+    paper_test: dict | None  # paper_test_metrics.json, if the run has one
+
+    @property
+    def info(self) -> dict:
+        return self.metrics.get("campaign") or {}
+
+    def block(self, metric: str) -> tuple[dict | None, str]:
+        """The metrics dict `metric` is read from, and its key there."""
+        if metric.startswith(PAPER_PREFIX):
+            return self.paper_test, metric[len(PAPER_PREFIX):]
+        return self.metrics.get("test"), metric
+
+    def value(self, metric: str, bucket: str | None = None) -> float | None:
+        """A test metric as a fraction (a bucket's acc for a dict); None where the run has none."""
+        block, key = self.block(metric)
+        value = (block or {}).get(key)
+        if bucket is not None:
+            value = (value or {}).get(bucket) if isinstance(value, dict) else None
+        if isinstance(value, dict):
+            value = value.get("acc")
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    def predictions(self) -> Path | None:
+        return next((self.path / f for f in PREDICTIONS_FILES if (self.path / f).is_file()), None)
+
+
+def load_run(results: Path, run: Run) -> RunResult | None:
+    metrics = _read_json(results / run.name / "metrics.json")
+    if metrics is None:
+        return None
+    if "best_dev" not in metrics:
+        raise ResultsError(f"{results / run.name / 'metrics.json'}: no best_dev; not written by `sentibert train`")
+    return RunResult(run, results / run.name, metrics, _read_json(results / run.name / PAPER_TEST_FILE))
+
+
+@dataclass(frozen=True)
+class Stat:
+    """Over seeds, in %: n values, their mean and sample sd (None for fewer than 2)."""
+    n: int
+    mean: float | None
+    sd: float | None
+
+    @classmethod
+    def of(cls, values: list[float | None]) -> Stat:
+        xs = [100 * v for v in values if v is not None]
+        return cls(len(xs), statistics.fmean(xs) if xs else None, statistics.stdev(xs) if len(xs) > 1 else None)
+
+
+@dataclass
+class Row:
+    group: Group
+    runs: list[RunResult]  # the row's runs with results, first seed first
+    missing: list[str]  # what it still waits for: run names, or the unfinished lr grid
+    lr: str  # the lr its runs use, and where it comes from
+    metrics: tuple[str, ...]  # headline metrics (CSV lines)
+    stage: bool = False  # pre-training: no test metrics
+    paper: dict[str, float] = field(default_factory=dict)  # metric (no prefix) -> the paper's number
+
+    def stat(self, metric: str, bucket: str | None = None) -> Stat:
+        return Stat.of([run.value(metric, bucket) for run in self.runs])
+
+    @property
+    def seeds(self) -> str:
+        return f"{len(self.runs)}/{len(self.group.seeds)}"
+
+    def commits(self) -> str:
+        seen: dict[str, bool] = {}
+        for run in self.runs:
+            commit = (run.info.get("commit") or "unknown")[:7]
+            seen[commit] = seen.get(commit, False) or bool(run.info.get("dirty"))
+        return ", ".join(f"{c}{' (dirty)' if dirty else ''}" for c, dirty in seen.items()) or DASH
+
+
+@dataclass
+class Tables:
+    campaign: Campaign
+    results: Path
+    rows: list[Row]  # table order
+    grids: list[tuple[Group, list[tuple[float, RunResult | None]], float | None]]
+    orphans: list[str]  # result folders that no run of the campaign names
+    paper: dict[tuple[str, str, str, str], float]  # paper.yaml
+
+
+def _lr(lr: float) -> str:
+    """2e-05, 1e-04 (as in run names); 1.5e-05 where one digit is not enough."""
+    text = f"{lr:.0e}"
+    return text if float(text) == lr else f"{lr:g}"
+
+
+def _paper_tested(campaign: Campaign, group: Group) -> bool:
+    """Whether the campaign evaluates this group's runs on the paper's subset too (as campaign.commands decides)."""
+    return bool(campaign.paper_test) and all(o in group.overrides for o in campaign.paper_test)
+
+
+def _task_rank(task: str) -> tuple:
+    order = list(TASKS)
+    return (order.index(task), "") if task in TASKS else (len(order), task)
+
+
+def build(campaign: Campaign, results: Path, paper: dict[tuple[str, str, str, str], float]) -> Tables:
+    """Every group's row and every lr grid, from what `results` holds now."""
+    results = Path(results)
+    loaded = {run.name: load_run(results, run) for run in campaign.runs}  # reads (and checks) every file once
+    rows, grids = [], []
+    for g in campaign.groups.values():
+        runs = [run for run in campaign.runs if run.group is g]
+        if g.lr_grid:
+            grid = [run for run in runs if run.grid]
+            grids.append((g, [(run.lr, loaded[run.name]) for run in grid], picked_lr(campaign, g.group, results)))
+            first = first_run(campaign, g.group, results)
+            done = sum(loaded[run.name] is not None for run in grid)
+            if first is None:
+                members, missing = [], [f"lr grid ({done} of {len(grid)} runs)"]
+            else:
+                members, missing = [first, *(run for run in runs if not run.grid)], []
+            lr = f"{_lr(first.lr)} (grid)" if first else "pending"
+        else:
+            members, missing = runs, []
+            source = picked_lr(campaign, g.lr_from, results) if g.lr_from else g.lr
+            lr = "pending" if source is None else _lr(source)
+            lr += f" (from {g.lr_from})" if g.lr_from else ""
+        have = [loaded[run.name] for run in members if loaded[run.name] is not None]
+        missing += [run.name for run in members if loaded[run.name] is None]
+        stage = any("test" not in run.metrics for run in have) or g.task.endswith("_pretrain")
+        metrics: tuple[str, ...] = ()
+        if not stage:
+            metrics = TASKS[g.task][1] if g.task in TASKS \
+                else tuple(dict.fromkeys(r.metrics["metric"] for r in have if r.metrics.get("metric")))
+            if _paper_tested(campaign, g):
+                metrics += tuple(PAPER_PREFIX + m for m in metrics)
+        row_paper = {m: v for (task, model, variant, m), v in paper.items()
+                     if (task, model, variant) == (g.task, g.model, g.variant)}
+        rows.append(Row(g, have, missing, lr, metrics, stage, row_paper))
+    index = {g: i for i, g in enumerate(campaign.groups)}
+    rows.sort(key=lambda row: (_task_rank(row.group.task), index[row.group.group]))
+    known = {run.name for run in campaign.runs}
+    orphans = sorted(p.name for p in results.iterdir() if (p / "metrics.json").is_file() and p.name not in known
+                     and not p.name.startswith(".")) if results.is_dir() else []  # .RUN.tmp: being collected
+    return Tables(campaign, results, rows, grids, orphans, paper)
+
+
+def paper_value(row: Row, metric: str) -> float | None:
+    return row.paper.get(metric.removeprefix(PAPER_PREFIX))
+
+
+# ---- summary.csv -----------------------------------------------------------------------------------------------
+def _num(x: float | None) -> str:
+    return "" if x is None else f"{x:.2f}"
+
+
+def summary_csv(tables: Tables) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in tables.rows:
+        g = row.group
+        for metric in row.metrics:
+            s = row.stat(metric)
+            writer.writerow([g.task, g.model, g.encoder, g.variant, s.n, _num(s.mean), _num(s.sd),
+                             _num(paper_value(row, metric)), metric])
+    return out.getvalue()
+
+
+# ---- RESULTS.md ------------------------------------------------------------------------------------------------
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    return "".join("| " + " | ".join(map(_md, cells)) + " |\n" for cells in [header, ["---"] * len(header), *rows])
+
+
+def _cell(s: Stat) -> str:
+    if s.mean is None:
+        return DASH
+    return f"{s.mean:.2f}" if s.sd is None else f"{s.mean:.2f} ± {s.sd:.2f}"
+
+
+def _label(metric: str) -> str:
+    base = metric.removeprefix(PAPER_PREFIX)
+    return LABELS.get(base, base) + ("†" if metric.startswith(PAPER_PREFIX) else "")
+
+
+def _rows_table(rows: list[Row], show_task: bool = False) -> str:
+    """Ours (mean ± sd) per headline metric, then the paper's numbers where it has any, then the commits."""
+    metrics = list(dict.fromkeys(m for row in rows for m in row.metrics))
+    bases = list(dict.fromkeys(m.removeprefix(PAPER_PREFIX) for m in metrics))
+    with_paper = [m for m in bases if any(m in row.paper for row in rows)]
+    header = [*(["task"] if show_task else []), "model", "encoder", "variant", "seeds", "lr",
+              *map(_label, metrics)]
+    if with_paper:
+        header.append("paper: " + " / ".join(LABELS.get(m, m) for m in with_paper))
+    header.append("commits")
+    lines = []
+    for row in rows:
+        g = row.group
+        cells = [*([TASKS.get(g.task, (g.task,))[0]] if show_task else []), g.model, g.encoder, g.variant,
+                 row.seeds, row.lr, *(_cell(row.stat(m)) if m in row.metrics else DASH for m in metrics)]
+        if with_paper:
+            cells.append(" / ".join(_num(row.paper.get(m)) or DASH for m in with_paper))
+        lines.append([*cells, row.commits()])
+    return _table(header, lines)
+
+
+def _ablation(row: Row) -> bool:
+    """SentiBERT without pre-training (no init_from) on SST: the full model and its ablated variants."""
+    g = row.group
+    return g.task in SST_TASKS and g.model == "sentibert" and g.init_from is None and not row.stage
+
+
+def _ablation_references(rows: list[Row]) -> set[str]:
+    """The groups whose lr the ablations use (the full model without pre-training): in the main table too."""
+    return {row.group.lr_from for row in rows if _ablation(row) and row.group.lr_from}
+
+
+def _analyses_table(rows: list[Row], prefix: str) -> list[str]:
+    header = ["model", "encoder", "variant", "seeds",
+              *(f"{title} {' / '.join(buckets)}" if buckets else title for _, title, buckets in ANALYSES)]
+    lines = []
+    for row in rows:
+        g = row.group
+        cells = [g.model, g.encoder, g.variant, row.seeds]
+        for key, _, buckets in ANALYSES:
+            cells.append(" / ".join(_num(row.stat(prefix + key, b).mean) or DASH for b in buckets or [None]))
+        lines.append(cells)
+    counts = []
+    first = next((run for row in rows for run in row.runs if run.block(prefix + "negation")[0]), None)
+    if first is not None:
+        block, _ = first.block(prefix + "negation")
+        for key, title, buckets in ANALYSES:
+            value = block.get(key) or {}
+            ns = [str((value.get(b) or {}).get("n", DASH)) for b in buckets] if buckets else [str(value.get("n", DASH))]
+            counts.append(f"{title} {' / '.join(ns)}")
+    note = f"Items scored (n, from {first.run.name}): {'; '.join(counts)}.\n" if counts else ""
+    return [_table(header, lines), note] if note else [_table(header, lines)]
+
+
+def _relpath(path: Path, start: Path) -> str:
+    return Path(os.path.relpath(path.resolve(), start.resolve())).as_posix()
+
+
+def plot_sets(tables: Tables) -> list[tuple[str, str, list[tuple[str, Path]]]]:
+    """The plots of SST-phrase rows: (folder name, title, [(label, run dir)]), one set per encoder for the main
+    rows and one for the ablations, each from the first seed of the rows whose run has test predictions."""
+    sets = []
+    phrase = [row for row in tables.rows if row.group.task == "sst_phrase" and not row.stage]
+    references = _ablation_references(tables.rows)
+    for encoder in dict.fromkeys(row.group.encoder for row in phrase):
+        for suffix, title, pick in (("", "main rows", lambda r: not _ablation(r) or r.group.group in references),
+                                    ("-ablations", "ablations", _ablation)):
+            runs = [(_row_name(row), row.runs[0].predictions().parent) for row in phrase
+                    if row.group.encoder == encoder and pick(row) and row.runs and row.runs[0].predictions()]
+            if runs:
+                sets.append((f"{encoder}-sst_phrase{suffix}", f"{encoder}, SST-phrase, {title}", runs))
+    return sets
+
+
+def _row_name(row: Row) -> str:
+    return row.group.model + (f" ({row.group.variant})" if row.group.variant else "")
+
+
+def markdown(tables: Tables, out: Path, csv_path: Path, paper_file: Path, command: str, plots_dir: Path) -> str:
+    here = out.parent
+    sections = [
+        f"_Generated by `{command}` from the run results in [{_relpath(tables.results, here)}/]"
+        f"({_relpath(tables.results, here)}/), the campaign file [{tables.campaign.path.name}]"
+        f"({_relpath(tables.campaign.path, here)}) and the paper's numbers in [{paper_file.name}]"
+        f"({_relpath(paper_file, here)}): do not edit by hand._\n",
+        "# Results\n",
+        "Every number is a test metric of the epoch that dev selected, in % (Pearson r x 100), as the mean ± the "
+        "sample standard deviation over seeds (no ± with one seed; – where there is no result yet). `seeds` is "
+        "runs with results / runs planned; `lr` is the learning rate of the row's runs (`grid`: picked on dev by the "
+        "group's lr grid, below; `from G`: the lr G's grid picked). `paper` is the paper's BERT-base number, on its "
+        "own 2184-sentence test subset; the columns marked † are ours on that subset (data=sst_paper), the others "
+        "on the standard 2210-sentence test split. Models: `sentibert` (variant pre-trained: initialised from the "
+        "masked-LM pre-training run), `mean_pool` (the paper's BERT*: mean pooling of the phrase's tokens), `cls` "
+        "(BERT: the [CLS] token), `tree_lstm` (a Tree-LSTM over the encoder). `commits`: the code that produced the "
+        f"row's runs. The same numbers, one line per row and metric: [{csv_path.name}]({_relpath(csv_path, here)}).\n",
+    ]
+    rows = [row for row in tables.rows if not row.stage]
+    references = _ablation_references(rows)
+    main = [row for row in rows if row.group.task not in TRANSFER_TASKS
+            and (not _ablation(row) or row.group.group in references)]
+    sections.append("## Main table\n")
+    for task in dict.fromkeys(row.group.task for row in main):
+        sections += [f"### {TASKS.get(task, (task,))[0]}\n", _rows_table([r for r in main if r.group.task == task])]
+
+    sections += ["## Learning-rate grids\n",
+                 "The dev metric of each grid run's selected epoch (the first seed), in %; the best one, in bold, "
+                 "picks the lr of the group's other seeds (ties: the lr listed first).\n"]
+    if tables.grids:
+        lrs = sorted({lr for _, grid, _ in tables.grids for lr, _ in grid})
+        lines = []
+        for g, grid, picked in tables.grids:
+            dev = {lr: result for lr, result in grid}
+            metric = next((r.metrics.get("metric") for r in dev.values() if r is not None), None) or DASH
+            cells = []
+            for lr in lrs:
+                result = dev.get(lr, False)
+                text = "" if result is False else DASH if result is None or result.metrics["best_dev"] is None \
+                    else f"{100 * result.metrics['best_dev']:.2f}"
+                cells.append(f"**{text}**" if picked is not None and lr == picked else text)
+            done = sum(r is not None for r in dev.values())
+            lines.append([g.group, metric, *cells, _lr(picked) if picked is not None
+                          else f"pending ({done} of {len(grid)} runs)"])
+        sections.append(_table(["group", "dev metric", *map(_lr, lrs), "picked lr"], lines))
+    else:
+        sections.append("No group has an lr grid.\n")
+
+    ablations = [row for row in rows if _ablation(row)]
+    sections += ["## Ablations\n",
+                 "SentiBERT without pre-training (initialised from the bare encoder), and its variants at the lr "
+                 "that the full model's grid picked.\n"]
+    for task in dict.fromkeys(row.group.task for row in ablations):
+        sections += [f"### {TASKS.get(task, (task,))[0]}\n", _rows_table([r for r in ablations
+                                                                          if r.group.task == task])]
+    if not ablations:
+        sections.append("None in the campaign.\n")
+
+    sections.append("## Transfer\n")
+    glue = [row for row in rows if row.group.task == "sst2_glue"]
+    if glue:
+        sections += [f"### {TASKS['sst2_glue'][0]}\n", _rows_table(glue)]
+    emoint = [row for row in rows if row.group.task in EMOINT_TASKS]
+    if emoint:
+        sections += ["### EmoInt (Pearson r x 100)\n", _rows_table(emoint, show_task=True),
+                     _emoint_mean(emoint, tables.paper)]
+    if not glue and not emoint:
+        sections.append("None in the campaign.\n")
+
+    phrase = [row for row in rows if row.group.task == "sst_phrase"]
+    if phrase:
+        sections += ["## Fine-grained analyses (SST-phrase)\n",
+                     "3-class accuracy (`sentibert.metrics`), mean over the row's seeds: negation (trees by their "
+                     "count of negations), contrast (X but Y triples, all three nodes right), local difficulty "
+                     "(nodes by their children of another polarity), global difficulty (trees by polarity "
+                     "switches).\n", "### Standard test split\n", *_analyses_table(phrase, "")]
+        if any(_paper_tested(tables.campaign, row.group) for row in phrase):
+            sections += ["### The paper's test subset\n",
+                         *_analyses_table([r for r in phrase if _paper_tested(tables.campaign, r.group)],
+                                          PAPER_PREFIX)]
+
+    sets = plot_sets(tables)
+    sections += ["## Plots\n", "From `sentibert report`, for the first seed of each SST-phrase row: test accuracy, "
+                 "confusion matrix, accuracy by phrase length, fine-grained analyses.\n"]
+    sections.append("".join(f"- {title}: [report]({_relpath(plots_dir / name, here)}/report.md), "
+                            f"[overview]({_relpath(plots_dir / name, here)}/overview.png), "
+                            f"[confusion]({_relpath(plots_dir / name, here)}/confusion.png), "
+                            f"[length]({_relpath(plots_dir / name, here)}/length.png), "
+                            f"[fine-grained]({_relpath(plots_dir / name, here)}/fine_grained.png)\n"
+                            for name, title, _ in sets) or "None yet: no SST-phrase run has test predictions.\n")
+
+    stages = [row for row in tables.rows if row.stage]
+    if stages:
+        lines = []
+        for row in stages:
+            best = row.runs[0].metrics if row.runs else {}
+            dev = best.get("best_dev")
+            lines.append([row.group.group, row.group.encoder, row.seeds, row.lr, best.get("metric", DASH),
+                          DASH if dev is None else f"{100 * dev:.2f}", str(best.get("best_epoch", DASH)),
+                          row.commits()])
+        sections += ["## Pre-training\n", "A stage, not a result: its dev metric is logged, not used to select.\n",
+                     _table(["group", "encoder", "seeds", "lr", "dev metric", "dev", "epoch", "commits"], lines)]
+
+    sections += ["## Runs\n", "Every group of the campaign: the runs with results, what is still missing, the "
+                 "code and the wall time (hours, summed over the row's runs).\n"]
+    order = {name: i for i, name in enumerate(tables.campaign.groups)}
+    lines = [[row.group.group, " ".join(r.run.name for r in row.runs) or DASH, " ".join(row.missing) or DASH,
+              row.commits(), f"{sum(r.info.get('seconds') or 0 for r in row.runs) / 3600:.1f}" if row.runs else DASH]
+             for row in sorted(tables.rows, key=lambda row: order[row.group.group])]
+    sections.append(_table(["group", "runs with results", "missing", "commits", "hours"], lines))
+    if tables.orphans:
+        sections.append(f"Results that no run of the campaign file names (not in any table): "
+                        f"{', '.join(tables.orphans)}.\n")
+    return "\n".join(sections)
+
+
+def _emoint_mean(rows: list[Row], paper: dict[tuple[str, str, str, str], float]) -> str:
+    """The mean over the four emotions of each (model, encoder, variant), once all four have results."""
+    lines = []
+    for key in dict.fromkeys((r.group.model, r.group.encoder, r.group.variant) for r in rows):
+        means = {r.group.task: r.stat("pearson").mean for r in rows
+                 if (r.group.model, r.group.encoder, r.group.variant) == key}
+        ours = statistics.fmean(means[t] for t in EMOINT_TASKS) \
+            if all(means.get(t) is not None for t in EMOINT_TASKS) else None
+        theirs = paper.get((EMOINT_MEAN, key[0], key[2], "pearson"))
+        lines.append([*key, _num(ours) or DASH, _num(theirs) or DASH])
+    return ("The mean over the four emotions (of each emotion's mean over seeds; – until all four have results):\n\n"
+            + _table(["model", "encoder", "variant", "mean Pearson r", "paper"], lines))
+
+
+# ---- writing ---------------------------------------------------------------------------------------------------
+def draw_plots(tables: Tables, plots_dir: Path) -> list[Path]:
+    """Draw every plot set afresh under `plots_dir` (removed first: nothing stale is left); -> report.md files."""
+    from sentibert import report
+
+    shutil.rmtree(plots_dir, ignore_errors=True)
+    written = []
+    for name, _, members in plot_sets(tables):
+        out = plots_dir / name
+        runs = []
+        for label, path in members:
+            run = report.load_run(path)
+            run.label, run.path = label, Path(_relpath(path, out))  # the report names the folder relative to it
+            runs.append(run)
+        written.append(report.report(runs, out))
+    return written
+
+
+def write(results: Path, campaign_file: Path, paper_file: Path, out: Path, csv_path: Path,
+          plots: bool = True) -> list[Path]:
+    """Build the tables and write RESULTS.md, summary.csv and the plots; -> the files written."""
+    try:
+        campaign = load_campaign(campaign_file)
+    except CampaignError as err:
+        raise ResultsError(str(err)) from None
+    paper = load_paper(paper_file)
+    keys = [(g.task, g.model, g.encoder, g.variant) for g in campaign.groups.values()]
+    if dupes := sorted({"/".join(k) for k in keys if keys.count(k) > 1}):
+        raise ResultsError(f"{campaign_file}: several groups share task/model/encoder/variant {dupes}: "
+                           "a row must be one group")
+    tables = build(campaign, results, paper)
+    plots_dir = results / "plots"
+    command = _command(results, campaign_file, paper_file, out, csv_path)
+    written = [atomic_write_text(csv_path, summary_csv(tables)),
+               atomic_write_text(out, markdown(tables, out, csv_path, paper_file, command, plots_dir))]
+    if plots:
+        written += draw_plots(tables, plots_dir)
+    return written
+
+
+def defaults(results: Path) -> dict[str, Path]:
+    return {"campaign": results.parent / "campaign.yaml", "paper": results.parent / "paper.yaml",
+            "out": results.parent / "RESULTS.md", "csv": results / "summary.csv"}
+
+
+def _command(results: Path, campaign: Path, paper: Path, out: Path, csv_path: Path) -> str:
+    """The command line that regenerates these files, with paths relative to the folder above the output's (the
+    repository root for experiments/RESULTS.md): the same text whatever the working directory."""
+    root = out.resolve().parent.parent
+    parts = ["sentibert results", _relpath(results, root)]
+    for option, path in (("--campaign", campaign), ("--paper", paper), ("--out", out), ("--csv", csv_path)):
+        if path.resolve() != defaults(results)[option[2:]].resolve():
+            parts.append(f"{option} {_relpath(path, root)}")
+    return " ".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sentibert results", description=__doc__.split("\n")[0])
+    parser.add_argument("results", nargs="?", default="experiments/results", metavar="RESULTS_DIR",
+                        help="the campaign's results folder (default: experiments/results)")
+    parser.add_argument("--campaign", help="the campaign file (default: RESULTS_DIR/../campaign.yaml)")
+    parser.add_argument("--paper", help="the paper's numbers (default: RESULTS_DIR/../paper.yaml)")
+    parser.add_argument("--out", help="the markdown tables (default: RESULTS_DIR/../RESULTS.md)")
+    parser.add_argument("--csv", help="one line per row and metric (default: RESULTS_DIR/summary.csv)")
+    parser.add_argument("--no-plots", action="store_true",
+                        help="do not draw the plots (RESULTS.md still links them; faster)")
+    args = parser.parse_args(argv)
+    results = Path(args.results)
+    paths = {key: Path(getattr(args, key)) if getattr(args, key) else value for key, value in defaults(results).items()}
+    if results.exists() and not results.is_dir():
+        print(f"sentibert results: error: {results} is not a directory", file=sys.stderr)
+        return 1
+    try:
+        written = write(results, paths["campaign"], paths["paper"], paths["out"], paths["csv"], not args.no_plots)
+    except (ResultsError, ReportError, OSError) as err:  # ReportError: a bad predictions file
+        print(f"sentibert results: error: {err}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
