@@ -78,6 +78,8 @@ class TrainerConfig:
     limit_eval_batches: Optional[int] = None  # per evaluation, dev and test
     stop_after_steps: Optional[int] = None  # debug: quit abruptly after this many steps, as if killed
     log_every_n_steps: int = 10
+    precision: str = "32"  # 32 | bf16 | 16: autocast for the forward pass (sentibert.precision); 16 scales the loss
+    compile: bool = False  # torch.compile the model (dynamic shapes)
     device: str = "auto"  # auto: cuda if available, else cpu
     strategy: str = "auto"  # auto: DDP when launched by torchrun with >1 process; ddp: require torchrun
     backend: str = "auto"  # DDP process group: auto = nccl on GPU, gloo on CPU
@@ -133,6 +135,8 @@ class BenchConfig:
     batches: int = 20  # timed batches; each runs every variant, in rotating order
     warmup: int = 3  # untimed batches first
     pad_to: int = 128  # the official implementation's fixed length
+    precisions: list[str] = field(default_factory=lambda: ["32", "bf16"])  # a variant for each but 32
+    compile: bool = False  # add a torch.compile'd variant (slow to start)
     seed: int = 0
     threads: Optional[int] = None  # torch intra-op threads; None: torch's default
     device: str = "auto"

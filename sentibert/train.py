@@ -41,6 +41,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from sentibert import precision
 from sentibert.config import Select, hydra_command
 from sentibert.datasets import dataset_info, relabel
 from sentibert.evaluate import evaluate_model, first_batches, load_splits, pick_device, summary, task_classes
@@ -287,6 +288,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict | None:
     if cfg.metric not in reported:
         raise ValueError(f"metric={cfg.metric!r} is not reported for {cfg.data.dataset} with {num_classes} classes: "
                          f"choose from {', '.join(reported)}")
+    precision.check(cfg.trainer.precision)
     if (cfg.trainer.mlm_probability > 0) != cfg.model.mlm:
         raise ValueError("masked-LM pre-training needs both model.mlm=true and trainer.mlm_probability > 0")
     procs = setup_processes(cfg.trainer)
@@ -313,6 +315,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict | None:
                                  num_replicas=procs.world_size, rank=procs.rank)
     steps_per_epoch = min(len(sampler.batches(0)), trainer.limit_train_batches or sys.maxsize)
     optimizer, scheduler = build_optimizer(model, trainer, steps_per_epoch * trainer.max_epochs)
+    scaler = precision.grad_scaler(trainer.precision, procs.device)
     mlm_generator = torch.Generator()
     seed_everything(cfg.seed + procs.rank)  # dropout and masking differ between ranks
     mlm_generator.manual_seed(cfg.seed + procs.rank)
@@ -323,6 +326,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict | None:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         sampler.load_state_dict(state["sampler"])
+        if "scaler" in state:  # checkpoints from before mixed precision have none (and were float32)
+            scaler.load_state_dict(state["scaler"])
         progress = state["progress"]
         progress["config_changes"] = progress.get("config_changes", []) + [
             {**change, "step": progress["step"]} for change in changes]
@@ -333,12 +338,14 @@ def train(cfg: DictConfig, run_dir: Path) -> dict | None:
 
     def save_checkpoint() -> None:
         state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                 "sampler": sampler.state_dict(), "progress": progress}
+                 "sampler": sampler.state_dict(), "scaler": scaler.state_dict(), "progress": progress}
         checkpoints.save(f"epoch{sampler.epoch}-step{progress['step']}", model, state, rng_state(mlm_generator),
                          fingerprint(cfg))
 
     # Ablations leave some layers unused, which DDP must be told about.
     net = DistributedDataParallel(model, find_unused_parameters=True) if procs.world_size > 1 else model
+    if trainer.compile:  # shapes vary from batch to batch (dynamic padding): compile for dynamic shapes
+        net = torch.compile(net, dynamic=True)
     logger = make_logger(cfg, run_dir, procs)
     best_dir = run_dir / "best_model"
     while sampler.epoch < trainer.max_epochs:
@@ -353,12 +360,15 @@ def train(cfg: DictConfig, run_dir: Path) -> dict | None:
                     batch["input_ids"], batch["attention_mask"], model.tokenizer, trainer.mlm_probability,
                     mlm_generator, sentiment_wordpieces(batch, train_trees, lexicon),
                     trainer.mlm_sentiment_probability, trainer.mlm_max_predictions)
-            out = net(batch)
+            with precision.autocast(trainer.precision, procs.device):
+                out = net(batch)
             optimizer.zero_grad(set_to_none=True)
-            out["loss"].backward()
+            scaler.scale(out["loss"]).backward()
             if trainer.grad_clip > 0:
+                scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
                 torch.nn.utils.clip_grad_norm_(model.parameters(), trainer.grad_clip)
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
             scheduler.step()
             progress["step"] += 1
             bar.update()

@@ -4,6 +4,7 @@ import re
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from sentibert import bench
@@ -22,6 +23,8 @@ def test_bench_prints_overhead_and_speedup_last(tmp_path, capsys):
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert re.fullmatch(r"overhead=\d+\.\d\d speedup_vs_pad128=\d+\.\d\d", last)
     results = json.loads((tmp_path / "bench.json").read_text())
-    assert set(results["sentences_per_s"]) == {"SentiBERT", "encoder", "SentiBERT_pad128"}
+    assert set(results["sentences_per_s"]) == {"SentiBERT", "encoder", "SentiBERT_pad128", "SentiBERT_bf16"}
+    assert results["speedup_bf16"] == pytest.approx(results["sentences_per_s"]["SentiBERT_bf16"]["train"]
+                                                    / results["sentences_per_s"]["SentiBERT"]["train"])
     assert results["source"] == "sst dev" and results["mean_padded_length"] < 128
     assert last == f"overhead={results['overhead']:.2f} speedup_vs_pad128={results['speedup_vs_pad128']:.2f}"

@@ -193,3 +193,24 @@ def test_ablation_sweep_runs_every_model_as_a_multirun(tmp_path):
         "tree_lstm_seed42"]
     for job in jobs:
         assert METRIC_KEYS <= set(read_json(job / "metrics.json")["test"]), job
+
+
+def test_bf16_autocast_trains_on_cpu(tmp_path):
+    results = train.train(config("trainer.precision=bf16", "trainer.max_epochs=1"), tmp_path)
+    assert METRIC_KEYS <= set(results["test"]) and "precision: bf16" in (tmp_path / "config.yaml").read_text()
+    with pytest.raises(ValueError, match="trainer.precision='8'"):
+        train.train(config("trainer.precision=8"), tmp_path / "bad")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="float16 with loss scaling needs CUDA")
+def test_fp16_with_loss_scaling_on_cuda(tmp_path):
+    results = train.train(config("trainer.precision=16", "trainer.device=cuda", "trainer.max_epochs=1"), tmp_path)
+    assert METRIC_KEYS <= set(results["test"])
+    state = torch.load(next((tmp_path / "checkpoints").glob("epoch*")) / "state.pt", weights_only=True)
+    assert state["scaler"]["scale"] > 0
+
+
+@pytest.mark.slow
+def test_compiled_model_trains(tmp_path):
+    results = train.train(config("trainer.compile=true", "trainer.max_epochs=1"), tmp_path)
+    assert METRIC_KEYS <= set(results["test"])
