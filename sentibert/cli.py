@@ -16,6 +16,7 @@ COMMANDS = {
     "predict": ("sentibert.predict:main", "phrase-by-phrase sentiment of any text"),
     "report": ("sentibert.report:main", "plots and a markdown summary of run directories"),
     "campaign": ("sentibert.campaign:main", "run a declared list of runs, resumably (experiments/campaign.yaml)"),
+    "results": ("sentibert.results:main", "the result tables from the campaign's results (experiments/results)"),
 }
 
 
