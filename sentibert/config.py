@@ -39,6 +39,7 @@ class ModelConfig:
     root_only: bool = False  # supervise the root only (every node is still predicted)
     mlm: bool = False  # pre-training: a masked-LM head and the pre-training phrase head (needs trainer.mlm_probability > 0)
     max_length: Optional[int] = "${encoder.max_length}"  # saved with the model: evaluate and predict use it too
+    lora_rank: int = 0  # > 0: freeze the encoder, train LoRA adapters of this rank in it (model=sentibert_lora)
 
 
 @dataclass

@@ -25,7 +25,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer, PretrainedConfig
 
@@ -78,6 +78,8 @@ class TreeSentimentModel(nn.Module):
     encoder: a name or path for `sentibert.encoder` (weights loaded), or a transformers config (random weights:
     `from_pretrained` loads them next). root_only: supervise the root node only. mlm: keep a masked-LM head, and
     use the pre-training phrase head. max_length: the longest input in wordpieces (None: the encoder's limit).
+    lora_rank: > 0 freezes the encoder and trains LoRA adapters of this rank in it (peft; the targets are peft's
+    defaults for the encoder type, e.g. query and value); the composition and the head train in full.
     """
 
     registry: dict[str, type[TreeSentimentModel]] = {}  # class name -> class, for from_pretrained
@@ -87,7 +89,7 @@ class TreeSentimentModel(nn.Module):
         TreeSentimentModel.registry[cls.__name__] = cls
 
     def __init__(self, encoder: str | PretrainedConfig = "minilm", num_classes: int = 5, dropout: float = 0.1,
-                 root_only: bool = False, mlm: bool = False, max_length: int | None = None):
+                 root_only: bool = False, mlm: bool = False, max_length: int | None = None, lora_rank: int = 0):
         super().__init__()
         auto = AutoModelForMaskedLM if mlm else AutoModel  # a checkpoint without an MLM head gets a new, tied one
         if isinstance(encoder, PretrainedConfig):
@@ -97,13 +99,24 @@ class TreeSentimentModel(nn.Module):
             self.backbone = auto.from_pretrained(resolve_encoder(encoder), trust_remote_code=False).train()  # eval mode
         if getattr(self.encoder, "pooler", None) is not None:
             self.encoder.pooler = None  # unused: its weights would get no gradient (DDP complains) and fill checkpoints
+        if lora_rank:
+            self.add_lora(lora_rank, dropout, mlm)
         self.hparams = dict(encoder=encoder if isinstance(encoder, str) else None, num_classes=num_classes,
-                            dropout=dropout, root_only=root_only, mlm=mlm,
-                            max_length=max_length)  # constructor kwargs, saved in config.json
+                            dropout=dropout, root_only=root_only, mlm=mlm, max_length=max_length,
+                            lora_rank=lora_rank)  # constructor kwargs, saved in config.json
         self.hidden_size = self.backbone.config.hidden_size
         self.root_only = root_only
         self.dropout = nn.Dropout(dropout)
         self.new_head(num_classes, pretraining=mlm)
+
+    def add_lora(self, rank: int, dropout: float, mlm: bool) -> None:
+        """Freeze the encoder and add trainable LoRA adapters to it (alpha = rank: the adapters' scale is 1)."""
+        from peft import LoraConfig, inject_adapter_in_model
+
+        if mlm:
+            raise ValueError("lora_rank > 0 fine-tunes adapters; masked-LM pre-training (mlm=true) needs the full encoder")
+        self.backbone.requires_grad_(False)
+        inject_adapter_in_model(LoraConfig(r=rank, lora_alpha=rank, lora_dropout=dropout), self.backbone)
 
     def new_head(self, num_classes: int, pretraining: bool = False) -> None:
         """A freshly initialised phrase head: linear, or the authors' pre-training head."""
@@ -211,15 +224,25 @@ class TreeSentimentModel(nn.Module):
         return prediction
 
     # ---- save / load --------------------------------------------------------------------------------------------
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write tokenizer files, model.safetensors, then config.json (last: it marks a complete checkpoint)."""
+    def save_pretrained(self, directory: str | Path, trainable_only: bool = False,
+                        dtype: torch.dtype | None = None) -> Path:
+        """Write tokenizer files, model.safetensors, then config.json (last: it marks a complete checkpoint).
+
+        trainable_only: save only the weights that train (with LoRA: adapters, composition, head), in `dtype` if
+        given; loading then takes the frozen rest from the encoder named in `kwargs.encoder` (a small bundle)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.tokenizer.save_pretrained(directory)
-        # save_model (unlike save_file) accepts tied weights such as the MLM decoder and the input embeddings
-        atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_model(self, str(tmp)))
+        if trainable_only:
+            if not self.hparams["encoder"]:
+                raise ValueError("trainable_only needs a model built from a named encoder, to take the rest from")
+            state = {name: p.detach().to(dtype or p.dtype).contiguous() for name, p in self.named_parameters()
+                     if p.requires_grad}
+            atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"}))
+        else:  # save_model (unlike save_file) accepts tied weights such as the MLM decoder and the input embeddings
+            atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_model(self, str(tmp)))
         atomic_write_json(directory / CONFIG_FILE, {
-            "model": type(self).__name__, "kwargs": self.hparams,
+            "model": type(self).__name__, "kwargs": self.hparams, "weights": "trainable" if trainable_only else "all",
             "encoder_config": self.backbone.config.to_dict(), "sentibert_version": __version__})
         return directory
 
@@ -252,11 +275,17 @@ class TreeSentimentModel(nn.Module):
             reason = str(err).partition("\n")[0].partition(". ")[0]  # not the list of every model type it knows
             raise CheckpointError(f"{directory / CONFIG_FILE}: encoder_config is not a config this version of "
                                   f"transformers can build ({reason})") from None
+        partial = config.get("weights") == "trainable"  # the frozen weights come from the named encoder
+        if partial:
+            encoder = config["kwargs"]["encoder"]
         model = model_class(**{**kwargs, "mlm": saved_mlm, "num_classes": saved_classes, "encoder": encoder})
         model.hparams["encoder"] = config["kwargs"]["encoder"]  # the name it was trained from, for the record
         model.tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
         try:
-            load_model(model, str(directory / WEIGHTS_FILE))
+            if partial:
+                model.load_trainable(load_file(directory / WEIGHTS_FILE), directory / WEIGHTS_FILE)
+            else:
+                load_model(model, str(directory / WEIGHTS_FILE))
         except SafetensorError as err:  # a truncated or overwritten file
             raise CheckpointError(f"{directory / WEIGHTS_FILE}: damaged or truncated ({err}); copy or save the "
                                   "checkpoint again") from None
@@ -267,6 +296,15 @@ class TreeSentimentModel(nn.Module):
         if saved_mlm and not kwargs["mlm"]:
             model.backbone, model.hparams["mlm"] = model.backbone.base_model, False
         return model
+
+
+    def load_trainable(self, state: dict[str, Tensor], path: Path) -> None:
+        """Load exactly the trainable weights (a `trainable_only` checkpoint), in this model's dtype."""
+        trainable = {name for name, p in self.named_parameters() if p.requires_grad}
+        if set(state) != trainable:
+            raise CheckpointError(f"{path}: holds {len(state)} weights, not the model's {len(trainable)} trainable "
+                                  f"ones (e.g. {sorted(set(state) ^ trainable)[:3]}); save it again")
+        self.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
 
 
 def _check_config(config: dict, path: Path) -> None:
@@ -283,9 +321,9 @@ class SentiBERT(TreeSentimentModel):
     """The paper's model; the flags are its ablations (see `PhraseComposition`)."""
 
     def __init__(self, encoder: str | PretrainedConfig = "minilm", num_classes: int = 5, dropout: float = 0.1,
-                 root_only: bool = False, mlm: bool = False, max_length: int | None = None,
+                 root_only: bool = False, mlm: bool = False, max_length: int | None = None, lora_rank: int = 0,
                  attend_tokens: bool = True, attend_children: bool = True, recursive: bool = False):
-        super().__init__(encoder, num_classes, dropout, root_only, mlm, max_length)
+        super().__init__(encoder, num_classes, dropout, root_only, mlm, max_length, lora_rank)
         self.hparams.update(attend_tokens=attend_tokens, attend_children=attend_children, recursive=recursive)
         self.composition = PhraseComposition(self.hidden_size, dropout, attend_tokens, attend_children, recursive)
         self.init_new_weights(self.composition)
@@ -315,8 +353,8 @@ class TreeLSTM(TreeSentimentModel):
     """Binary constituency Tree-LSTM over the encoder: a word's state is the mean of its wordpieces' states."""
 
     def __init__(self, encoder: str | PretrainedConfig = "minilm", num_classes: int = 5, dropout: float = 0.1,
-                 root_only: bool = False, mlm: bool = False, max_length: int | None = None):
-        super().__init__(encoder, num_classes, dropout, root_only, mlm, max_length)
+                 root_only: bool = False, mlm: bool = False, max_length: int | None = None, lora_rank: int = 0):
+        super().__init__(encoder, num_classes, dropout, root_only, mlm, max_length, lora_rank)
         self.composition = TreeLSTMComposition(self.hidden_size)
         self.init_new_weights(self.composition)
 

@@ -81,8 +81,9 @@ def test_every_sweep_composes_into_a_multirun(sweep):
 
 
 def test_ablation_sweep_covers_every_model():
+    # LoRA is a way to fine-tune (for a small bundled model), not an ablation of the paper's model.
     params = compose_train("sweep=ablation", hydra=True).hydra.sweeper.params
-    assert sorted(params.model.split(",")) == names("model")
+    assert sorted(params.model.split(",")) == [m for m in names("model") if m != "sentibert_lora"]
 
 
 def test_ddp_trainer():

@@ -330,3 +330,40 @@ def test_mask_tokens_spares_special_tokens_and_padding(trees):
     assert out["mlm_loss"] > 0 and out["loss"] == out["phrase_loss"] + out["mlm_loss"]
     out["loss"].backward()
     assert model.backbone.get_output_embeddings().weight.grad.abs().sum() > 0
+
+
+# ---- LoRA -----------------------------------------------------------------------------------------------------------
+def test_lora_trains_adapters_composition_and_head_only(trees):
+    model = make(lora_rank=4)
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert any("lora_A" in name for name in trainable) and any(n.startswith("composition.") for n in trainable)
+    assert {n for n in trainable if n.startswith("backbone.")} == {n for n in trainable if "lora_" in n}
+    frozen = {name: p.detach().clone() for name, p in model.named_parameters() if not p.requires_grad}
+    before = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
+    train(model, batch_of(model, trees), steps=3)
+    assert all(torch.equal(p, frozen[n]) for n, p in model.named_parameters() if n in frozen)
+    assert all(not torch.equal(p, before[n]) for n, p in model.named_parameters() if "lora_B" in n)
+    with pytest.raises(ValueError, match="masked-LM"):
+        make(lora_rank=4, mlm=True)
+
+
+def test_trainable_only_checkpoint_is_small_and_loads_its_base_from_the_encoder(trees, tmp_path):
+    model = make(lora_rank=4)
+    train(model, batch_of(model, trees), steps=3)
+    model.eval()
+    model.save_pretrained(tmp_path / "full")
+    model.save_pretrained(tmp_path / "bundle", trainable_only=True, dtype=torch.float16)
+    assert (tmp_path / "bundle" / "model.safetensors").stat().st_size < (tmp_path / "full" / "model.safetensors").stat().st_size / 4
+    batch = batch_of(model, trees)
+    with torch.no_grad():
+        expected = model(batch)["logits"]
+        for directory, tolerance in (("full", 0.0), ("bundle", 2e-3)):  # float16 rounding in the bundle
+            loaded = TreeSentimentModel.from_pretrained(tmp_path / directory).eval()
+            assert torch.allclose(loaded(batch)["logits"], expected, atol=tolerance, rtol=0), directory
+    # A bundle whose weights do not match the model's trainable ones is named, not half-loaded.
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(tmp_path / "bundle" / "model.safetensors")
+    save_file({k: v for k, v in state.items() if not k.startswith("head.")}, tmp_path / "bundle" / "model.safetensors")
+    with pytest.raises(ValueError, match="trainable ones"):
+        TreeSentimentModel.from_pretrained(tmp_path / "bundle")
