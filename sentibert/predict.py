@@ -68,9 +68,9 @@ def check_texts(texts: Sequence[str], source: str) -> list[str]:
     return texts
 
 
-def check_lengths(trees, tokenizer, source: str) -> None:
-    """Refuse sentences the encoder would truncate (wordpieces, [CLS] and [SEP] included), as `encode_tree` counts."""
-    limit = tokenizer.model_max_length
+def check_lengths(trees, tokenizer, limit: int, source: str) -> None:
+    """Refuse sentences the model would truncate (wordpieces, [CLS] and [SEP] included, against `limit`: the model's
+    max_length, the one it was trained with), as `encode_tree` counts."""
     for n, tree in enumerate(trees, start=1):
         words = [normalize_token(t) for t in tree.tokens]
         length = len(tokenizer(words, is_split_into_words=True, verbose=False)["input_ids"])
@@ -93,7 +93,7 @@ def predict(texts: Sequence[str], model: TreeSentimentModel | str | Path, parser
         model = load_model(model)
     parser = parser or load_parser()
     trees = parser.parse(texts, source)  # one call for all texts: the parser batches and caches
-    check_lengths(trees, model.tokenizer, source)
+    check_lengths(trees, model.tokenizer, model.max_length, source)
     return model.predict_trees(trees, batch_size, attentions=True)
 
 

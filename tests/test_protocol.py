@@ -203,3 +203,12 @@ def test_evaluation_and_prediction_use_the_trained_max_length(tmp_path):
     prediction = loaded.predict_trees([tree])[0]
     assert len(prediction.wordpieces) == 6 and None in prediction.labels  # truncated nodes have no prediction
     assert config("encoder=tiny").model.max_length == config("encoder=tiny").encoder.max_length == 128
+
+
+def test_predict_refuses_what_the_trained_max_length_would_cut(tmp_path):
+    from sentibert.predict import PredictError, predict
+
+    model = SentiBERT(encoder="tiny", max_length=6)
+    assert len(predict(["a good film"], model, parser=RightBranchingParser())) == 1  # 3 words + 2 specials
+    with pytest.raises(PredictError, match="text:1: 7 wordpieces, more than the encoder's limit of 6"):
+        predict(["not a good film at all"], model, parser=RightBranchingParser())
