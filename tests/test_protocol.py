@@ -210,5 +210,5 @@ def test_predict_refuses_what_the_trained_max_length_would_cut(tmp_path):
 
     model = SentiBERT(encoder="tiny", max_length=6)
     assert len(predict(["a good film"], model, parser=RightBranchingParser())) == 1  # 3 words + 2 specials
-    with pytest.raises(PredictError, match="text:1: 7 wordpieces, more than the encoder's limit of 6"):
+    with pytest.raises(PredictError, match="text:1: 8 wordpieces, more than the encoder's limit of 6"):
         predict(["not a good film at all"], model, parser=RightBranchingParser())
