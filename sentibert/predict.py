@@ -1,5 +1,6 @@
 """`sentibert predict`: the sentiment of every phrase of any text.
 
+    echo "Not bad at all." | sentibert predict                       # the bundled model
     sentibert predict --checkpoint runs/sst_phrase/DATE/best_model "Not bad at all." "A dull, lifeless film."
     sentibert predict --checkpoint DIR --in reviews.txt --format html --out reviews.html
     echo "Not bad at all." | sentibert predict --checkpoint DIR --in - --format json
@@ -33,14 +34,20 @@ TEXT_RENDERERS = {"text": render.to_text, "json": render.to_json_text, "html": r
 FORMATS = (*TEXT_RENDERERS, "png")
 SUFFIX_FORMATS = {".txt": "text", ".json": "json", ".html": "html", ".htm": "html", ".png": "png"}
 BEST_MODEL = "best_model"  # where `sentibert train` saves the selected model inside a run directory
+# The model used when no checkpoint is given: a LoRA SentiBERT on MiniLM (its card: MODEL_CARD.md beside it).
+BUNDLED_MODEL = Path(__file__).resolve().parent / "resources" / "sentibert"
 
 
 class PredictError(ValueError):
     """Input or a checkpoint `predict` cannot use; the message says which and why."""
 
 
-def load_model(checkpoint: str | Path) -> TreeSentimentModel:
-    """A save_pretrained directory, or a training run directory (its best_model/ is used)."""
+def load_model(checkpoint: str | Path | None = None) -> TreeSentimentModel:
+    """A save_pretrained directory, a training run directory (its best_model/ is used), or None: the bundled model."""
+    if checkpoint is None:
+        if not (BUNDLED_MODEL / CONFIG_FILE).is_file():
+            raise PredictError(f"no bundled model in this installation ({BUNDLED_MODEL}): pass --checkpoint DIR")
+        checkpoint = BUNDLED_MODEL
     path = Path(checkpoint)
     if not path.is_dir():
         raise PredictError(f"checkpoint {path} is not a directory: give a model saved with save_pretrained, "
@@ -79,17 +86,17 @@ def check_lengths(trees, tokenizer, limit: int, source: str) -> None:
                                "split it into shorter sentences")
 
 
-def predict(texts: Sequence[str], model: TreeSentimentModel | str | Path, parser=None, batch_size: int = 32,
-            source: str = "text") -> list[TreePrediction]:
+def predict(texts: Sequence[str], model: TreeSentimentModel | str | Path | None = None, parser=None,
+            batch_size: int = 32, source: str = "text") -> list[TreePrediction]:
     """One `TreePrediction` per text, in order: every phrase's probabilities and label, and attention maps.
 
-    model: a loaded model or a checkpoint directory. parser: anything with `parse(texts, source)` returning
+    model: a loaded model, a checkpoint directory, or None (the bundled model). parser: anything with `parse(texts, source)` returning
     BinaryTrees (default: `sentibert.parse.load_parser()`). source names the texts in error messages (source:n).
     """
     texts = check_texts(texts, source)
     if batch_size < 1:  # range() would give no batches at all (or fail on 0): predictions silently missing
         raise PredictError(f"batch_size must be a positive integer, not {batch_size}")
-    if isinstance(model, (str, Path)):
+    if not isinstance(model, TreeSentimentModel):
         model = load_model(model)
     parser = parser or load_parser()
     trees = parser.parse(texts, source)  # one call for all texts: the parser batches and caches
@@ -124,12 +131,20 @@ def check_device(name: str) -> torch.device:
     return device
 
 
+def _interactive(stream) -> bool:
+    """A terminal, or no usable stdin at all (closed): nothing is piped in."""
+    try:
+        return stream is None or stream.closed or stream.isatty()
+    except (ValueError, OSError):
+        return True
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="sentibert predict", description="Sentiment of every phrase of each sentence (one sentence per text).")
-    ap.add_argument("texts", nargs="*", metavar="TEXT", help="sentences (or --in)")
-    ap.add_argument("--checkpoint", required=True,
-                    help=f"a model saved with save_pretrained, or a training run directory (uses its {BEST_MODEL}/)")
+    ap.add_argument("texts", nargs="*", metavar="TEXT", help="sentences (or --in; or piped to stdin)")
+    ap.add_argument("--checkpoint", help=f"a model saved with save_pretrained, or a training run directory (uses its "
+                                         f"{BEST_MODEL}/); default: the bundled model")
     ap.add_argument("--in", dest="input", metavar="FILE", help="one sentence per line; - reads stdin")
     ap.add_argument("--format", choices=FORMATS, help="default: from --out's suffix, else text")
     ap.add_argument("--out", metavar="PATH", help="output file (default: stdout; png needs a file)")
@@ -138,8 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-cache", action="store_true", help="neither read nor write the parse cache")
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     args = ap.parse_args(argv)
+    if not args.texts and not args.input and not _interactive(sys.stdin):
+        args.input = "-"  # `echo "Not bad at all." | sentibert predict`
     if bool(args.texts) == bool(args.input):
-        ap.error("give the sentences either as TEXT arguments or with --in FILE")
+        ap.error("give the sentences either as TEXT arguments, with --in FILE, or on stdin")
     fmt = args.format or SUFFIX_FORMATS.get(Path(args.out).suffix.lower() if args.out else "", "text")
     if fmt == "png" and not args.out:
         ap.error("png is an image: give --out FILE.png")

@@ -2,6 +2,8 @@
 import io
 import json
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -166,9 +168,15 @@ def test_cli_reads_a_file_or_stdin_and_names_an_empty_line(checkpoint, fake_pars
     assert f"sentibert predict: error: {reviews}:2: empty text" in capsys.readouterr().err
 
 
-def test_cli_errors(checkpoint, fake_parser, tmp_path, capsys):
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_cli_errors(checkpoint, fake_parser, tmp_path, capsys, monkeypatch):
     assert run_cli("--checkpoint", tmp_path, "fine") == 1
     assert "config.json is missing" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "stdin", Terminal())  # nothing piped in: no sentences at all is a usage error
     for args in (["--in", tmp_path / "x.txt", "fine"], [], ["--format", "png", "fine"]):
         with pytest.raises(SystemExit) as exit_:
             run_cli("--checkpoint", checkpoint, *args)
@@ -185,3 +193,18 @@ def test_real_parser_end_to_end(checkpoint, tmp_path):
     predictions = predict(["Not bad at all.", "A dull, lifeless film."], checkpoint, parser)
     assert predictions[0].tree.tokens == ("Not", "bad", "at", "all", ".")
     assert all(None not in p.labels for p in predictions)
+
+
+def test_piped_text_needs_no_flag_and_no_checkpoint_means_the_bundled_model(checkpoint, fake_parser, monkeypatch,
+                                                                           capsys, tmp_path):
+    from sentibert import predict as predict_module
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("Not bad at all.\n"))
+    assert run_cli("--checkpoint", checkpoint, "--format", "json") == 0
+    assert len(json.loads(capsys.readouterr().out)) == 1
+    monkeypatch.setattr(predict_module, "BUNDLED_MODEL", tmp_path / "nothing")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("Not bad at all.\n"))
+    assert run_cli() == 1
+    assert "no bundled model in this installation" in capsys.readouterr().err
+    monkeypatch.setattr(predict_module, "BUNDLED_MODEL", Path(checkpoint))
+    assert len(predict_module.predict(["Not bad at all."], parser=fake_parser)) == 1  # the Python API too
