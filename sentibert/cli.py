@@ -14,6 +14,7 @@ COMMANDS = {
     "evaluate": ("sentibert.evaluate:main", "evaluate a checkpoint (Hydra: `checkpoint=DIR data=NAME`)"),
     "bench": ("sentibert.bench:main", "throughput: SentiBERT vs bare encoder vs padding to 128"),
     "predict": ("sentibert.predict:main", "phrase-by-phrase sentiment of any text"),
+    "serve": ("sentibert.serve:main", "a local page and JSON API: type sentences, see their trees"),
     "report": ("sentibert.report:main", "plots and a markdown summary of run directories"),
     "campaign": ("sentibert.campaign:main", "run a declared list of runs, resumably (experiments/campaign.yaml)"),
     "results": ("sentibert.results:main", "the result tables from the campaign's results (experiments/results)"),
