@@ -58,7 +58,7 @@ def bench(cfg: DictConfig, run_dir: Path) -> dict:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    device = pick_device(cfg.device)
+    device = pick_device(cfg.device, "device")
     model = instantiate(cfg.model).to(device)
     trees, source = bench_trees(cfg)
     dataset = TreeDataset(trees, model.tokenizer, cfg.encoder.max_length, name=source)

@@ -7,6 +7,7 @@ Defaults live in the YAML files; the values here only say what a key means when 
 """
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from enum import Enum
@@ -16,11 +17,15 @@ from typing import Any, Callable, Optional
 import hydra
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import MISSING, DictConfig
+from hydra.errors import CompactHydraException, InstantiationException
+from hydra.types import RunMode
+from omegaconf import MISSING, DictConfig, OmegaConf
 
-# The config tree beside the package (an absolute path: Hydra resolves relative ones against a module when the
-# app is started as a console script).
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+# The config tree: conf/ inside an installed wheel (setup.cfg ships it as sentibert/conf), else conf/ beside the
+# package, in a checkout or an editable install. An absolute path: Hydra resolves relative ones against a module
+# when the app is started as a console script.
+_PACKAGE = Path(__file__).resolve().parent
+CONF_DIR = str(_PACKAGE / "conf" if (_PACKAGE / "conf").is_dir() else _PACKAGE.parent / "conf")
 
 
 @dataclass
@@ -155,12 +160,140 @@ def register() -> None:
 register()
 
 
+# ---- ranges ----------------------------------------------------------------------------------------------------
+class ConfigError(ValueError):
+    """A config value out of its range; the message names the key, the value and the range."""
+
+
+@dataclass(frozen=True)
+class Range:
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # low itself is out
+    high_open: bool = False  # high itself is out
+    optional: bool = False  # null is allowed (and means "none", "all" or "the default")
+
+    def __contains__(self, value: Any) -> bool:
+        if value is None:
+            return self.optional
+        return ((self.low is None or value > self.low or value == self.low and not self.low_open)
+                and (self.high is None or value < self.high or value == self.high and not self.high_open))
+
+    def __str__(self) -> str:
+        if self.low is not None and self.high is not None:
+            text = f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+        elif self.low is not None:
+            text = f"{'>' if self.low_open else '>='} {self.low:g}"
+        else:
+            text = f"{'<' if self.high_open else '<='} {self.high:g}"
+        return text + (" (or null)" if self.optional else "")
+
+
+PROBABILITY, FRACTION = Range(0, 1), Range(0, 1, high_open=True)
+COUNT, OPTIONAL_COUNT = Range(1), Range(1, optional=True)
+# Every key with a range, whichever command's config holds it (keys a config lacks are skipped). Structured configs
+# check types, not ranges (OmegaConf runs no __post_init__): `validate` checks these before a command loads anything.
+RANGES: dict[str, Range] = {
+    "trainer.lr": Range(0, low_open=True),
+    "trainer.weight_decay": Range(0),
+    "trainer.warmup_ratio": PROBABILITY,
+    "trainer.max_epochs": COUNT,
+    "trainer.grad_clip": Range(0),
+    "trainer.checkpoint_every_n_steps": Range(0),
+    "trainer.mlm_probability": FRACTION,
+    "trainer.mlm_sentiment_probability": PROBABILITY,
+    "trainer.mlm_max_predictions": COUNT,
+    "trainer.limit_train_batches": OPTIONAL_COUNT,
+    "trainer.limit_eval_batches": OPTIONAL_COUNT,
+    "trainer.stop_after_steps": OPTIONAL_COUNT,
+    "trainer.log_every_n_steps": COUNT,
+    "data.batch_size": COUNT,
+    "data.eval_batch_size": COUNT,
+    "data.bucket_batches": COUNT,
+    "data.dev_from_train": FRACTION,
+    "encoder.max_length": Range(2),  # [CLS] and [SEP] alone take two wordpieces
+    "model.dropout": FRACTION,
+    "limit_eval_batches": OPTIONAL_COUNT,  # evaluate
+    "batches": COUNT,  # bench
+    "warmup": Range(0),
+    "threads": OPTIONAL_COUNT,
+}
+
+
+def validate(cfg: DictConfig) -> DictConfig:
+    """Refuse a value out of its range (RANGES) with a ConfigError naming the key, the value and the range."""
+    for key, allowed in RANGES.items():
+        if OmegaConf.select(cfg, key, default=MISSING) is MISSING:  # not a key of this command's config
+            continue
+        value = OmegaConf.select(cfg, key)
+        if value not in allowed:
+            raise ConfigError(f"{key}={value} is out of range: use a value {allowed}")
+    return cfg
+
+
+# ---- commands ----------------------------------------------------------------------------------------------------
+DEBUG_ENV = "SENTIBERT_DEBUG"  # =1: errors raise with their traceback, as HYDRA_FULL_ERROR=1 does
+
+
+def user_error(err: BaseException) -> BaseException | None:
+    """The error to report in one line, or None for a bug (its traceback is shown). Ours: the project's error
+    types, any OSError (a missing file, a full disk: the message names the file), and a ValueError or RuntimeError
+    raised by our own checks (in a sentibert module). An error inside hydra.utils.instantiate is judged by its cause."""
+    from sentibert.datasets import DataError
+    from sentibert.encoder import CheckpointError, EncoderNotFound
+    from sentibert.parse import ParserError
+    from sentibert.tree import TreeFormatError
+
+    while isinstance(err, InstantiationException) and err.__cause__ is not None:
+        err = err.__cause__
+    if isinstance(err, (DataError, TreeFormatError, ParserError, CheckpointError, EncoderNotFound, ConfigError,
+                        OSError)):
+        return err
+    if isinstance(err, (ValueError, RuntimeError)):
+        tb = err.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        package = str(Path(__file__).parent) + os.sep
+        if tb is not None and tb.tb_frame.f_code.co_filename.startswith(package):
+            return err
+    return None
+
+
+def _close_progress_bars() -> None:
+    """End the progress bars an error left open (mid-epoch), so that the error starts a line of its own."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
+    sys.stdout.flush()
+
+
+class CommandError(CompactHydraException):
+    """A user error in one job of a multirun: Hydra names the job, then prints this message (no traceback)."""
+
+
 def hydra_command(config_name: str, run: Callable[[DictConfig, Path], Any]) -> Callable[[list[str] | None], int]:
-    """`main(argv)` of a Hydra app: compose `conf/<config_name>.yaml` with the overrides in argv, then call
-    `run(cfg, run_dir)`; what `run` returns goes back to Hydra (sweepers such as Optuna optimise it)."""
+    """`main(argv)` of a Hydra app: compose `conf/<config_name>.yaml` with the overrides in argv, `validate` it, then
+    call `run(cfg, run_dir)`; what `run` returns goes back to Hydra (sweepers such as Optuna optimise it).
+
+    A user error (`user_error`: bad data, a damaged checkpoint, a value out of range, a full disk) is printed as one
+    line, `sentibert <command>: error: <message>`, on stderr, and the command exits with status 1; in a multirun
+    the job fails with that message and Hydra goes on as it does with any failed job. HYDRA_FULL_ERROR=1 or
+    SENTIBERT_DEBUG=1 let the error raise with its traceback."""
     @hydra.main(config_path=CONF_DIR, config_name=config_name, version_base="1.3")
     def app(cfg: DictConfig) -> Any:
-        return run(cfg, Path(HydraConfig.get().runtime.output_dir))
+        try:
+            return run(validate(cfg), Path(HydraConfig.get().runtime.output_dir))
+        except Exception as err:
+            error = user_error(err)
+            if error is None or os.environ.get("HYDRA_FULL_ERROR") == "1" or os.environ.get(DEBUG_ENV) == "1":
+                raise
+            message = f"sentibert {config_name}: error: {error}"
+            if HydraConfig.get().mode == RunMode.MULTIRUN:
+                raise CommandError(message) from err
+            _close_progress_bars()
+            print(message, file=sys.stderr)
+            sys.exit(1)
 
     def main(argv: list[str] | None = None) -> int:
         if argv is not None:  # `sentibert <command> ...`; torchrun / python -m pass sys.argv as it is

@@ -168,19 +168,27 @@ def split_path(name: str, split: str, data_dir: str | Path | None = None) -> Pat
 
 
 def load_split(name: str, split: str, data_dir: str | Path | None = None) -> list[BinaryTree]:
-    """The trees of one split of a prepared dataset; labelled text is parsed (cached) with its label on the root."""
+    """The trees of one split of a prepared dataset; labelled text is parsed (cached) with its label on the root.
+    A DataError for a split with no trees, a TreeFormatError or LabelledTextError (file:line) for a label that is not
+    one of the dataset's classes."""
     path = split_path(name, split, data_dir)
     if not path.is_file():
         raise DataError(
             f"{path} not found: run `sentibert data prepare {name} --source DIR|ZIP` "
             f"(or set SENTIBERT_DATA_DIR to where the data was prepared)"
         )
-    columns = dataset_info(name).text_columns
-    if columns:
+    info = dataset_info(name)
+    if info.text_columns:
         from sentibert.transfer import load_labelled  # needs the parser: imported only for text datasets
 
-        return load_labelled(path, *columns)
-    return read_trees(path)
+        trees = load_labelled(path, *info.text_columns, num_classes=info.num_classes)
+    else:
+        trees = read_trees(path, num_classes=info.num_classes)  # labels outside the classes fail here, named
+    if not trees:
+        what = "rows" if info.text_columns else "trees"
+        raise DataError(f"{path}: empty, the {split} split of {name} has no {what}: prepare it again "
+                        f"(`sentibert data prepare {name} --source DIR|ZIP`)")
+    return trees
 
 
 # ---- prepare -----------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import torch
 from omegaconf import DictConfig
 
 from sentibert.config import hydra_command
-from sentibert.datasets import LABEL_VIEWS, DataError, dataset_info, load_split
+from sentibert.datasets import LABEL_VIEWS, DataError, dataset_info, load_split, split_path
 from sentibert.io import atomic_write_json
 from sentibert.metrics import HEADLINE_METRICS, evaluate_predictions
 from sentibert.model import TreeSentimentModel
@@ -39,6 +39,12 @@ def load_splits(data: DictConfig, splits: Sequence[str] = SPLITS) -> dict[str, l
         dev = set(random.Random(data.dev_seed).sample(range(len(train)), round(data.dev_from_train * len(train))))
         held_out = {"train": [t for i, t in enumerate(train) if i not in dev],
                     "dev": [t for i, t in enumerate(train) if i in dev]}
+        for split, trees in held_out.items():
+            if not trees:
+                source = split_path(data.dataset, "train", data.root)
+                raise DataError(f"data.dev_from_train={data.dev_from_train} leaves {split} empty: it holds out "
+                                f"{len(dev)} of the {len(train)} trees of {source}; choose a fraction that leaves "
+                                "trees in both")
     return {split: held_out[split] if split in held_out else read(split) for split in splits}
 
 
@@ -82,8 +88,29 @@ def first_batches(trees: Sequence[BinaryTree], batch_size: int, limit: int | Non
     return list(trees[:limit * batch_size] if limit else trees)
 
 
-def pick_device(name: str) -> torch.device:
-    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+class DeviceError(ValueError):
+    """A device that is not one, or not here; the message names the setting and the fix."""
+
+
+def pick_device(name: str, option: str = "trainer.device") -> torch.device:
+    """The device `name` names, checked before anything loads: `auto` is cuda when there is one, else cpu; cuda
+    (cuda:N) that this machine lacks is a DeviceError naming `option`, a config key or a flag such as --device."""
+    flag = option.startswith("-")
+    setting = f"{option} {name}" if flag else f"{option}={name}"
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise DeviceError(f"{setting}: not a device; use cpu, cuda or cuda:N{'' if flag else ', or auto'}") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            fix = f"{option} cpu" if flag else "cpu or auto"
+            raise DeviceError(f"{setting}: no CUDA device is available; use {fix}")
+        if (device.index or 0) >= torch.cuda.device_count():
+            raise DeviceError(f"{setting}: there is no such CUDA device, only cuda:0 to "
+                              f"cuda:{torch.cuda.device_count() - 1}")
+    return device
 
 
 def summary(metrics: dict) -> str:
@@ -91,7 +118,8 @@ def summary(metrics: dict) -> str:
 
 
 def evaluate(cfg: DictConfig, run_dir: Path) -> dict:
-    model = TreeSentimentModel.from_pretrained(cfg.checkpoint).to(pick_device(cfg.device))
+    device = pick_device(cfg.device, "device")  # before the model loads
+    model = TreeSentimentModel.from_pretrained(cfg.checkpoint).to(device)
     if model.hparams["num_classes"] != task_classes(cfg.data):
         raise DataError(f"{cfg.checkpoint} predicts {model.hparams['num_classes']} classes but {cfg.data.dataset}"
                         f" has {task_classes(cfg.data)}: evaluate it on the task it was trained for")

@@ -116,19 +116,14 @@ def positive_int(value: str) -> int:
 
 
 def check_device(name: str) -> torch.device:
-    """--device as a torch.device that exists here; refused in one line before the model loads."""
+    """--device as a torch.device that exists here (`sentibert.evaluate.pick_device`, as the Hydra commands check
+    trainer.device); refused in one line before the model loads."""
+    from sentibert.evaluate import DeviceError, pick_device
+
     try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise PredictError(f"--device {name}: not a device; use cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise PredictError(f"--device {name}: no CUDA device is available (torch.cuda.is_available() is "
-                               "False); use --device cpu")
-        if (device.index or 0) >= torch.cuda.device_count():
-            raise PredictError(f"--device {name}: there is no such CUDA device, only cuda:0 to "
-                               f"cuda:{torch.cuda.device_count() - 1}")
-    return device
+        return pick_device(name, "--device")
+    except DeviceError as err:
+        raise PredictError(str(err)) from None
 
 
 def _interactive(stream) -> bool:

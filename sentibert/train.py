@@ -20,10 +20,12 @@ consumed only by the training loop makes its position (hence resuming) exact.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
+import pickle
 import random
 import shutil
 import sys
@@ -36,6 +38,7 @@ import torch
 import torch.distributed as dist
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
+from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
@@ -44,6 +47,7 @@ from transformers import get_linear_schedule_with_warmup
 from sentibert import precision
 from sentibert.config import Select, hydra_command
 from sentibert.datasets import dataset_info, relabel
+from sentibert.encoder import CheckpointError
 from sentibert.evaluate import evaluate_model, first_batches, load_splits, pick_device, summary, task_classes
 from sentibert.io import atomic_write_json, atomic_write_text
 from sentibert.metrics import flatten, headline_metrics
@@ -152,10 +156,35 @@ class Checkpoints:
         self.root, self.procs = run_dir / "checkpoints", procs
 
     def latest(self) -> Path | None:
+        """The checkpoint `latest` names, None when there is none; a CheckpointError when it names nothing there."""
         pointer = self.root / "latest"
-        return self.root / pointer.read_text().strip() if pointer.is_file() else None
+        if not pointer.is_file():
+            return None
+        name = pointer.read_text(encoding="utf-8", errors="replace").strip()
+        path = self.root / name
+        if not name or "/" in name or not path.is_dir():
+            raise CheckpointError(f"{pointer} names checkpoint {name!r}, but {path} is not there: restore that "
+                                  f"directory, or delete {self.root} to train this run from the start")
+        return path
 
     def save(self, name: str, model, state: dict, rng: dict, config: dict) -> None:
+        """Write checkpoint `name`; on an OSError (a full disk) the partial one is removed and a CheckpointSaveError
+        says so: the previous checkpoint, and `latest` naming it, are left as they were."""
+        try:
+            self._save(name, model, state, rng, config)
+        except OSError as err:
+            shutil.rmtree(self.root / f".{name}.tmp", ignore_errors=True)  # free what the partial checkpoint took
+            pointer = self.root / "latest"
+            previous = pointer.read_text(encoding="utf-8").strip() if pointer.is_file() else None
+            if previous != name:  # renamed into place, but `latest` could not be written
+                shutil.rmtree(self.root / name, ignore_errors=True)
+            reason = "the disk is full" if err.errno == errno.ENOSPC else err.strerror or str(err)
+            kept = (f"the previous checkpoint {self.root / previous} is intact (resume=true continues from it)"
+                    if previous and (self.root / previous).is_dir() else "there is no earlier checkpoint")
+            raise CheckpointSaveError(f"cannot write checkpoint {name} in {self.root}: {reason}; {kept}. "
+                                      "Free some space (or fix the directory) and resume") from err
+
+    def _save(self, name: str, model, state: dict, rng: dict, config: dict) -> None:
         tmp = self.root / f".{name}.tmp"
         if self.procs.main:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -180,9 +209,34 @@ class Checkpoints:
         rng_file = path / f"rng-{self.procs.rank}.pt"
         if not rng_file.is_file():
             raise FileNotFoundError(f"{rng_file} missing: resume with as many processes as the run had")
-        load_model(model, path / "model.safetensors", device=str(self.procs.device))
-        return (torch.load(path / "state.pt", map_location="cpu", weights_only=True),
-                torch.load(rng_file, weights_only=True))
+        weights = path / "model.safetensors"
+        try:
+            load_model(model, weights, device=str(self.procs.device))
+        except SafetensorError as err:  # cut short, or overwritten
+            raise damaged_checkpoint(weights, err) from None
+        return _load_state(path / "state.pt", map_location="cpu"), _load_state(rng_file)
+
+
+class CheckpointSaveError(OSError):
+    """A checkpoint that could not be written (a full disk); the message says the previous one is intact."""
+
+
+def damaged_checkpoint(file: Path, err: Exception) -> CheckpointError:
+    """run_dir/checkpoints/<name>/<file> is unreadable: name it, and what to do."""
+    reason = str(err).splitlines()[0].partition(". ")[0] if str(err) else type(err).__name__  # torch's: 5 sentences
+    return CheckpointError(f"{file}: damaged or truncated ({reason}); restore the checkpoint, or delete "
+                           f"{file.parents[1]} to train this run from the start")
+
+
+def _load_state(file: Path, **kwargs):
+    """torch.load without unpickling code; a CheckpointError naming `file` when it is damaged or truncated."""
+    try:
+        return torch.load(file, weights_only=True, **kwargs)
+    except (FileNotFoundError, PermissionError):  # they name the file already
+        raise
+    # a cut zip, a bad pickle; torch reads a small cut file as an OSError (EINVAL)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError, OSError) as err:
+        raise damaged_checkpoint(file, err) from None
 
 
 # ---- resuming with the same config ------------------------------------------------------------------------------
@@ -256,6 +310,10 @@ class WandbLogger(Logger):
     def __init__(self, cfg: DictConfig, run_dir: Path):
         import wandb
 
+        if cfg.logger.mode != "online":
+            # wandb builds its own telemetry from the process-wide settings, not from init's mode=, and would post it
+            # to W&B's servers at exit (wandb 0.31, offline included): make the process-wide mode this one too.
+            wandb.setup(settings=wandb.Settings(mode=cfg.logger.mode))
         # The run id follows from the run directory, so a resumed run continues the same wandb run.
         run_id = hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:16]
         self.run = wandb.init(project=cfg.logger.project, entity=cfg.logger.entity, mode=cfg.logger.mode,

@@ -27,9 +27,10 @@ class LabelledTextError(ValueError):
     pass
 
 
-def read_labelled(path: str | Path, text: str = "text", label: str = "label",
-                  fmt: str | None = None) -> tuple[list[str], list[int]]:
-    """Rows of (text, integer label); errors name the file, the line and the column."""
+def read_labelled(path: str | Path, text: str = "text", label: str = "label", fmt: str | None = None,
+                  num_classes: int | None = None) -> tuple[list[str], list[int]]:
+    """Rows of (text, integer label); errors name the file, the line and the column. With `num_classes`, every
+    label must be one of the dataset's classes, 0 to num_classes - 1."""
     path = Path(path)
     fmt = fmt or FORMATS.get(path.suffix.lower())
     if fmt not in ("tsv", "csv", "jsonl"):
@@ -60,6 +61,9 @@ def read_labelled(path: str | Path, text: str = "text", label: str = "label",
         value = str(row[label]).strip()
         if not value.lstrip("-").isdigit():
             raise LabelledTextError(f"{path}:{line}: label {value!r} in column {label!r} is not an integer class")
+        if num_classes is not None and not 0 <= int(value) < num_classes:
+            raise LabelledTextError(f"{path}:{line}: label {value} in column {label!r} is out of range: this "
+                                    f"dataset's classes are 0-{num_classes - 1}")
         if not str(row[text]).strip():
             raise LabelledTextError(f"{path}:{line}: empty text in column {text!r}")
         texts.append(str(row[text]).strip())
@@ -74,10 +78,12 @@ def label_roots(trees: Sequence[BinaryTree], labels: Sequence[int]) -> list[Bina
 
 
 def load_labelled(path: str | Path, text: str = "text", label: str = "label", fmt: str | None = None,
-                  parser=None) -> list[BinaryTree]:
+                  parser=None, num_classes: int | None = None) -> list[BinaryTree]:
     from sentibert.parse import load_parser
 
-    texts, labels = read_labelled(path, text, label, fmt)
+    texts, labels = read_labelled(path, text, label, fmt, num_classes)
+    if not texts:  # nothing to parse: the parser need not load
+        return []
     trees = (parser or load_parser()).parse(texts, source=str(path))
     return label_roots(trees, labels)
 

@@ -135,8 +135,26 @@ class BinaryTree:
         return format_ptb(self.to_nltk())
 
 
+_CLASS = re.compile(r"[0-9]+")
+
+
 def _parse_label(label: str) -> int:
-    return int(label) if label.isdigit() else UNLABELED
+    """A class number, or X: no label (parser output). Anything else is an error, not silently "no label"."""
+    if label == UNLABELED_TAG:
+        return UNLABELED
+    if not _CLASS.fullmatch(label):
+        raise ValueError(f"label {label!r} is not a class number (or {UNLABELED_TAG}, for no label)")
+    return int(label)
+
+
+def check_classes(tree: BinaryTree, num_classes: int, source: str | None = None, line: int | None = None,
+                  text: str = "") -> BinaryTree:
+    """`tree`, or a TreeFormatError when one of its labels is not a class of a `num_classes`-class dataset."""
+    bad = [label for label in tree.labels + tree.word_labels if label != UNLABELED and label >= num_classes]
+    if bad:
+        raise TreeFormatError(f"label {bad[0]} is out of range: this dataset's classes are 0-{num_classes - 1}",
+                              source, line, text)
+    return tree
 
 
 def _format_label(label: int) -> str:
@@ -163,15 +181,17 @@ def format_ptb(tree: Tree) -> str:
     return tree.pformat(margin=sys.maxsize)
 
 
-def read_trees(path: str | Path) -> list[BinaryTree]:
-    return list(iter_trees(path))
+def read_trees(path: str | Path, num_classes: int | None = None) -> list[BinaryTree]:
+    return list(iter_trees(path, num_classes))
 
 
-def iter_trees(path: str | Path) -> Iterator[BinaryTree]:
-    """One binary PTB tree per non-blank line; errors name file:line."""
+def iter_trees(path: str | Path, num_classes: int | None = None) -> Iterator[BinaryTree]:
+    """One binary PTB tree per non-blank line; errors name file:line. With `num_classes`, every label must be one
+    of the dataset's classes, 0 to num_classes - 1 (`check_classes`)."""
     for n, text in enumerate(read_tree_lines(path), start=1):
         if text.strip():
-            yield BinaryTree.from_ptb(text, str(path), n)
+            tree = BinaryTree.from_ptb(text, str(path), n)
+            yield tree if num_classes is None else check_classes(tree, num_classes, str(path), n, text)
 
 
 def read_tree_lines(path: str | Path) -> list[str]:

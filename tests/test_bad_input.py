@@ -1,11 +1,14 @@
 """Bad input is refused in one line that names the file and the fix, never silently mangled, never a traceback.
 
 One group per case of the issue "Nothing silently wrong": line-exact reading, non-UTF-8 files, counts, devices,
-closed stdin, corrupt zips, the parse cache, checkpoints that would run code, damaged checkpoints.
+closed stdin, corrupt zips, the parse cache, checkpoints that would run code, damaged checkpoints; then the training
+side: labels and empty splits checked at load, one-line errors from the Hydra commands, ranges, CUDA without a GPU,
+damaged training checkpoints, a full disk, no network unless asked, the run's log file.
 """
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -379,3 +382,340 @@ def test_a_damaged_checkpoint_names_the_file(damage, checkpoint, fake_parser, tm
     rc, out, err = run(capsys, "predict", "--checkpoint", directory, "fine")
     assert rc == 1
     one_line_error(err, str(directory / file))
+
+
+# ---- 10. data validated when it loads -----------------------------------------------------------------------------
+FIXTURE_ROOT = Path(__file__).parent / "fixtures" / "train_data"
+# 48 train trees, batches of 8; one epoch of 2 batches: a whole run takes seconds.
+TRAIN = ["encoder=tiny", "data=fixture", f"data.root={FIXTURE_ROOT}", "logger=none", "trainer.max_epochs=1",
+         "trainer.limit_train_batches=2", "trainer.limit_eval_batches=1", "trainer.lr=1e-3"]
+
+
+@pytest.fixture
+def data_root(tmp_path):
+    """A copy of the fixture's prepared `sst`, to damage."""
+    return shutil.copytree(FIXTURE_ROOT, tmp_path / "data")
+
+
+def replace_line(path: Path, number: int, text: str) -> None:
+    lines = path.read_text(encoding="utf-8").split("\n")
+    lines[number - 1] = text
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def test_a_tree_label_outside_the_classes_is_named_at_load(data_root):
+    from sentibert.datasets import load_split
+
+    replace_line(data_root / "sst" / "train.txt", 3, "(0 (2 (2 the) (2 film)) (7 (2 is) (0 awful)))")
+    with pytest.raises(TreeFormatError, match=r"train\.txt:3: label 7 is out of range: this dataset's classes "
+                                              r"are 0-4"):
+        load_split("sst", "train", data_root)
+
+
+def test_a_tree_label_that_is_not_a_number_is_refused_and_x_means_unlabelled(data_root):
+    from sentibert.datasets import load_split
+    from sentibert.tree import UNLABELED
+
+    train = data_root / "sst" / "train.txt"
+    replace_line(train, 3, "(0 (2 (2 the) (2 film)) (X (2 is) (0 awful)))")  # X: no label, as parsers write
+    assert load_split("sst", "train", data_root)[2].labels[2] == UNLABELED
+    replace_line(train, 3, "(0 (2 (2 the) (2 film)) (neg (2 is) (0 awful)))")  # was silently "no label"
+    with pytest.raises(TreeFormatError, match=r"train\.txt:3: label 'neg' is not a class number \(or X"):
+        load_split("sst", "train", data_root)
+    with pytest.raises(TreeFormatError, match="label '-1'"):
+        BinaryTree.from_ptb("(-1 (2 a) (2 b))")
+
+
+@pytest.mark.parametrize("label, message", [("5", "label 5 in column 'label' is out of range: this dataset's "
+                                                   "classes are 0-3"),
+                                            ("-1", "label -1 in column 'label' is out of range"),
+                                            ("high", "label 'high' in column 'label' is not an integer class")])
+def test_a_text_label_outside_the_classes_is_named_at_load(label, message, tmp_path):
+    from sentibert.datasets import load_split
+    from sentibert.transfer import LabelledTextError
+
+    (tmp_path / "emoint-joy").mkdir()
+    (tmp_path / "emoint-joy" / "train.tsv").write_text(f"text\tlabel\nso happy\t3\nnot happy\t{label}\n")
+    with pytest.raises(LabelledTextError, match=rf"train\.tsv:3: {re.escape(message)}"):
+        load_split("emoint-joy", "train", tmp_path)  # before any parser loads
+
+
+def test_an_empty_split_fails_before_training(data_root, tmp_path, capsys):
+    from sentibert.datasets import DataError, load_split
+
+    (data_root / "sst" / "dev.txt").write_text("\n")
+    with pytest.raises(DataError, match=r"dev\.txt: empty, the dev split of sst has no trees: prepare it again"):
+        load_split("sst", "dev", data_root)
+    rc, out, err = run(capsys, "train", *TRAIN, f"data.root={data_root}", f"hydra.run.dir={tmp_path / 'run'}")
+    assert rc == 1 and not (tmp_path / "run" / "checkpoints").exists()
+    one_line_error(err, "sentibert train: error:", str(data_root / "sst" / "dev.txt"), "empty")
+
+
+def test_a_dev_fraction_that_leaves_a_split_empty_fails(tmp_path, capsys):
+    rc, out, err = run(capsys, "train", *TRAIN, "data.dev_from_train=0.01", f"hydra.run.dir={tmp_path}")
+    assert rc == 1
+    one_line_error(err, "data.dev_from_train=0.01 leaves dev empty", str(FIXTURE_ROOT / "sst" / "train.txt"))
+
+
+# ---- 11. the Hydra commands: one line, no traceback -----------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def no_full_error(monkeypatch):
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    monkeypatch.delenv("SENTIBERT_DEBUG", raising=False)
+
+
+@pytest.mark.parametrize("command, argv, message", [
+    ("train", [*TRAIN, "data.root=/nonexistent"], "/nonexistent/sst/train.txt not found: run `sentibert data prepare"),
+    ("evaluate", ["checkpoint=/nonexistent", "data=fixture"], "/nonexistent is not a sentibert checkpoint"),
+    ("train", [*TRAIN, "model.num_classes=3"], "model.num_classes=3 but sst has 5 classes"),  # our own ValueError
+])
+def test_a_hydra_command_error_is_one_line(command, argv, message, tmp_path, capsys):
+    rc, out, err = run(capsys, command, *argv, f"hydra.run.dir={tmp_path}")
+    assert rc == 1
+    assert one_line_error(err, message).startswith(f"sentibert {command}: error: ")
+    assert "Error executing job" not in err and err.count("error:") == 1
+
+
+def test_the_traceback_is_there_for_who_asks(monkeypatch, tmp_path, capsys):
+    from sentibert.datasets import DataError
+
+    monkeypatch.setenv("SENTIBERT_DEBUG", "1")  # Hydra's report: the traceback from our code down
+    rc, out, err = run(capsys, "train", *TRAIN, "data.root=/nonexistent", f"hydra.run.dir={tmp_path}")
+    assert rc == 1 and "Traceback" in err and "in load_split" in err and "DataError: /nonexistent" in err
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")  # the error itself, raised through Hydra
+    with pytest.raises(DataError, match="not found"):
+        run(capsys, "train", *TRAIN, "data.root=/nonexistent", f"hydra.run.dir={tmp_path}")
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch, tmp_path, capsys):
+    from sentibert import train
+
+    def broken(cfg, run_dir):
+        return int("not a number")  # a ValueError, but not one of our checks
+
+    monkeypatch.setattr(train, "train", broken)
+    rc, out, err = run(capsys, "train", *TRAIN, f"hydra.run.dir={tmp_path}")
+    assert rc == 1 and "Traceback" in err and "invalid literal for int()" in err
+
+
+def test_a_multirun_job_error_is_one_line_too(tmp_path, capsys):
+    rc, out, err = run(capsys, "train", "-m", *TRAIN, "trainer.lr=0,-1", f"hydra.sweep.dir={tmp_path}")
+    assert rc == 1 and "Traceback" not in err
+    assert "sentibert train: error: trainer.lr=0.0 is out of range: use a value > 0" in err
+
+
+def test_a_real_process_prints_one_line(tmp_path):
+    """What torchrun starts: `python -m sentibert.train`."""
+    env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "SENTIBERT_DEBUG")}
+    done = subprocess.run([sys.executable, "-m", "sentibert.train", *TRAIN, "data.root=/nonexistent",
+                           f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 1
+    assert one_line_error(done.stderr, "not found").startswith("sentibert train: error: /nonexistent/sst/train.txt")
+
+
+# ---- 12. values out of range fail before anything loads -------------------------------------------------------
+OUT_OF_RANGE = {
+    "trainer.lr=0": "trainer.lr=0.0 is out of range: use a value > 0",
+    "trainer.lr=-1e-5": "trainer.lr=-1e-05 is out of range: use a value > 0",
+    "data.batch_size=0": "data.batch_size=0 is out of range: use a value >= 1",
+    "data.eval_batch_size=0": "data.eval_batch_size=0 is out of range: use a value >= 1",
+    "trainer.max_epochs=0": "trainer.max_epochs=0 is out of range: use a value >= 1",
+    "trainer.warmup_ratio=1.5": "trainer.warmup_ratio=1.5 is out of range: use a value in [0, 1]",
+    "trainer.warmup_ratio=-0.1": "trainer.warmup_ratio=-0.1 is out of range: use a value in [0, 1]",
+    "trainer.grad_clip=-1": "trainer.grad_clip=-1.0 is out of range: use a value >= 0",
+    "trainer.mlm_probability=1": "trainer.mlm_probability=1.0 is out of range: use a value in [0, 1)",
+    "data.dev_from_train=1": "data.dev_from_train=1.0 is out of range: use a value in [0, 1)",
+    "encoder.max_length=1": "encoder.max_length=1 is out of range: use a value >= 2",
+    "model.dropout=1": "model.dropout=1.0 is out of range: use a value in [0, 1)",
+    "trainer.log_every_n_steps=0": "trainer.log_every_n_steps=0 is out of range: use a value >= 1",
+    "trainer.limit_train_batches=0": "trainer.limit_train_batches=0 is out of range: use a value >= 1 (or null)",
+}
+
+
+@pytest.mark.parametrize("override", OUT_OF_RANGE)
+def test_a_value_out_of_range_fails_before_anything_loads(override, tmp_path, capsys):
+    rc, out, err = run(capsys, "train", *TRAIN, "data.root=/nonexistent", override, f"hydra.run.dir={tmp_path}")
+    assert rc == 1  # the range, not the missing data
+    assert one_line_error(err) == f"sentibert train: error: {OUT_OF_RANGE[override]}"
+
+
+def test_evaluate_and_bench_check_ranges_too(tmp_path, capsys):
+    rc, out, err = run(capsys, "evaluate", "checkpoint=/nonexistent", "data.eval_batch_size=0",
+                       f"hydra.run.dir={tmp_path}")
+    assert rc == 1 and one_line_error(err).endswith("data.eval_batch_size=0 is out of range: use a value >= 1")
+    rc, out, err = run(capsys, "bench", "encoder=tiny", "batches=0", f"hydra.run.dir={tmp_path}")
+    assert rc == 1 and one_line_error(err).endswith("batches=0 is out of range: use a value >= 1")
+
+
+def test_every_shipped_config_is_in_range():
+    from hydra import compose, initialize_config_dir
+
+    from sentibert.config import CONF_DIR, validate
+
+    conf = Path(CONF_DIR)
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        for group in ("experiment", "model", "data", "trainer", "encoder"):
+            for file in conf.glob(f"{group}/*.yaml"):
+                validate(compose("train", overrides=[f"{group}={file.stem}"]))
+        validate(compose("evaluate", overrides=["checkpoint=x"]))
+        validate(compose("bench"))
+
+
+# ---- 13. a device that is not there, in the Hydra commands ---------------------------------------------------------
+@pytest.mark.parametrize("command, argv, setting", [
+    ("train", [*TRAIN, "trainer.device=cuda"], "trainer.device=cuda"),
+    ("evaluate", ["checkpoint=/nonexistent", "device=cuda"], "device=cuda"),  # before the checkpoint loads
+    ("bench", ["encoder=tiny", "device=cuda:1"], "device=cuda:1"),
+])
+def test_cuda_without_a_gpu_is_named_in_the_hydra_commands(command, argv, setting, monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    rc, out, err = run(capsys, command, *argv, f"hydra.run.dir={tmp_path}")
+    assert rc == 1
+    assert one_line_error(err) == (f"sentibert {command}: error: {setting}: no CUDA device is available; "
+                                   "use cpu or auto")
+
+
+# ---- 14. damaged training checkpoints -------------------------------------------------------------------------
+def train_config(*overrides: str):
+    from hydra import compose, initialize_config_dir
+
+    from sentibert.config import CONF_DIR
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose("train", overrides=[*TRAIN, *overrides])
+
+
+@pytest.fixture(scope="module")
+def stopped_run(tmp_path_factory) -> Path:
+    """A run killed after step 3, with its checkpoint of step 2."""
+    from sentibert import train
+
+    run_dir = tmp_path_factory.mktemp("stopped")
+    assert train.train(train_config("trainer.limit_train_batches=null", "trainer.checkpoint_every_n_steps=2",
+                                    "trainer.stop_after_steps=3"), run_dir) is None
+    assert (run_dir / "checkpoints" / "latest").read_text() == "epoch0-step2"
+    return run_dir
+
+
+def resume(run_dir: Path, capsys):
+    return run(capsys, "train", *TRAIN, "trainer.limit_train_batches=null", "trainer.checkpoint_every_n_steps=2",
+               "resume=true", f"hydra.run.dir={run_dir}")
+
+
+def test_latest_naming_a_missing_checkpoint_is_named(stopped_run, tmp_path, capsys):
+    from sentibert import train
+    from sentibert.encoder import CheckpointError
+
+    run_dir = shutil.copytree(stopped_run, tmp_path / "run")
+    shutil.rmtree(run_dir / "checkpoints" / "epoch0-step2")
+    pointer, missing = run_dir / "checkpoints" / "latest", run_dir / "checkpoints" / "epoch0-step2"
+    with pytest.raises(CheckpointError, match=f"{pointer} names checkpoint 'epoch0-step2', but {missing} is not "
+                                              f"there: restore that directory, or delete {pointer.parent}"):
+        train.train(train_config("resume=true"), run_dir)
+    rc, out, err = resume(run_dir, capsys)
+    assert rc == 1
+    one_line_error(err, str(pointer), str(missing), "restore")
+
+
+@pytest.mark.parametrize("file", ["state.pt", "model.safetensors", "rng-0.pt"])
+def test_a_truncated_training_checkpoint_names_the_file(file, stopped_run, tmp_path, capsys):
+    run_dir = shutil.copytree(stopped_run, tmp_path / "run")
+    damaged = run_dir / "checkpoints" / "epoch0-step2" / file
+    damaged.write_bytes(damaged.read_bytes()[:len(damaged.read_bytes()) // 2])
+    rc, out, err = resume(run_dir, capsys)
+    assert rc == 1
+    one_line_error(err, f"sentibert train: error: {damaged}: damaged or truncated", "restore the checkpoint")
+
+
+# ---- 15. a full disk while checkpointing ------------------------------------------------------------------------
+def test_a_full_disk_keeps_the_previous_checkpoint_and_says_so(monkeypatch, tmp_path):
+    import errno
+
+    from safetensors.torch import load_file
+
+    from sentibert import train
+
+    saves = []
+
+    def save_model(model, filename):
+        saves.append(filename)
+        if len(saves) == 2:  # the second checkpoint: half written, then the disk is full
+            Path(filename).write_bytes(b"\0" * 100)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save_model(model, filename)
+
+    real_save_model = train.save_model
+    monkeypatch.setattr(train, "save_model", save_model)
+    root = tmp_path / "checkpoints"
+    with pytest.raises(OSError, match=f"cannot write checkpoint epoch0-step4 in {root}: the disk is full; the "
+                                      f"previous checkpoint {root / 'epoch0-step2'} is intact"):
+        train.train(train_config("trainer.limit_train_batches=null", "trainer.checkpoint_every_n_steps=2"), tmp_path)
+    assert (root / "latest").read_text() == "epoch0-step2"
+    assert sorted(p.name for p in root.iterdir()) == ["epoch0-step2", "latest"]  # the partial one is gone
+    assert load_file(root / "epoch0-step2" / "model.safetensors")
+    assert torch.load(root / "epoch0-step2" / "state.pt", weights_only=True)["progress"]["step"] == 2
+
+
+# ---- 16. no network unless asked; the run's log file ------------------------------------------------------------
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    """A run through the CLI with the default logger, recording every host lookup and connection it tries."""
+    import socket
+
+    from sentibert import train
+
+    run_dir, calls = tmp_path_factory.mktemp("default-logger"), []
+
+    def refuse(*args, **kwargs):
+        calls.append(args)
+        raise OSError("no network in tests")
+
+    overrides = [o for o in TRAIN if not o.startswith("logger=")]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket, "getaddrinfo", refuse)
+        patch.setattr(socket, "create_connection", refuse)
+        saved = sys.argv
+        try:
+            train.main([*overrides, f"hydra.run.dir={run_dir}"])
+        finally:
+            sys.argv = saved
+    return run_dir, calls
+
+
+def test_the_default_logger_makes_no_network_call(default_run):
+    run_dir, calls = default_run
+    assert calls == []
+    assert (run_dir / "log.csv").read_text().startswith("step,key,value\n")  # the default logger: csv
+
+
+WANDB_PROBE = """
+import atexit, socket, sys
+calls = []
+def refuse(*args, **kwargs):
+    calls.append(repr(args))
+    raise OSError("no network")
+socket.getaddrinfo = refuse
+socket.create_connection = refuse
+atexit.register(lambda: print("NETWORK CALLS:", calls))  # registered first: runs after wandb's own exit hooks
+sys.argv = ["train", *sys.argv[1:]]
+from sentibert import train
+train.main()
+"""
+
+
+def test_wandb_offline_makes_no_network_call_even_at_exit(tmp_path):
+    overrides = [o for o in TRAIN if not o.startswith("logger=")]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}  # conftest disables wandb
+    env.update(WANDB_DIR=str(tmp_path), WANDB_CONFIG_DIR=str(tmp_path / "config"),
+               WANDB_CACHE_DIR=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, "-c", WANDB_PROBE, *overrides, "logger=wandb",
+                           f"hydra.run.dir={tmp_path / 'run'}"], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "NETWORK CALLS: []" in done.stdout, done.stdout[-3000:]
+    assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+
+
+def test_the_run_log_is_train_log(default_run):
+    run_dir, _ = default_run
+    assert "run directory" in (run_dir / "train.log").read_text()
+    assert not list(run_dir.glob("config.log"))
