@@ -247,11 +247,13 @@ def run_campaign(campaign: Campaign, runs_dir: Path, results: Path, jobs: int = 
     failed: set[str] = set()
     while True:
         busy = {job.run.name for job in active}
+        # Runs a stopped runner left training hold cores too; the next pass resumes and collects them once they end.
+        elsewhere = {run.name for run in campaign.runs if run.name not in busy and running_elsewhere(runs_dir / run.name)}
         for run in campaign.runs:
-            if len(active) >= jobs:
+            if len(active) + len(elsewhere) >= jobs:
                 break
-            if (run.name in busy or run.name in failed or not fnmatch.fnmatch(run.name, only)
-                    or read_results(results, run.name) is not None or running_elsewhere(runs_dir / run.name)):
+            if (run.name in busy or run.name in elsewhere or run.name in failed or not fnmatch.fnmatch(run.name, only)
+                    or read_results(results, run.name) is not None):
                 continue
             overrides = resolve(campaign, run, results, runs_dir)
             if overrides is None:
@@ -263,7 +265,7 @@ def run_campaign(campaign: Campaign, runs_dir: Path, results: Path, jobs: int = 
             _start_next(job, env)
             active.append(job)
             log.info("started %s (lr %s, seed %d): %s", run.name, lr, run.seed, run_dir / "campaign.log")
-        if not active:
+        if not active and not elsewhere:
             return len(failed)
         time.sleep(poll)
         for job in list(active):

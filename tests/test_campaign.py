@@ -104,3 +104,14 @@ def test_a_failed_run_is_reported_and_what_depends_on_it_waits(tmp_path, fake_tr
     assert run_campaign(campaign, tmp_path / "runs", results, jobs=1, poll=0.05) == 1
     assert not (results / "pre_fail-s1").exists() and not (results / "sb-s2").exists()
     assert "waits" in dry_run(campaign, results, tmp_path / "runs", jobs=1)
+
+
+def test_a_run_left_by_a_stopped_runner_holds_its_slot_and_is_collected_after(tmp_path, fake_training, monkeypatch):
+    path = write_campaign(tmp_path)
+    campaign, results, runs = load_campaign(path), path.parent / "results", tmp_path / "runs"
+    left = {"pre-s1"}  # still training in another process, for the first two polls
+    polls = iter(range(100))
+    monkeypatch.setattr(campaign_module, "running_elsewhere",
+                        lambda run_dir: run_dir.name in left and next(polls) < 2)
+    assert run_campaign(campaign, runs, results, jobs=1, poll=0.05) == 0
+    assert (results / "pre-s1" / "metrics.json").is_file() and (results / "abl-s1" / "metrics.json").is_file()
