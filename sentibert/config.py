@@ -7,18 +7,12 @@ Defaults live in the YAML files; the values here only say what a key means when 
 """
 from __future__ import annotations
 
-import os
-import sys
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
-import hydra
 from hydra.core.config_store import ConfigStore
-from hydra.core.hydra_config import HydraConfig
-from hydra.errors import CompactHydraException, InstantiationException
-from hydra.types import RunMode
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 # The config tree: conf/ inside an installed wheel (setup.cfg ships it as sentibert/conf), else conf/ beside the
@@ -30,13 +24,13 @@ CONF_DIR = str(_PACKAGE / "conf" if (_PACKAGE / "conf").is_dir() else _PACKAGE.p
 
 @dataclass
 class EncoderConfig:
-    name_or_path: str = MISSING  # `minilm`, `tiny`, a hub name or a local directory (sentibert.encoder)
+    name_or_path: str = MISSING  # `minilm`, `tiny`, a hub name or a local directory (sentibert.models.encoder)
     max_length: int = 512  # wordpieces per sentence, special tokens included; longer input is truncated
 
 
 @dataclass
 class ModelConfig:
-    """Keyword arguments of a `sentibert.model` class, built with `hydra.utils.instantiate`."""
+    """Keyword arguments of a `sentibert.models.model` class, built with `hydra.utils.instantiate`."""
     _target_: str = MISSING
     encoder: str = "${encoder.name_or_path}"
     num_classes: int = 5
@@ -49,7 +43,7 @@ class ModelConfig:
 
 @dataclass
 class SentiBERTConfig(ModelConfig):
-    _target_: str = "sentibert.model.SentiBERT"
+    _target_: str = "sentibert.models.model.SentiBERT"
     attend_tokens: bool = True  # phrase = attention over its wordpieces (else their mean)
     attend_children: bool = True  # then attention over itself and its children (else skipped)
     recursive: bool = False  # children's phrase states come from the layer below, bottom-up
@@ -57,13 +51,13 @@ class SentiBERTConfig(ModelConfig):
 
 @dataclass
 class DataConfig:
-    dataset: str = MISSING  # a name in sentibert.datasets.DATASETS: `sst`, `sst-paper`
+    dataset: str = MISSING  # a name in sentibert.data.datasets.DATASETS: `sst`, `sst-paper`
     root: Optional[str] = None  # where `sentibert data prepare` wrote it; None: $SENTIBERT_DATA_DIR or ./data
     # > 0: dev is this fraction of train, drawn with `dev_seed` (fixed, so all seeds of a sweep share
     # one dev set) and removed from train. 0: the dataset's own dev split.
     dev_from_train: float = 0.0
     dev_seed: int = 0
-    label_view: Optional[str] = None  # train on relabelled trees: `sst3` (sentibert.datasets.LABEL_VIEWS); None: as is
+    label_view: Optional[str] = None  # train on relabelled trees: `sst3` (sentibert.data.datasets.LABEL_VIEWS); None: as is
     batch_size: int = 32  # per process; under DDP the effective batch is batch_size x world size
     eval_batch_size: int = 64
     bucket_batches: int = 50  # length-sorted buckets of this many batches (spans.BucketBatchSampler)
@@ -78,13 +72,13 @@ class TrainerConfig:
     grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
     checkpoint_every_n_steps: int = 500  # besides the checkpoint at the end of every epoch; 0: epochs only
     mlm_probability: float = 0.0  # > 0: add the masked-LM loss; wordpieces not in sentiment words are masked so often
-    mlm_sentiment_probability: float = 0.2  # wordpieces of sentiment words (sentibert.pretraining)
+    mlm_sentiment_probability: float = 0.2  # wordpieces of sentiment words (sentibert.models.pretraining)
     mlm_max_predictions: int = 20  # per sentence, besides the cap of round(mlm_probability x length)
     limit_train_batches: Optional[int] = None  # per epoch (debugging / smoke runs)
     limit_eval_batches: Optional[int] = None  # per evaluation, dev and test
     stop_after_steps: Optional[int] = None  # debug: quit abruptly after this many steps, as if killed
     log_every_n_steps: int = 10
-    precision: str = "32"  # 32 | bf16 | 16: autocast for the forward pass (sentibert.precision); 16 scales the loss
+    precision: str = "32"  # 32 | bf16 | 16: autocast for the forward pass (sentibert.training.precision); 16 scales the loss
     compile: bool = False  # torch.compile the model (dynamic shapes)
     device: str = "auto"  # auto: cuda if available, else cpu
     strategy: str = "auto"  # auto: DDP when launched by torchrun with >1 process; ddp: require torchrun
@@ -229,76 +223,3 @@ def validate(cfg: DictConfig) -> DictConfig:
         if value not in allowed:
             raise ConfigError(f"{key}={value} is out of range: use a value {allowed}")
     return cfg
-
-
-# ---- commands ----------------------------------------------------------------------------------------------------
-DEBUG_ENV = "SENTIBERT_DEBUG"  # =1: errors raise with their traceback, as HYDRA_FULL_ERROR=1 does
-
-
-def user_error(err: BaseException) -> BaseException | None:
-    """The error to report in one line, or None for a bug (its traceback is shown). Ours: the project's error
-    types, any OSError (a missing file, a full disk: the message names the file), and a ValueError or RuntimeError
-    raised by our own checks (in a sentibert module). An error inside hydra.utils.instantiate is judged by its cause."""
-    from sentibert.datasets import DataError
-    from sentibert.encoder import CheckpointError, EncoderNotFound
-    from sentibert.parse import ParserError
-    from sentibert.tree import TreeFormatError
-
-    while isinstance(err, InstantiationException) and err.__cause__ is not None:
-        err = err.__cause__
-    if isinstance(err, (DataError, TreeFormatError, ParserError, CheckpointError, EncoderNotFound, ConfigError,
-                        OSError)):
-        return err
-    if isinstance(err, (ValueError, RuntimeError)):
-        tb = err.__traceback__
-        while tb is not None and tb.tb_next is not None:
-            tb = tb.tb_next
-        package = str(Path(__file__).parent) + os.sep
-        if tb is not None and tb.tb_frame.f_code.co_filename.startswith(package):
-            return err
-    return None
-
-
-def _close_progress_bars() -> None:
-    """End the progress bars an error left open (mid-epoch), so that the error starts a line of its own."""
-    from tqdm import tqdm
-
-    for bar in list(getattr(tqdm, "_instances", ())):
-        bar.close()
-    sys.stdout.flush()
-
-
-class CommandError(CompactHydraException):
-    """A user error in one job of a multirun: Hydra names the job, then prints this message (no traceback)."""
-
-
-def hydra_command(config_name: str, run: Callable[[DictConfig, Path], Any]) -> Callable[[list[str] | None], int]:
-    """`main(argv)` of a Hydra app: compose `conf/<config_name>.yaml` with the overrides in argv, `validate` it, then
-    call `run(cfg, run_dir)`; what `run` returns goes back to Hydra (sweepers such as Optuna optimise it).
-
-    A user error (`user_error`: bad data, a damaged checkpoint, a value out of range, a full disk) is printed as one
-    line, `sentibert <command>: error: <message>`, on stderr, and the command exits with status 1; in a multirun
-    the job fails with that message and Hydra goes on as it does with any failed job. HYDRA_FULL_ERROR=1 or
-    SENTIBERT_DEBUG=1 let the error raise with its traceback."""
-    @hydra.main(config_path=CONF_DIR, config_name=config_name, version_base="1.3")
-    def app(cfg: DictConfig) -> Any:
-        try:
-            return run(validate(cfg), Path(HydraConfig.get().runtime.output_dir))
-        except Exception as err:
-            error = user_error(err)
-            if error is None or os.environ.get("HYDRA_FULL_ERROR") == "1" or os.environ.get(DEBUG_ENV) == "1":
-                raise
-            message = f"sentibert {config_name}: error: {error}"
-            if HydraConfig.get().mode == RunMode.MULTIRUN:
-                raise CommandError(message) from err
-            _close_progress_bars()
-            print(message, file=sys.stderr)
-            sys.exit(1)
-
-    def main(argv: list[str] | None = None) -> int:
-        if argv is not None:  # `sentibert <command> ...`; torchrun / python -m pass sys.argv as it is
-            sys.argv = [sys.argv[0], *argv]
-        app()
-        return 0
-
-    return main

@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from sentibert import datasets
-from sentibert.analysis import analyze, analyze_file, write_analysis
-from sentibert.tree import BinaryTree, TreeFormatError
+from sentibert.commands import data as data_command
+from sentibert.data.tree import BinaryTree, TreeFormatError
+from sentibert.evaluation.analysis import analyze, analyze_file, write_analysis
 
 FIXTURE = Path(__file__).parent / "fixtures" / "sst_analysis.txt"
 PAPER = Path(__file__).parents[2] / "shared" / "data" / "sentibert-paper"
@@ -75,7 +75,7 @@ def test_unlabelled_tree_is_an_error_with_its_line(tmp_path):
 
 def test_cli_analyze(tmp_path):
     out = tmp_path / "analysis.jsonl"
-    assert datasets.main(["analyze", "--trees", str(FIXTURE), "--out", str(out)]) == 0
+    assert data_command.main(["analyze", "--trees", str(FIXTURE), "--out", str(out)]) == 0
     lines = out.read_text().splitlines()
     assert len(lines) == 11 and json.loads(lines[1])["contrast"] == [2, 3, 0]
 

@@ -19,10 +19,11 @@ import pytest
 import torch
 import transformers
 
-from sentibert import cli, parse
-from sentibert import predict as predict_module
-from sentibert.model import SentiBERT, TreeSentimentModel
-from sentibert.tree import BinaryTree, TreeFormatError, read_trees
+from sentibert import cli
+from sentibert.data.tree import BinaryTree, TreeFormatError, read_trees
+from sentibert.inference import predict as predict_module
+from sentibert.models.model import SentiBERT, TreeSentimentModel
+from sentibert.parsing import parse
 
 transformers.logging.set_verbosity_error()
 
@@ -54,6 +55,8 @@ def fake_parser(monkeypatch):
     parser = FakeParser()
     monkeypatch.setattr(predict_module, "load_parser", parser.load)
     monkeypatch.setattr(parse, "load_parser", parser.load)
+    monkeypatch.setattr("sentibert.commands.predict.load_parser", parser.load)
+    monkeypatch.setattr("sentibert.commands.parse.load_parser", parser.load)
     return parser
 
 
@@ -120,7 +123,7 @@ def test_tree_files_count_lines_as_editors_do(tmp_path, capsys):
 
 
 def test_labelled_text_rows_end_at_newline_only(tmp_path):
-    from sentibert.transfer import LabelledTextError, read_labelled
+    from sentibert.data.transfer import LabelledTextError, read_labelled
 
     tsv = tmp_path / "tweets.tsv"
     tsv.write_text("text\tlabel\nso\u2028good\t3\nnot\rbad\t2\n", encoding="utf-8")
@@ -159,8 +162,8 @@ def test_non_utf8_files_are_named_not_a_traceback(not_utf8, checkpoint, fake_par
 
 
 def test_non_utf8_labelled_text_and_predictions_are_named(not_utf8, tmp_path):
-    from sentibert.report import ReportError, read_predictions
-    from sentibert.transfer import LabelledTextError, read_labelled
+    from sentibert.data.transfer import LabelledTextError, read_labelled
+    from sentibert.runs import ReportError, read_predictions
 
     shutil.copyfile(not_utf8, tmp_path / "data.tsv")
     with pytest.raises(LabelledTextError, match=f"data.tsv.*UTF-8"):
@@ -217,7 +220,7 @@ def test_closed_stdin_in_a_real_process(tmp_path):
 # ---- 6. corrupt zips ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
 def test_a_corrupt_zip_member_is_named(compression, tmp_path, capsys):
-    from sentibert.datasets import DataError, prepare
+    from sentibert.data.datasets import DataError, prepare
 
     text = "(3 (2 a) (3 (2 good) (3 film)))\n" * 50
     archive = tmp_path / "sst.zip"
@@ -321,7 +324,7 @@ TAMPERING = {
 
 @pytest.mark.parametrize("tampering", TAMPERING)
 def test_a_checkpoint_that_would_run_code_is_refused(tampering, checkpoint, fake_parser, tmp_path, capsys):
-    from sentibert.encoder import CheckpointError
+    from sentibert.models.encoder import CheckpointError
 
     file, edit = TAMPERING[tampering]
     directory = tamper(checkpoint, tmp_path / "tampered", file, edit)
@@ -334,7 +337,7 @@ def test_a_checkpoint_that_would_run_code_is_refused(tampering, checkpoint, fake
 
 
 def test_an_encoder_directory_that_would_run_code_is_refused(checkpoint, tmp_path):
-    from sentibert.encoder import CheckpointError, load_tokenizer
+    from sentibert.models.encoder import CheckpointError, load_tokenizer
 
     file, edit = TAMPERING["tokenizer auto_map"]
     directory = tamper(checkpoint, tmp_path / "encoder", file, edit)
@@ -348,7 +351,7 @@ def test_every_transformers_load_refuses_remote_code():
     import re
 
     calls = 0
-    for path in Path(predict_module.__file__).parent.glob("*.py"):
+    for path in Path(cli.__file__).parent.rglob("*.py"):
         source = path.read_text()
         for match in re.finditer(r"(?i)\bauto\w*\.from_(pretrained|config)\(", source):
             depth, end = 1, match.end()
@@ -372,7 +375,7 @@ DAMAGE = {
 
 @pytest.mark.parametrize("damage", DAMAGE)
 def test_a_damaged_checkpoint_names_the_file(damage, checkpoint, fake_parser, tmp_path, capsys):
-    from sentibert.encoder import CheckpointError
+    from sentibert.models.encoder import CheckpointError
 
     file, edit = DAMAGE[damage]
     directory = shutil.copytree(checkpoint, tmp_path / "damaged")
@@ -404,7 +407,7 @@ def replace_line(path: Path, number: int, text: str) -> None:
 
 
 def test_a_tree_label_outside_the_classes_is_named_at_load(data_root):
-    from sentibert.datasets import load_split
+    from sentibert.data.datasets import load_split
 
     replace_line(data_root / "sst" / "train.txt", 3, "(0 (2 (2 the) (2 film)) (7 (2 is) (0 awful)))")
     with pytest.raises(TreeFormatError, match=r"train\.txt:3: label 7 is out of range: this dataset's classes "
@@ -413,8 +416,8 @@ def test_a_tree_label_outside_the_classes_is_named_at_load(data_root):
 
 
 def test_a_tree_label_that_is_not_a_number_is_refused_and_x_means_unlabelled(data_root):
-    from sentibert.datasets import load_split
-    from sentibert.tree import UNLABELED
+    from sentibert.data.datasets import load_split
+    from sentibert.data.tree import UNLABELED
 
     train = data_root / "sst" / "train.txt"
     replace_line(train, 3, "(0 (2 (2 the) (2 film)) (X (2 is) (0 awful)))")  # X: no label, as parsers write
@@ -431,8 +434,8 @@ def test_a_tree_label_that_is_not_a_number_is_refused_and_x_means_unlabelled(dat
                                             ("-1", "label -1 in column 'label' is out of range"),
                                             ("high", "label 'high' in column 'label' is not an integer class")])
 def test_a_text_label_outside_the_classes_is_named_at_load(label, message, tmp_path):
-    from sentibert.datasets import load_split
-    from sentibert.transfer import LabelledTextError
+    from sentibert.data.datasets import load_split
+    from sentibert.data.transfer import LabelledTextError
 
     (tmp_path / "emoint-joy").mkdir()
     (tmp_path / "emoint-joy" / "train.tsv").write_text(f"text\tlabel\nso happy\t3\nnot happy\t{label}\n")
@@ -441,7 +444,7 @@ def test_a_text_label_outside_the_classes_is_named_at_load(label, message, tmp_p
 
 
 def test_an_empty_split_fails_before_training(data_root, tmp_path, capsys):
-    from sentibert.datasets import DataError, load_split
+    from sentibert.data.datasets import DataError, load_split
 
     (data_root / "sst" / "dev.txt").write_text("\n")
     with pytest.raises(DataError, match=r"dev\.txt: empty, the dev split of sst has no trees: prepare it again"):
@@ -477,7 +480,7 @@ def test_a_hydra_command_error_is_one_line(command, argv, message, tmp_path, cap
 
 
 def test_the_traceback_is_there_for_who_asks(monkeypatch, tmp_path, capsys):
-    from sentibert.datasets import DataError
+    from sentibert.data.datasets import DataError
 
     monkeypatch.setenv("SENTIBERT_DEBUG", "1")  # Hydra's report: the traceback from our code down
     rc, out, err = run(capsys, "train", *TRAIN, "data.root=/nonexistent", f"hydra.run.dir={tmp_path}")
@@ -488,7 +491,7 @@ def test_the_traceback_is_there_for_who_asks(monkeypatch, tmp_path, capsys):
 
 
 def test_a_bug_keeps_its_traceback(monkeypatch, tmp_path, capsys):
-    from sentibert import train
+    from sentibert.training import loop as train
 
     def broken(cfg, run_dir):
         return int("not a number")  # a ValueError, but not one of our checks
@@ -505,9 +508,9 @@ def test_a_multirun_job_error_is_one_line_too(tmp_path, capsys):
 
 
 def test_a_real_process_prints_one_line(tmp_path):
-    """What torchrun starts: `python -m sentibert.train`."""
+    """What torchrun starts: `python -m sentibert.commands.train`."""
     env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "SENTIBERT_DEBUG")}
-    done = subprocess.run([sys.executable, "-m", "sentibert.train", *TRAIN, "data.root=/nonexistent",
+    done = subprocess.run([sys.executable, "-m", "sentibert.commands.train", *TRAIN, "data.root=/nonexistent",
                            f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 1
     assert one_line_error(done.stderr, "not found").startswith("sentibert train: error: /nonexistent/sst/train.txt")
@@ -588,7 +591,7 @@ def train_config(*overrides: str):
 @pytest.fixture(scope="module")
 def stopped_run(tmp_path_factory) -> Path:
     """A run killed after step 3, with its checkpoint of step 2."""
-    from sentibert import train
+    from sentibert.training import loop as train
 
     run_dir = tmp_path_factory.mktemp("stopped")
     assert train.train(train_config("trainer.limit_train_batches=null", "trainer.checkpoint_every_n_steps=2",
@@ -603,8 +606,8 @@ def resume(run_dir: Path, capsys):
 
 
 def test_latest_naming_a_missing_checkpoint_is_named(stopped_run, tmp_path, capsys):
-    from sentibert import train
-    from sentibert.encoder import CheckpointError
+    from sentibert.models.encoder import CheckpointError
+    from sentibert.training import loop as train
 
     run_dir = shutil.copytree(stopped_run, tmp_path / "run")
     shutil.rmtree(run_dir / "checkpoints" / "epoch0-step2")
@@ -633,7 +636,7 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_says_so(monkeypatch, tmp_
 
     from safetensors.torch import load_file
 
-    from sentibert import train
+    from sentibert.training import loop as train
 
     saves = []
 
@@ -662,7 +665,7 @@ def default_run(tmp_path_factory):
     """A run through the CLI with the default logger, recording every host lookup and connection it tries."""
     import socket
 
-    from sentibert import train
+    from sentibert.commands import train as train_command
 
     run_dir, calls = tmp_path_factory.mktemp("default-logger"), []
 
@@ -676,7 +679,7 @@ def default_run(tmp_path_factory):
         patch.setattr(socket, "create_connection", refuse)
         saved = sys.argv
         try:
-            train.main([*overrides, f"hydra.run.dir={run_dir}"])
+            train_command.main([*overrides, f"hydra.run.dir={run_dir}"])
         finally:
             sys.argv = saved
     return run_dir, calls
@@ -698,7 +701,7 @@ socket.getaddrinfo = refuse
 socket.create_connection = refuse
 atexit.register(lambda: print("NETWORK CALLS:", calls))  # registered first: runs after wandb's own exit hooks
 sys.argv = ["train", *sys.argv[1:]]
-from sentibert import train
+from sentibert.commands import train
 train.main()
 """
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sentibert import bench
+from sentibert.commands import bench
 
 FIXTURE_ROOT = Path(__file__).parent / "fixtures" / "train_data"
 

@@ -9,11 +9,10 @@ import subprocess
 from html.parser import HTMLParser
 
 import pytest
-
-from sentibert import render
-from sentibert.render import COLOURS
-
 from test_render import TREES, colours_in, predictions
+
+from sentibert.evaluation import render
+from sentibert.evaluation.render import COLOURS
 
 BROWSER = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
                 if shutil.which(name)), None)

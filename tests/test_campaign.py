@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sentibert import campaign as campaign_module
-from sentibert.campaign import CampaignError, dry_run, load_campaign, picked_lr, run_campaign
+from sentibert.training import campaign as campaign_module
+from sentibert.training.campaign import CampaignError, dry_run, load_campaign, picked_lr, run_campaign
 
 # best_dev of a stand-in run: a function of its lr and seed; lr 5e-4 wins the grid.
 FAKE_TRAIN = r"""

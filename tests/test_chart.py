@@ -4,12 +4,11 @@ import itertools
 import numpy as np
 import pytest
 import torch
-
-from sentibert.chart import ChartConfig, ChartParser, collate, cky, encode_words, gold_spans, span_loss
-from sentibert.encoder import load_tokenizer
-from sentibert.tree import read_trees
-
 from conftest import FIXTURES
+
+from sentibert.data.tree import read_trees
+from sentibert.models.encoder import load_tokenizer
+from sentibert.parsing.chart import ChartConfig, ChartParser, cky, collate, encode_words, gold_spans, span_loss
 
 
 def all_span_sets(i: int, j: int):

@@ -8,10 +8,10 @@ from hydra.errors import ConfigCompositionException
 from hydra.utils import get_class
 from omegaconf import OmegaConf
 
+from sentibert.commands.train import main
 from sentibert.config import CONF_DIR
-from sentibert.datasets import dataset_info
-from sentibert.metrics import HEADLINE_METRICS
-from sentibert.train import main
+from sentibert.data.datasets import dataset_info
+from sentibert.evaluation.metrics import HEADLINE_METRICS
 
 CONF = Path(CONF_DIR)
 

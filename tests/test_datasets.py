@@ -5,9 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from sentibert import datasets
-from sentibert.datasets import DataError, Dataset, TreeFile, load_split, prepare, sst2_trees, to_sst2, to_sst3
-from sentibert.tree import BinaryTree
+from sentibert.commands import data as data_command
+from sentibert.data import datasets
+from sentibert.data.datasets import DataError, Dataset, TreeFile, load_split, prepare
+from sentibert.data.labels import sst2_trees, to_sst2, to_sst3
+from sentibert.data.tree import BinaryTree
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TINY = FIXTURES / "sst_tiny"
@@ -90,9 +92,9 @@ def test_prepare_offline_without_source_says_what_to_do(tmp_path, monkeypatch):
 
 
 def test_cli_prepare(tiny, tmp_path, capsys):
-    assert datasets.main(["prepare", tiny, "--source", str(TINY), "--out", str(tmp_path)]) == 0
+    assert data_command.main(["prepare", tiny, "--source", str(TINY), "--out", str(tmp_path)]) == 0
     assert (tmp_path / tiny / "dev.txt").is_file()
-    assert datasets.main(["prepare", tiny, "--source", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 1
+    assert data_command.main(["prepare", tiny, "--source", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 1
     assert "no such directory or zip file" in capsys.readouterr().err
 
 

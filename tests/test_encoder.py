@@ -3,7 +3,8 @@ import sys
 import pytest
 import torch
 
-from sentibert.encoder import MINILM_INSTALL, EncoderNotFound, build_tiny, load_encoder, load_tokenizer, resolve_encoder
+from sentibert.models.encoder import (MINILM_INSTALL, EncoderNotFound, build_tiny, load_encoder, load_tokenizer,
+                                      resolve_encoder)
 
 
 def test_missing_minilm_package_says_how_to_install(monkeypatch):

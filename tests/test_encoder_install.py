@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from sentibert import cli, encoder_install
-from sentibert.encoder import PACKAGED, EncoderNotFound, resolve_encoder
+from sentibert import cli
+from sentibert.models import install as encoder_install
+from sentibert.models.encoder import PACKAGED, EncoderNotFound, resolve_encoder
 
 SPEC = PACKAGED["mpnet"]
 WEIGHTS = bytes(range(256)) * 40  # stands in for model.safetensors

@@ -4,9 +4,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sentibert.analysis import analyze_file
-from sentibert.metrics import evaluate_predictions, evaluate_records, flatten
-from sentibert.tree import BinaryTree, read_trees
+from sentibert.data.tree import BinaryTree, read_trees
+from sentibert.evaluation.analysis import analyze_file
+from sentibert.evaluation.metrics import evaluate_predictions, evaluate_records, flatten
 
 FIXTURE = Path(__file__).parent / "fixtures" / "sst_analysis.txt"
 PAPER_ANALYSIS = Path(__file__).parents[2] / "shared" / "data" / "sentibert-paper" / "test_analysis.jsonl"

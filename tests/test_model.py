@@ -6,11 +6,11 @@ import pytest
 import torch
 import transformers
 
-from sentibert import model as model_module
-from sentibert.model import CLSPool, MeanPool, SentiBERT, TreeLSTM, TreeSentimentModel
-from sentibert.pretraining import MLM_IGNORE, mask_tokens
-from sentibert.spans import TreeDataset
-from sentibert.tree import BinaryTree, read_trees
+from sentibert.data.spans import TreeDataset
+from sentibert.data.tree import BinaryTree, read_trees
+from sentibert.models import model as model_module
+from sentibert.models.model import CLSPool, MeanPool, SentiBERT, TreeLSTM, TreeSentimentModel
+from sentibert.models.pretraining import MLM_IGNORE, mask_tokens
 
 FIXTURE = Path(__file__).parent / "fixtures" / "model_trees.txt"
 transformers.logging.set_verbosity_error()  # "newly initialised weights" reports are expected here

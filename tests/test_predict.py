@@ -9,11 +9,12 @@ import pytest
 import torch
 import transformers
 
-from sentibert import cli, parse
-from sentibert import predict as predict_module
-from sentibert.model import MeanPool, SentiBERT
-from sentibert.predict import PredictError, load_model, predict
-from sentibert.tree import BinaryTree
+from sentibert import cli
+from sentibert.data.tree import BinaryTree
+from sentibert.inference import predict as predict_module
+from sentibert.inference.predict import PredictError, load_model, predict
+from sentibert.models.model import MeanPool, SentiBERT
+from sentibert.parsing import parse
 
 transformers.logging.set_verbosity_error()
 
@@ -44,6 +45,7 @@ def checkpoint(tmp_path_factory):
 def fake_parser(monkeypatch):
     parser = FakeParser()
     monkeypatch.setattr(predict_module, "load_parser", lambda model="auto", **kwargs: parser)
+    monkeypatch.setattr("sentibert.commands.predict.load_parser", lambda model="auto", **kwargs: parser)
     return parser
 
 
@@ -116,7 +118,7 @@ def test_weights_that_do_not_fit_the_model_class_are_named(tmp_path):
 
 
 def test_emoji_entities_and_markup_come_through_as_typed_and_escaped(checkpoint):
-    from sentibert import render
+    from sentibert.evaluation import render
 
     [prediction] = predict(["Tom &amp; Jerry 😀 <b>bold</b>"], checkpoint, FakeParser())
     assert prediction.tree.tokens == ("Tom", "&amp;", "Jerry", "😀", "<b>bold</b>")
@@ -197,7 +199,7 @@ def test_real_parser_end_to_end(checkpoint, tmp_path):
 
 def test_piped_text_needs_no_flag_and_no_checkpoint_means_the_bundled_model(checkpoint, fake_parser, monkeypatch,
                                                                            capsys, tmp_path):
-    from sentibert import predict as predict_module
+    from sentibert.inference import predict as predict_module
 
     monkeypatch.setattr(sys, "stdin", io.StringIO("Not bad at all.\n"))
     assert run_cli("--checkpoint", checkpoint, "--format", "json") == 0

@@ -7,15 +7,17 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from sentibert import parse, train
+from sentibert.commands import train as train_command
 from sentibert.config import CONF_DIR
-from sentibert.datasets import relabel
-from sentibert.encoder import load_tokenizer
-from sentibert.metrics import evaluate_predictions
-from sentibert.model import CLSPool, SentiBERT, TreeSentimentModel
-from sentibert.pretraining import MLM_IGNORE, mask_tokens, sentiment_wordpieces, sst_sentiment_words
-from sentibert.spans import TreeDataset
-from sentibert.tree import UNLABELED, BinaryTree, read_trees
+from sentibert.data.labels import relabel
+from sentibert.data.spans import TreeDataset
+from sentibert.data.tree import UNLABELED, BinaryTree, read_trees
+from sentibert.evaluation.metrics import evaluate_predictions
+from sentibert.models.encoder import load_tokenizer
+from sentibert.models.model import CLSPool, SentiBERT, TreeSentimentModel
+from sentibert.models.pretraining import MLM_IGNORE, mask_tokens, sentiment_wordpieces, sst_sentiment_words
+from sentibert.parsing import parse
+from sentibert.training import loop as train
 
 FIXTURE_ROOT = Path(__file__).parent / "fixtures" / "train_data"
 TINY = ["encoder=tiny", "logger=none", "trainer.lr=1e-3", "trainer.checkpoint_every_n_steps=0"]
@@ -188,7 +190,7 @@ def test_emoint_cls_baseline_is_the_plain_encoder_with_a_cls_head(tmp_path, monk
 
 # ---- honest selection -----------------------------------------------------------------------------------------
 def test_the_sweep_objective_is_the_selected_epochs_dev_metric(tmp_path):
-    value = train._train_command(config("experiment=sst5", *SST_TINY, "trainer.max_epochs=2"), tmp_path)
+    value = train_command.run(config("experiment=sst5", *SST_TINY, "trainer.max_epochs=2"), tmp_path)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     dev = [d["sst5_root_acc"] for d in metrics["dev"]]
     assert value == metrics["best_dev"] == max(dev)
@@ -206,7 +208,7 @@ def test_evaluation_and_prediction_use_the_trained_max_length(tmp_path):
 
 
 def test_predict_refuses_what_the_trained_max_length_would_cut(tmp_path):
-    from sentibert.predict import PredictError, predict
+    from sentibert.inference.predict import PredictError, predict
 
     model = SentiBERT(encoder="tiny", max_length=6)
     assert len(predict(["a good film"], model, parser=RightBranchingParser())) == 1  # 3 words + 2 specials

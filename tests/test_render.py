@@ -7,13 +7,12 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 import torch
-
-from sentibert import render
-from sentibert.model import TreePrediction
-from sentibert.render import COLOURS
-from sentibert.tree import read_trees
-
 from conftest import FIXTURES
+
+from sentibert.data.tree import read_trees
+from sentibert.evaluation import render
+from sentibert.evaluation.render import COLOURS
+from sentibert.models.model import TreePrediction
 
 # Hand-made predictions: the fixture's gold labels are the "predicted" ones, so every label 0-4 appears and the
 # expected output is known. Tokens include markup, an HTML entity, an emoji, $ signs and PTB brackets.

@@ -3,15 +3,14 @@ import json
 
 import pytest
 import yaml
+from conftest import FIXTURES
 
 from sentibert import cli
+from sentibert.data.tree import BinaryTree, read_trees
+from sentibert.evaluation.metrics import evaluate_predictions
+from sentibert.evaluation.report import LENGTH_BIN_NAMES, accuracy_by_length, confusion, load_runs
 from sentibert.io import atomic_write_json
-from sentibert.metrics import evaluate_predictions
-from sentibert.report import (LENGTH_BIN_NAMES, ReportError, accuracy_by_length, confusion, load_runs, read_predictions,
-                              write_predictions)
-from sentibert.tree import BinaryTree, read_trees
-
-from conftest import FIXTURES
+from sentibert.runs import ReportError, read_predictions, write_predictions
 
 TREES = read_trees(FIXTURES / "report_trees.txt")
 
@@ -64,8 +63,8 @@ def test_accuracy_by_length_bins_phrases_by_words():
 
 
 def test_report_compares_runs_with_plots_and_markdown(tmp_path, capsys):
-    sentibert = make_run(tmp_path / "a", "sentibert.model.SentiBERT", gold_but_root_neutral())
-    mean_pool = make_run(tmp_path / "b", "sentibert.model.MeanPool", all_neutral())
+    sentibert = make_run(tmp_path / "a", "sentibert.models.model.SentiBERT", gold_but_root_neutral())
+    mean_pool = make_run(tmp_path / "b", "sentibert.models.model.MeanPool", all_neutral())
     out = tmp_path / "report"
     assert cli.main(["report", str(sentibert), str(mean_pool), "--out", str(out)]) == 0
     assert capsys.readouterr().out.strip() == str(out / "report.md")
@@ -84,13 +83,13 @@ def test_report_compares_runs_with_plots_and_markdown(tmp_path, capsys):
 
 
 def test_runs_of_one_model_class_are_told_apart_by_directory(tmp_path):
-    runs = load_runs([make_run(tmp_path / f"seed{s}", "sentibert.model.SentiBERT", all_neutral()) for s in (1, 2)])
+    runs = load_runs([make_run(tmp_path / f"seed{s}", "sentibert.models.model.SentiBERT", all_neutral()) for s in (1, 2)])
     assert [run.label for run in runs] == ["SentiBERT (seed1)", "SentiBERT (seed2)"]
 
 
 def test_a_run_without_predictions_is_left_out_of_confusion_and_length(tmp_path, capsys):
-    with_predictions = make_run(tmp_path / "a", "sentibert.model.SentiBERT", all_neutral())
-    without = make_run(tmp_path / "b", "sentibert.model.MeanPool", all_neutral(), with_predictions=False)
+    with_predictions = make_run(tmp_path / "a", "sentibert.models.model.SentiBERT", all_neutral())
+    without = make_run(tmp_path / "b", "sentibert.models.model.MeanPool", all_neutral(), with_predictions=False)
     assert cli.main(["report", str(with_predictions), str(without), "--out", str(tmp_path / "out")]) == 0
     assert f"{without} has no test_predictions.jsonl" in capsys.readouterr().err
     md = (tmp_path / "out" / "report.md").read_text()
@@ -109,7 +108,7 @@ def test_a_run_without_predictions_is_left_out_of_confusion_and_length(tmp_path,
 def test_a_run_directory_the_report_cannot_use_is_named(tmp_path, capsys, breakage, message):
     run = tmp_path / "run"
     if breakage != "no directory":
-        make_run(run, "sentibert.model.SentiBERT", all_neutral())
+        make_run(run, "sentibert.models.model.SentiBERT", all_neutral())
     if breakage == "no metrics":
         (run / "metrics.json").unlink()
     if breakage == "unfinished":

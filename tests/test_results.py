@@ -6,14 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import FIXTURES
 
 from sentibert import cli
-from sentibert.metrics import evaluate_predictions
-from sentibert.report import load_run, write_predictions
-from sentibert.results import ResultsError, load_paper
-from sentibert.tree import read_trees
-
-from conftest import FIXTURES
+from sentibert.data.tree import read_trees
+from sentibert.evaluation.metrics import evaluate_predictions
+from sentibert.evaluation.report import load_run
+from sentibert.evaluation.results import ResultsError, load_paper
+from sentibert.runs import write_predictions
 
 PAPER = Path(__file__).resolve().parents[1] / "experiments" / "paper.yaml"
 CAMPAIGN = """\
@@ -206,7 +206,7 @@ def test_report_reads_gzipped_predictions_and_results_link_the_plots(campaign, t
     assert load_run(folder).predictions == list(zip(trees, predictions))
 
     drawn = []
-    monkeypatch.setattr("sentibert.results.draw_plots", lambda tables, plots_dir: drawn.append(plots_dir) or [])
+    monkeypatch.setattr("sentibert.evaluation.results.draw_plots", lambda tables, plots_dir: drawn.append(plots_dir) or [])
     run_results(str(campaign / "results"))
     assert drawn == [campaign / "results" / "plots"]
     md = (campaign / "RESULTS.md").read_text()

@@ -22,14 +22,15 @@ pytest.importorskip("uvicorn")
 pytest.importorskip("httpx")
 
 from starlette.testclient import TestClient  # noqa: E402
-
-from sentibert import cli, render, serve  # noqa: E402
-from sentibert import predict as predict_module  # noqa: E402
-from sentibert.model import SentiBERT  # noqa: E402
-from sentibert.parse import ParserError  # noqa: E402
-from sentibert.predict import PredictError, load_model, predict  # noqa: E402
-
 from test_predict import FakeParser  # noqa: E402
+
+from sentibert import cli  # noqa: E402
+from sentibert.evaluation import render  # noqa: E402
+from sentibert.inference import app as serve  # noqa: E402
+from sentibert.inference import predict as predict_module  # noqa: E402
+from sentibert.inference.predict import PredictError, load_model, predict  # noqa: E402
+from sentibert.models.model import SentiBERT  # noqa: E402
+from sentibert.parsing.parse import ParserError  # noqa: E402
 
 transformers.logging.set_verbosity_error()
 
@@ -60,7 +61,7 @@ def post(client, body, **kwargs):
 
 def cli_json(checkpoint, texts, monkeypatch, capsys) -> list:
     """What `sentibert predict --format json` prints for these texts, with the same fake parser."""
-    monkeypatch.setattr(predict_module, "load_parser", lambda model="auto", **kwargs: FakeParser())
+    monkeypatch.setattr("sentibert.commands.predict.load_parser", lambda model="auto", **kwargs: FakeParser())
     assert cli.main(["predict", "--checkpoint", str(checkpoint), "--format", "json", *texts]) == 0
     return json.loads(capsys.readouterr().out)
 
@@ -181,7 +182,7 @@ def test_a_parser_refusal_is_a_422(model):
 
 def test_a_bug_is_a_logged_500_and_does_not_stop_the_server(model, caplog):
     with TestClient(serve.create_app(model, FlakyParser(KeyError("bug")))) as client:
-        with caplog.at_level(logging.ERROR, logger="sentibert.serve"):
+        with caplog.at_level(logging.ERROR, logger="sentibert.inference.app"):
             response = post(client, {"text": "fine"})
         assert response.status_code == 500
         assert response.json() == {"error": "internal server error: the server's log has the details"}
@@ -216,7 +217,7 @@ def test_inference_does_not_block_the_event_loop(model):
 def test_serve_loads_the_model_and_the_parser_once_then_runs_uvicorn(checkpoint, monkeypatch):
     loads, runs = [], []
     monkeypatch.setattr(serve, "load_parser", lambda model="auto", **kwargs: loads.append(model) or FakeParser())
-    monkeypatch.setattr(serve.uvicorn, "run", lambda app, **kwargs: runs.append((app, kwargs)))
+    monkeypatch.setattr("uvicorn.run", lambda app, **kwargs: runs.append((app, kwargs)))
     assert cli.main(["serve", "--checkpoint", str(checkpoint), "--port", "8123"]) == 0
     [(app, kwargs)] = runs
     assert kwargs == {"host": "127.0.0.1", "port": 8123} and loads == ["auto"]
@@ -229,7 +230,7 @@ def test_serve_loads_the_model_and_the_parser_once_then_runs_uvicorn(checkpoint,
 
 def test_serve_errors(checkpoint, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(serve, "load_parser", lambda model="auto", **kwargs: FakeParser())
-    monkeypatch.setattr(serve.uvicorn, "run", lambda app, **kwargs: pytest.fail("the server must not start"))
+    monkeypatch.setattr("uvicorn.run", lambda app, **kwargs: pytest.fail("the server must not start"))
     monkeypatch.setattr(predict_module, "BUNDLED_MODEL", tmp_path / "nothing")
     assert cli.main(["serve"]) == 1
     assert "sentibert serve: error: no bundled model in this installation" in capsys.readouterr().err

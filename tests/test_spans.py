@@ -1,8 +1,8 @@
 import pytest
 
-from sentibert.encoder import load_tokenizer
-from sentibert.spans import IGNORE, BucketBatchSampler, TreeDataset, encode_tree
-from sentibert.tree import BinaryTree
+from sentibert.data.spans import IGNORE, BucketBatchSampler, TreeDataset, encode_tree
+from sentibert.data.tree import BinaryTree
+from sentibert.models.encoder import load_tokenizer
 
 REPEATED = BinaryTree.from_ptb("(3 (3 (3 good) (2 ,)) (3 (3 good) (3 (2 ,) (3 good))))")
 

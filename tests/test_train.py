@@ -12,11 +12,14 @@ import torch
 from hydra import compose, initialize_config_dir
 from safetensors.torch import load_file
 
-from sentibert import evaluate, train
+from sentibert.commands import evaluate as evaluate_command
+from sentibert.commands import train as train_command
 from sentibert.config import CONF_DIR
-from sentibert.encoder import build_tiny
-from sentibert.model import SentiBERT, TreeSentimentModel
-from sentibert.report import load_run
+from sentibert.data import datasets
+from sentibert.evaluation.report import load_run
+from sentibert.models.encoder import build_tiny
+from sentibert.models.model import SentiBERT, TreeSentimentModel
+from sentibert.training import loop as train
 
 FIXTURE_ROOT = Path(__file__).parent / "fixtures" / "train_data"
 # 48 train trees in batches of 8: 6 steps per epoch, 12 in all; a learning rate the tiny model notices.
@@ -61,7 +64,7 @@ def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
 def finished_run(tmp_path_factory) -> Path:
     """One uninterrupted run through the CLI, as a user starts it."""
     run_dir = tmp_path_factory.mktemp("run")
-    run_cli(train, [*TINY, f"hydra.run.dir={run_dir}"])
+    run_cli(train_command, [*TINY, f"hydra.run.dir={run_dir}"])
     return run_dir
 
 
@@ -80,7 +83,7 @@ def test_run_writes_metrics_config_and_a_loadable_best_model(finished_run):
 
     model = TreeSentimentModel.from_pretrained(finished_run / "best_model")
     assert isinstance(model, SentiBERT)
-    tree = evaluate.load_splits(config().data, ["test"])["test"][0]
+    tree = datasets.load_splits(config().data, ["test"])["test"][0]
     assert len(model.predict_trees([tree])[0].labels) == len(tree)
 
 
@@ -130,15 +133,15 @@ def test_a_finished_run_is_extended_only_when_allowed_and_says_so(finished_run, 
 
 def test_dev_held_out_from_train_is_fixed_and_disjoint():
     data = config("data.dev_from_train=0.25", "data.dev_seed=3").data
-    splits = evaluate.load_splits(data)
+    splits = datasets.load_splits(data)
     assert (len(splits["train"]), len(splits["dev"]), len(splits["test"])) == (36, 12, 16)
-    original = evaluate.load_splits(config().data, ["train"])["train"]
+    original = datasets.load_splits(config().data, ["train"])["train"]
     assert Counter(splits["train"] + splits["dev"]) == Counter(original)  # a partition of train
-    assert evaluate.load_splits(data, ["dev"])["dev"] == splits["dev"]  # the same dev set every time
+    assert datasets.load_splits(data, ["dev"])["dev"] == splits["dev"]  # the same dev set every time
 
 
 def test_evaluate_writes_every_metric(finished_run, tmp_path):
-    run_cli(evaluate, [f"checkpoint={finished_run / 'best_model'}", "data=fixture", f"data.root={FIXTURE_ROOT}",
+    run_cli(evaluate_command, [f"checkpoint={finished_run / 'best_model'}", "data=fixture", f"data.root={FIXTURE_ROOT}",
                        f"hydra.run.dir={tmp_path}"])
     metrics = read_json(tmp_path / "metrics.json")
     assert METRIC_KEYS <= set(metrics) and metrics["split"] == "test"
@@ -173,7 +176,7 @@ def test_bad_metric_or_mlm_setup_fails_fast(tmp_path):
 def test_ddp_on_two_cpu_processes(tmp_path):
     build_tiny("tiny")  # once, here, rather than by both ranks at the same time
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "sentibert.train", *TINY, "trainer=ddp", "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}"]
+               "-m", "sentibert.commands.train", *TINY, "trainer=ddp", "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -185,7 +188,7 @@ def test_ddp_on_two_cpu_processes(tmp_path):
 
 
 def test_ablation_sweep_runs_every_model_as_a_multirun(tmp_path):
-    run_cli(train, ["experiment=sst_phrase", "sweep=ablation", *TINY, f"hydra.sweep.dir={tmp_path}"])
+    run_cli(train_command, ["experiment=sst_phrase", "sweep=ablation", *TINY, f"hydra.sweep.dir={tmp_path}"])
     jobs = sorted(p for p in tmp_path.iterdir() if p.is_dir())
     assert [p.name.split("_", 1)[1] for p in jobs] == [
         "sentibert_seed42", "sentibert_no_token_attention_seed42", "sentibert_no_child_attention_seed42",

@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from sentibert.transfer import LabelledTextError, label_roots, read_labelled, transfer_metrics
-from sentibert.tree import UNLABELED, BinaryTree
+from sentibert.data.transfer import LabelledTextError, label_roots, read_labelled, transfer_metrics
+from sentibert.data.tree import UNLABELED, BinaryTree
 
 
 @pytest.fixture
@@ -83,10 +83,10 @@ def write_emoint_like(root, name, rows):
 def test_transfer_training_from_an_sst_checkpoint(tmp_path, monkeypatch):
     from hydra import compose, initialize_config_dir
 
-    from sentibert import parse
     from sentibert.config import CONF_DIR
-    from sentibert.model import SentiBERT, TreeSentimentModel
-    from sentibert.train import train
+    from sentibert.models.model import SentiBERT, TreeSentimentModel
+    from sentibert.parsing import parse
+    from sentibert.training.loop import train
 
     monkeypatch.setattr(parse, "load_parser", lambda *a, **k: RightBranchingParser())
     words = {0: "awful", 1: "bad", 2: "good", 3: "great"}
@@ -109,7 +109,7 @@ def test_transfer_training_from_an_sst_checkpoint(tmp_path, monkeypatch):
 
 
 def test_new_head_keeps_everything_else(tmp_path):
-    from sentibert.model import SentiBERT, TreeSentimentModel
+    from sentibert.models.model import SentiBERT, TreeSentimentModel
 
     saved = SentiBERT(encoder="tiny").save_pretrained(tmp_path / "m")
     five, four = TreeSentimentModel.from_pretrained(saved), TreeSentimentModel.from_pretrained(saved, num_classes=4)

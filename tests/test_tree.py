@@ -1,8 +1,8 @@
 import pytest
 from nltk import Tree
 
-from sentibert.tree import (UNLABELED, BinaryTree, TreeFormatError, binarize, child_token, normalize_token,
-                            read_trees, write_trees)
+from sentibert.data.tree import (UNLABELED, BinaryTree, TreeFormatError, binarize, child_token, normalize_token,
+                                 read_trees, write_trees)
 
 SST = "(3 (2 (2 The) (2 Rock)) (4 (3 (2 is) (4 great)) (2 .)))"
 

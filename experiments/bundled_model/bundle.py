@@ -16,10 +16,10 @@ from pathlib import Path
 import torch
 import yaml
 
-from sentibert.datasets import load_split
-from sentibert.evaluate import evaluate_model
-from sentibert.model import TreeSentimentModel
-from sentibert.predict import BUNDLED_MODEL
+from sentibert.data.datasets import load_split
+from sentibert.evaluation.evaluate import evaluate_model
+from sentibert.inference.predict import BUNDLED_MODEL
+from sentibert.models.model import TreeSentimentModel
 
 LIMIT_MB = 10
 HEADLINE = {"phrase_acc": "SST-phrase", "sst5_root_acc": "SST-5 (root)",

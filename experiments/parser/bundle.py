@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sentibert.chart import ChartParser
 from sentibert.io import atomic_write_bytes
-from sentibert.parse import BUNDLED_DIR, CHART_FILES
+from sentibert.parsing.chart import ChartParser
+from sentibert.parsing.parse import BUNDLED_DIR, CHART_FILES
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Unlabeled bracket F1 and speed of the full `sentibert.parse.Parser` on SST sentences (cold cache).
+"""Unlabeled bracket F1 and speed of the full `sentibert.parsing.parse.Parser` on SST sentences (cold cache).
 
     python experiments/parser/evaluate.py [--data ../shared/data] [--split dev] [--model bundled]
 
@@ -14,8 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from sentibert.parse import Parser, bracket_counts, bracket_spans, f1_score, find_model
-from sentibert.tree import read_trees
+from sentibert.data.tree import read_trees
+from sentibert.parsing.parse import Parser, bracket_counts, bracket_spans, f1_score, find_model
 
 
 def main() -> None:

@@ -18,8 +18,8 @@ from nltk import Tree
 from safetensors.torch import load_file
 from transformers import AutoTokenizer
 
+from sentibert.data.tree import parse_ptb
 from sentibert.io import atomic_write_text
-from sentibert.tree import parse_ptb
 
 PHRASE, TAG = "X", "W"  # the single phrase label and the single dummy POS tag
 DIMS = 32

@@ -4,7 +4,7 @@
     python experiments/parser/train.py --finetune experiments/parser/work/models/sst_parser.pt   # stage 2
 
 Stanza scores the dev set with CoreNLP (Java), which is not available here: this script swaps in
-`sentibert.parse.bracket_f1` (unlabeled brackets of the binarised trees, root excluded). The best
+`sentibert.parsing.parse.bracket_f1` (unlabeled brackets of the binarised trees, root excluded). The best
 model by dev F1 is written to WORK/models/sst_parser.pt (stage 2: sst_parser_finetuned.pt) after
 each improving epoch.
 """
@@ -18,8 +18,8 @@ from types import SimpleNamespace
 
 import torch
 
-from sentibert.parse import bracket_f1, stanza_tree_to_nltk
-from sentibert.tree import binarize
+from sentibert.data.tree import binarize
+from sentibert.parsing.parse import bracket_f1, stanza_tree_to_nltk
 
 # Small and CPU-fast: no charlm, no transformer, small LSTMs and embeddings (size budget: 10 MB with vectors).
 HYPERPARAMETERS = [

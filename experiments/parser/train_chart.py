@@ -1,4 +1,4 @@
-"""Train the bundled chart parser (`sentibert.chart`) on SST train trees, CPU, resumable.
+"""Train the bundled chart parser (`sentibert.parsing.chart`) on SST train trees, CPU, resumable.
 
     python experiments/parser/train_chart.py [--out experiments/parser/work/chart] [--epochs 6] [--resume]
 
@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from sentibert.chart import ChartConfig, ChartParser, collate, gold_spans, span_loss
+from sentibert.data.tree import read_trees
 from sentibert.io import atomic_write
-from sentibert.parse import bracket_f1
-from sentibert.tree import read_trees
+from sentibert.parsing.chart import ChartConfig, ChartParser, collate, gold_spans, span_loss
+from sentibert.parsing.parse import bracket_f1
 
 
 def batches_for_epoch(lengths: list[int], batch_size: int, epoch: int, seed: int) -> list[list[int]]:
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--batch_size", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--encoder", default="minilm", help="a name sentibert.encoder knows (tests: tiny)")
+    ap.add_argument("--encoder", default="minilm", help="a name sentibert.models.encoder knows (tests: tiny)")
     ap.add_argument("--lora_rank", type=int, default=16)
     ap.add_argument("--span_dim", type=int, default=256)
     ap.add_argument("--holdout", type=int, default=500, help="train trees kept back to select the checkpoint")

@@ -2,13 +2,13 @@
 
 `TreeSentimentModel` owns the encoder, dropout, phrase head, losses, save/load and batched prediction; each model
 is one small subclass implementing `node_states(hidden, batch)`:
-  SentiBERT  the paper's composition (attention to tokens, then to children; `sentibert.composition`)
+  SentiBERT  the paper's composition (attention to tokens, then to children; `sentibert.models.composition`)
   MeanPool   the paper's BERT*: a phrase is the mean of its wordpieces
   CLSPool    the root is the [CLS] state, every other phrase the mean of its wordpieces
   TreeLSTM   a binary constituency Tree-LSTM over the encoder's word states (Tai et al., 2015)
 All node states have the encoder's hidden size H; the sentence prediction is the root node (index 0).
 
-Batches follow `sentibert.spans`. With `mlm=True` (the paper's pre-training stage on SST, `sentibert.pretraining`)
+Batches follow `sentibert.data.spans`. With `mlm=True` (the paper's pre-training stage on SST, `sentibert.models.pretraining`)
 the encoder keeps a masked-LM head (the checkpoint's, or a new one tied to the input embeddings), `forward` adds its
 loss when the batch has `mlm_labels`, and the phrase head is the authors' pre-training head, dense -> GELU ->
 LayerNorm -> linear. Fine-tuning from such a checkpoint (`mlm=False`) drops both and starts a new linear head.
@@ -30,12 +30,12 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer, PretrainedConfig
 
 from sentibert import __version__
-from sentibert.composition import PhraseComposition, TreeLSTMComposition, span_mean
-from sentibert.encoder import CheckpointError, load_tokenizer, read_checkpoint_json, resolve_encoder
+from sentibert.data.spans import IGNORE, EncodedTree, collate, encode_tree
+from sentibert.data.tree import BinaryTree
 from sentibert.io import atomic_write, atomic_write_json
-from sentibert.pretraining import MLM_IGNORE
-from sentibert.spans import IGNORE, EncodedTree, collate, encode_tree
-from sentibert.tree import BinaryTree
+from sentibert.models.composition import PhraseComposition, TreeLSTMComposition, span_mean
+from sentibert.models.encoder import CheckpointError, load_tokenizer, read_checkpoint_json, resolve_encoder
+from sentibert.models.pretraining import MLM_IGNORE
 
 Tensor = torch.Tensor
 CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE = "config.json", "model.safetensors", "tokenizer_config.json"
@@ -75,7 +75,7 @@ class TreePrediction:
 class TreeSentimentModel(nn.Module):
     """Encoder + node states + phrase head. Subclasses implement `node_states`.
 
-    encoder: a name or path for `sentibert.encoder` (weights loaded), or a transformers config (random weights:
+    encoder: a name or path for `sentibert.models.encoder` (weights loaded), or a transformers config (random weights:
     `from_pretrained` loads them next). root_only: supervise the root node only. mlm: keep a masked-LM head, and
     use the pre-training phrase head. max_length: the longest input in wordpieces (None: the encoder's limit).
     lora_rank: > 0 freezes the encoder and trains LoRA adapters of this rank in it (peft; the targets are peft's

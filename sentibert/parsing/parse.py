@@ -7,23 +7,21 @@ Models, first found wins:
   1. the official Stanza English models, if installed (`sentibert parser download` with a network):
      Stanza's own tokenizer, tagger and constituency parser;
   2. the bundled model (sentibert/resources/parser, recipe in experiments/parser): the chart parser of
-     `sentibert.chart` (MiniLM + LoRA adapters, 2 MB), trained on SST train trees, run as a Stanza
+     `sentibert.parsing.chart` (MiniLM + LoRA adapters, 2 MB), trained on SST train trees, run as a Stanza
      processor that provides `constituency`. Its input is tokenised PTB-style by nltk, as SST is.
 
 Parses are cached on disk ($SENTIBERT_CACHE or ~/.cache/sentibert, then parses/), keyed by model file
 hash and text, so a sentence is parsed once per model. An entry holds its text's and its tree's SHA-256: one
 that does not match (another sentence's tree, a damaged file) is parsed again, with a warning, and a cache
 that cannot be read or written is a warning, never an error. Stanza's n-ary output is binarised with
-`sentibert.tree.binarize`.
+`sentibert.data.tree.binarize`.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
 import os
-import sys
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -32,13 +30,13 @@ from typing import Sequence
 from nltk import Tree
 from tqdm import tqdm
 
-from sentibert.io import TextFileError, atomic_write_text, read_lines, read_stdin_lines
-from sentibert.tree import BinaryTree, binarize
+from sentibert.data.tree import BinaryTree, binarize
+from sentibert.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 
-BUNDLED_DIR = Path(__file__).parent / "resources" / "parser"
-CHART_FILES = ("config.json", "model.safetensors")  # the bundled chart parser (sentibert.chart.ChartParser.save)
+BUNDLED_DIR = Path(__file__).resolve().parents[1] / "resources" / "parser"
+CHART_FILES = ("config.json", "model.safetensors")  # the bundled chart parser (sentibert.parsing.chart.ChartParser.save)
 BATCH_SIZE = 256  # sentences per pipeline call
 CHART_PROCESSOR = "sentibertchart"  # Stanza processor name for the bundled parser; no "_": Stanza splits options at one
 
@@ -132,7 +130,7 @@ def register_chart_processor() -> None:
         REQUIRES_DEFAULT = {TOKENIZE}  # no POS tags: the chart parser reads words only
 
         def __init__(self, config, pipeline, device):
-            from sentibert.chart import ChartParser
+            from sentibert.parsing.chart import ChartParser
 
             super().__init__(config, pipeline, device)
             self.parser = ChartParser.load(config["model_path"])
@@ -202,7 +200,7 @@ class Parser:
 
     @cached_property
     def pipeline(self):
-        from sentibert.encoder import EncoderNotFound  # imports transformers: not needed for cached parses
+        from sentibert.models.encoder import EncoderNotFound  # imports transformers: not needed for cached parses
 
         try:
             return build_pipeline(self.model)
@@ -228,7 +226,7 @@ class Parser:
     def _parse_uncached(self, batch: list[str], texts: list[str], source: str) -> list[BinaryTree]:
         from stanza import Document
 
-        from sentibert.chart import SentenceError
+        from sentibert.parsing.chart import SentenceError
 
         def where(text: str) -> str:
             return f"{source}:{texts.index(text) + 1}"
@@ -322,51 +320,3 @@ def bracket_f1(gold: Sequence[BinaryTree], predicted: Sequence[BinaryTree]) -> f
         raise ValueError(f"{len(gold)} gold trees but {len(predicted)} predicted")
     counts = [bracket_counts(g, p) for g, p in zip(gold, predicted)]
     return f1_score(*(sum(column) for column in zip(*counts))) if counts else 1.0
-
-
-# ---- command line ----------------------------------------------------------------------------------------
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="sentibert parse", description="One sentence per line -> one binary PTB tree per line.")
-    ap.add_argument("--in", dest="input", default="-", metavar="FILE", help="text file, one sentence per line (default: stdin)")
-    ap.add_argument("--out", default="-", metavar="FILE", help="tree file (default: stdout)")
-    ap.add_argument("--model", default="auto", choices=["auto", "stanza", "bundled"],
-                    help="auto (default): the official Stanza English models if installed, else the bundled one")
-    ap.add_argument("--no-cache", action="store_true", help="neither read nor write the parse cache")
-    args = ap.parse_args(argv)
-    try:
-        source = "<stdin>" if args.input == "-" else args.input
-        lines = read_stdin_lines() if args.input == "-" else read_lines(args.input)
-        trees = load_parser(args.model, use_cache=not args.no_cache).parse(lines, source)
-    except (ParserError, TextFileError, OSError) as err:
-        print(f"sentibert parse: error: {err}", file=sys.stderr)
-        return 1
-    output = "".join(tree.to_ptb() + "\n" for tree in trees)
-    if args.out == "-":
-        sys.stdout.write(output)
-    else:
-        atomic_write_text(args.out, output)
-    return 0
-
-
-def parser_main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="sentibert parser", description="Manage the parser models.")
-    ap.add_argument("action", choices=["info", "download"])
-    args = ap.parse_args(argv)
-    if args.action == "download":
-        import stanza
-
-        try:
-            stanza.download("en", processors="tokenize,pos,constituency")
-        except Exception as err:  # stanza raises requests' errors, among others
-            print(f"sentibert parser: error: could not download the Stanza English models ({err}). "
-                  "This needs a network; the bundled parser works without them.", file=sys.stderr)
-            return 1
-    official = official_model()
-    print(f"official Stanza models: {official.path if official else 'not installed in ' + str(stanza_resources_dir())}")
-    print(f"bundled model: {BUNDLED_DIR}")
-    try:
-        model = find_model()
-        print(f"in use: {model.name} at {model.path} (cache key {model.key})")
-    except ParserError as err:
-        print(f"in use: none: {err}")
-    return 0

@@ -6,13 +6,13 @@
 The model and the parser load once, at start-up; the server listens on 127.0.0.1 unless --host says otherwise.
 
   GET  /             the page: a text box (one sentence per line) and a button; each sentence's tree is drawn as
-                     `sentibert predict --format html` draws it (`sentibert.render`'s SVG), and hovering over a
+                     `sentibert predict --format html` draws it (`sentibert.evaluation.render`'s SVG), and hovering over a
                      node shows its phrase, probabilities and attention. Self-contained: inline CSS and JS, nothing
                      fetched but /api/predict. `/?q=TEXT` fills the box with TEXT and submits it.
   POST /api/predict  body {"texts": ["...", ...]} or {"text": "..."}, sent as Content-Type: application/json;
                      answers what `sentibert predict --format json` prints for the same texts: a list of documents,
-                     one per text, schema in `sentibert.render`. With ?render=html each document also has "html":
-                     its SVG tree and hover boxes, `sentibert.render`'s markup (what the page shows).
+                     one per text, schema in `sentibert.evaluation.render`. With ?render=html each document also has "html":
+                     its SVG tree and hover boxes, `sentibert.evaluation.render`'s markup (what the page shows).
   GET  /api/health   {"status": "ok", "model": {...}, "parser": NAME, "limits": {...}}
 
 Errors are JSON, {"error": "..."}: 400 a body that is not {"texts": [strings]} or {"text": string} (not JSON,
@@ -28,22 +28,18 @@ the page and health checks meanwhile.
 """
 from __future__ import annotations
 
-import argparse
 import html
-import ipaddress
 import json
 import logging
-import sys
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from sentibert import render
-from sentibert.parse import ParserError, load_parser
-from sentibert.predict import BEST_MODEL, PredictError, check_device, check_texts, load_model, predict
+from sentibert.evaluation import render
+from sentibert.inference.predict import PredictError, check_device, check_texts, load_model, predict
+from sentibert.parsing.parse import ParserError, load_parser
 
 try:  # the [serve] extra
-    import uvicorn
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException
@@ -295,41 +291,3 @@ def create_app(model, parser, checkpoint: str | Path | None = None, limits: Limi
                              Route("/api/predict", guarded(api_predict), methods=["POST"]),
                              Route("/api/health", guarded(api_health), methods=["GET"])],
                      exception_handlers={HTTPException: http_error})
-
-
-# ---- the command ---------------------------------------------------------------------------------------------
-def port(value: str) -> int:
-    if not value.isdigit() or int(value) > 65535:
-        raise argparse.ArgumentTypeError(f"must be a port number, 0 to 65535, not {value!r}")
-    return int(value)
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="sentibert serve",
-                                 description="A local page (and JSON API) showing the sentiment of every phrase.")
-    ap.add_argument("--checkpoint", help="a model saved with save_pretrained, or a training run directory (uses "
-                                         f"its {BEST_MODEL}/); required until a model is bundled")
-    ap.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
-    ap.add_argument("--port", type=port, default=8000, help="default: 8000")
-    ap.add_argument("--parser", default="auto", choices=["auto", "stanza", "bundled"], help="see `sentibert parse`")
-    ap.add_argument("--no-cache", action="store_true", help="neither read nor write the parse cache")
-    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
-    args = ap.parse_args(argv)
-    if MISSING:
-        print(f"sentibert serve: error: needs the serve extra: pip install 'sentibert[serve]' ({MISSING} is not "
-              "installed)", file=sys.stderr)
-        return 1
-    try:
-        model, parser = load(args.checkpoint, args.parser, args.device, use_cache=not args.no_cache)
-    except (ValueError, ParserError, OSError) as err:  # PredictError, CheckpointError: ValueErrors
-        print(f"sentibert serve: error: {err}", file=sys.stderr)
-        return 1
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")  # uvicorn's look
-    try:
-        public = not ipaddress.ip_address(args.host).is_loopback
-    except ValueError:  # a host name
-        public = args.host != "localhost"
-    if public:
-        log.warning("listening on %s: anyone who can reach this machine can use the server", args.host)
-    uvicorn.run(create_app(model, parser, args.checkpoint, Limits()), host=args.host, port=args.port)
-    return 0

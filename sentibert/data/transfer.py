@@ -17,8 +17,8 @@ from typing import Sequence
 
 import numpy as np
 
+from sentibert.data.tree import UNLABELED, BinaryTree
 from sentibert.io import TextFileError, read_lines
-from sentibert.tree import UNLABELED, BinaryTree
 
 FORMATS = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
 
@@ -79,7 +79,7 @@ def label_roots(trees: Sequence[BinaryTree], labels: Sequence[int]) -> list[Bina
 
 def load_labelled(path: str | Path, text: str = "text", label: str = "label", fmt: str | None = None,
                   parser=None, num_classes: int | None = None) -> list[BinaryTree]:
-    from sentibert.parse import load_parser
+    from sentibert.parsing.parse import load_parser
 
     texts, labels = read_labelled(path, text, label, fmt, num_classes)
     if not texts:  # nothing to parse: the parser need not load

@@ -12,7 +12,7 @@ A 5-class model (SST-phrase, SST-5):
   paper's SST-3 number comes from a separately trained 3-class model (below).
 - `sst2_from_5class_root_acc`: roots whose gold label is not neutral; right when the predicted polarity
   (0-1 vs 3-4) matches the gold one, and a neutral prediction is wrong. A diagnostic too: the paper's
-  SST-2 is a binary model trained on GLUE SST-2 (`sentibert.transfer`).
+  SST-2 is a binary model trained on GLUE SST-2 (`sentibert.data.transfer`).
 A 3-class model (SST-3):
 - `phrase_acc`: 3-class, every node; `sst3_root_acc`: 3-class, roots (the paper's SST-3 number).
 Both: the fine-grained analyses below, always in 3 classes.
@@ -29,15 +29,15 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Sequence
 
-from sentibert.analysis import analyze
-from sentibert.datasets import NEUTRAL, to_sst2, to_sst3
-from sentibert.tree import BinaryTree
+from sentibert.data.labels import NEUTRAL, to_sst2, to_sst3
+from sentibert.data.tree import BinaryTree
+from sentibert.evaluation.analysis import analyze
 
 GLOBAL_BINS = ["0-4", "5-9", "10-14", "15-19", "20-24"]  # tree_switches // 5 indexes them
 # The headline metrics, by what is evaluated (the one list train, evaluate and report share).
 SST5_METRICS = ("phrase_acc", "sst5_root_acc", "sst3_from_5class_root_acc", "sst2_from_5class_root_acc")
 SST3_METRICS = ("phrase_acc", "sst3_root_acc")
-TRANSFER_METRICS = ("accuracy", "macro_f1", "pearson")  # labelled-text datasets (sentibert.transfer)
+TRANSFER_METRICS = ("accuracy", "macro_f1", "pearson")  # labelled-text datasets (sentibert.data.transfer)
 HEADLINE_METRICS = tuple(dict.fromkeys(SST5_METRICS + SST3_METRICS + TRANSFER_METRICS))
 
 
@@ -67,7 +67,7 @@ def _negation_bucket(count: int) -> str:
 
 
 def evaluate_records(records: Sequence[dict], predictions: Sequence[Sequence[int]], num_classes: int = 5) -> dict:
-    """Metrics from analysis records (`sentibert.analysis.analyze`) and one prediction list per record, with
+    """Metrics from analysis records (`sentibert.evaluation.analysis.analyze`) and one prediction list per record, with
     `num_classes` (5, or 3 for an SST-3 model) classes."""
     headline_metrics(False, num_classes)  # refuses other class counts
     as_sst3 = to_sst3 if num_classes == 5 else _check_sst3

@@ -28,9 +28,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sentibert.datasets import to_sst3
+from sentibert.data.labels import to_sst3
+from sentibert.data.tree import BinaryTree, TreeFormatError, read_tree_lines, word_child
 from sentibert.io import atomic_write_text
-from sentibert.tree import BinaryTree, TreeFormatError, read_tree_lines, word_child
 
 NEGATION_CUES = (" not", "n't", " no ")
 CONTRAST_WORD = "but"

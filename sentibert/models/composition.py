@@ -1,6 +1,6 @@
 """Phrase composition over binary constituency trees: SentiBERT's two attention layers and a Tree-LSTM.
 
-Everything works on padded batches (see `sentibert.spans`) and is batched over all nodes of all sentences with
+Everything works on padded batches (see `sentibert.data.spans`) and is batched over all nodes of all sentences with
 masks and gathers. Only the bottom-up variants (the recursive ablation, the Tree-LSTM) loop, over tree height.
 
 SentiBERT (Yin et al., 2020), as in the authors' code. With T = Linear(H) applied to the encoder's last layer:

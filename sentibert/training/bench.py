@@ -1,10 +1,10 @@
-"""`sentibert bench [encoder=...] [batches=20]`: what the tree module and dynamic padding cost and save.
+"""Throughput (`sentibert bench [encoder=...] [batches=20]`, sentibert.commands.bench): what the tree module and dynamic padding cost and save.
 
 On the same length-bucketed batches of SST trees (dev by default; the test fixture's when SST is not prepared), times
   - the model (SentiBERT unless model=...), dynamic padding: a training step (forward, backward) and inference;
   - the bare encoder: the same batches through the model's own encoder, with a trivial loss (mean of its states);
   - the model with every sentence padded to `pad_to` (128) wordpieces, the official implementation's scheme;
-  - the model under each of `precisions` other than 32 (autocast, sentibert.precision), and torch.compile'd
+  - the model under each of `precisions` other than 32 (autocast, sentibert.training.precision), and torch.compile'd
     (`compile=true`): `speedup_<variant>` is its training speed over float32 eager.
 The variants run in turn on each batch, in rotating order, after `warmup` untimed batches, so a change of machine load
 hits them alike. The optimiser step is left out: it costs the same whatever the batch.
@@ -24,13 +24,13 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from sentibert import precision
-from sentibert.config import CONF_DIR, hydra_command
-from sentibert.datasets import DataError
-from sentibert.evaluate import load_splits, pick_device
+from sentibert.config import CONF_DIR
+from sentibert.data.datasets import DataError, load_splits
+from sentibert.data.spans import BucketBatchSampler, TreeDataset
+from sentibert.data.tree import BinaryTree, read_trees
+from sentibert.device import pick_device
 from sentibert.io import atomic_write_json
-from sentibert.spans import BucketBatchSampler, TreeDataset
-from sentibert.tree import BinaryTree, read_trees
+from sentibert.training import precision
 
 log = logging.getLogger(__name__)
 FIXTURE = Path(CONF_DIR).parent / "tests" / "fixtures" / "train_data" / "sst"
@@ -131,9 +131,3 @@ def bench(cfg: DictConfig, run_dir: Path) -> dict:
         print(f"{key}={results[key]:.2f}")
     print(f"overhead={results['overhead']:.2f} speedup_vs_pad128={results['speedup_vs_pad128']:.2f}")
     return results
-
-
-main = hydra_command("bench", bench)  # `sentibert bench [overrides]`
-
-if __name__ == "__main__":
-    main()

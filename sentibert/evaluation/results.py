@@ -1,39 +1,36 @@
 """`sentibert results [RESULTS_DIR]`: the result tables, regenerated from the campaign's committed run results.
 
 Reads, and never changes:
-  RESULTS_DIR/<run>/metrics.json        train's metrics plus the `campaign` block (sentibert.campaign.collect)
+  RESULTS_DIR/<run>/metrics.json        train's metrics plus the `campaign` block (sentibert.training.campaign.collect)
   RESULTS_DIR/<run>/paper_test_metrics.json   the same model on the paper's 2184-sentence test subset (SST-phrase)
   RESULTS_DIR/<run>/test_predictions.jsonl.gz (for the plots)
   RESULTS_DIR/../campaign.yaml          which runs make which row (--campaign)
   RESULTS_DIR/../paper.yaml             the paper's numbers (--paper)
-Writes RESULTS_DIR/../RESULTS.md (--out), RESULTS_DIR/summary.csv (--csv) and, with `sentibert.report`, the plots
+Writes RESULTS_DIR/../RESULTS.md (--out), RESULTS_DIR/summary.csv (--csv) and, with `sentibert.evaluation.report`, the plots
 under RESULTS_DIR/plots/ (drawn afresh each time; --no-plots keeps what is there).
 
 A row is a campaign group (task, model, encoder, variant). Its runs: for a group with an lr grid, the grid run that
-dev picked (`sentibert.campaign.picked_lr`: the best `best_dev`, ties to the lr listed first) and the group's other
+dev picked (`sentibert.training.campaign.picked_lr`: the best `best_dev`, ties to the lr listed first) and the group's other
 seeds; otherwise every seed. A row shows the runs that have results (n seeds), so the tables can be regenerated at
 any point of the campaign. Numbers are test metrics of each run's selected epoch in %, mean ± sample sd over seeds.
 The output depends on nothing but these files: the same inputs give the same bytes.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
 import os
 import shutil
 import statistics
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from sentibert.campaign import Campaign, CampaignError, Group, Run, first_run, load_campaign, picked_lr
+from sentibert.evaluation.metrics import GLOBAL_BINS
 from sentibert.io import atomic_write_text
-from sentibert.metrics import GLOBAL_BINS
-from sentibert.report import ReportError
+from sentibert.training.campaign import Campaign, CampaignError, Group, Run, first_run, load_campaign, picked_lr
 
 PAPER_PREFIX = "paper_subset/"  # a metric on the paper's test subset (paper_test_metrics.json)
 PAPER_TEST_FILE, PREDICTIONS_FILES = "paper_test_metrics.json", ("test_predictions.jsonl.gz", "test_predictions.jsonl")
@@ -442,7 +439,7 @@ def markdown(tables: Tables, out: Path, csv_path: Path, paper_file: Path, comman
     phrase = [row for row in rows if row.group.task == "sst_phrase"]
     if phrase:
         sections += ["## Fine-grained analyses (SST-phrase)\n",
-                     "3-class accuracy (`sentibert.metrics`), mean over the row's seeds: negation (trees by their "
+                     "3-class accuracy (`sentibert.evaluation.metrics`), mean over the row's seeds: negation (trees by their "
                      "count of negations), contrast (X but Y triples, all three nodes right), local difficulty "
                      "(nodes by their children of another polarity), global difficulty (trees by polarity "
                      "switches).\n", "### Standard test split\n", *_analyses_table(phrase, "")]
@@ -503,7 +500,7 @@ def _emoint_mean(rows: list[Row], paper: dict[tuple[str, str, str, str], float])
 # ---- writing ---------------------------------------------------------------------------------------------------
 def draw_plots(tables: Tables, plots_dir: Path) -> list[Path]:
     """Draw every plot set afresh under `plots_dir` (removed first: nothing stale is left); -> report.md files."""
-    from sentibert import report
+    from sentibert.evaluation import report
 
     shutil.rmtree(plots_dir, ignore_errors=True)
     written = []
@@ -554,33 +551,3 @@ def _command(results: Path, campaign: Path, paper: Path, out: Path, csv_path: Pa
         if path.resolve() != defaults(results)[option[2:]].resolve():
             parts.append(f"{option} {_relpath(path, root)}")
     return " ".join(parts)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sentibert results", description=__doc__.split("\n")[0])
-    parser.add_argument("results", nargs="?", default="experiments/results", metavar="RESULTS_DIR",
-                        help="the campaign's results folder (default: experiments/results)")
-    parser.add_argument("--campaign", help="the campaign file (default: RESULTS_DIR/../campaign.yaml)")
-    parser.add_argument("--paper", help="the paper's numbers (default: RESULTS_DIR/../paper.yaml)")
-    parser.add_argument("--out", help="the markdown tables (default: RESULTS_DIR/../RESULTS.md)")
-    parser.add_argument("--csv", help="one line per row and metric (default: RESULTS_DIR/summary.csv)")
-    parser.add_argument("--no-plots", action="store_true",
-                        help="do not draw the plots (RESULTS.md still links them; faster)")
-    args = parser.parse_args(argv)
-    results = Path(args.results)
-    paths = {key: Path(getattr(args, key)) if getattr(args, key) else value for key, value in defaults(results).items()}
-    if results.exists() and not results.is_dir():
-        print(f"sentibert results: error: {results} is not a directory", file=sys.stderr)
-        return 1
-    try:
-        written = write(results, paths["campaign"], paths["paper"], paths["out"], paths["csv"], not args.no_plots)
-    except (ResultsError, ReportError, OSError) as err:  # ReportError: a bad predictions file
-        print(f"sentibert results: error: {err}", file=sys.stderr)
-        return 1
-    for path in written:
-        print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

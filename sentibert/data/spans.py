@@ -28,7 +28,7 @@ from typing import Iterator, Sequence
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from sentibert.tree import UNLABELED, BinaryTree, normalize_token, word_child
+from sentibert.data.tree import UNLABELED, BinaryTree, normalize_token, word_child
 
 log = logging.getLogger(__name__)
 IGNORE = -1  # label value skipped by the loss and the metrics

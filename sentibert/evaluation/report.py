@@ -2,9 +2,9 @@
 
 Everything comes from the run directories `sentibert train` writes, several runs side by side (e.g. SentiBERT
 against mean pooling):
-  metrics.json            its `test` block (`sentibert.metrics`): phrase and root accuracies, negation, contrast,
+  metrics.json            its `test` block (`sentibert.evaluation.metrics`): phrase and root accuracies, negation, contrast,
                           local and global difficulty; and the best dev epoch
-  test_predictions.jsonl  the test trees with gold and predicted node labels (`write_predictions`; or gzipped,
+  test_predictions.jsonl  the test trees with gold and predicted node labels (`sentibert.runs.write_predictions`; or gzipped,
                           .jsonl.gz, as the campaign's results keep them), for the
                           confusion matrix and the accuracy by phrase length; a run without it is left out of
                           those two, and the summary says so
@@ -13,31 +13,24 @@ against mean pooling):
 
 Writes to --out (default `report/`): report.md, overview.png, confusion.png, length.png, fine_grained.png.
 
-test_predictions.jsonl has one JSON object per test tree, in the test file's order:
-  {"tree": "(3 (2 Not) (3 ...))", "spans": [[0, 5], ...], "gold": [3, ...], "pred": [3, ...]}
-`tree` is the gold tree (PTB); `spans` (token ranges) and `gold` are its nodes' (pre-order, root first), copied
-out for other readers; `pred` is the predicted 5-class label of each of those nodes.
+The predictions file's format: sentibert.runs.
 """
 from __future__ import annotations
 
-import argparse
-import gzip
 import json
 import math
-import sys
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import yaml
 
-from sentibert.io import TextFileError, atomic_write, atomic_write_text, decode_text, read_lines, split_lines
-from sentibert.metrics import GLOBAL_BINS
-from sentibert.render import LABEL_NAMES
-from sentibert.tree import BinaryTree
+from sentibert.data.tree import BinaryTree
+from sentibert.evaluation.metrics import GLOBAL_BINS
+from sentibert.evaluation.render import LABEL_NAMES
+from sentibert.io import atomic_write, atomic_write_text
+from sentibert.runs import CONFIG_FILE, METRICS_FILE, PREDICTIONS_FILE, ReportError, read_predictions
 
-METRICS_FILE, PREDICTIONS_FILE, CONFIG_FILE = "metrics.json", "test_predictions.jsonl", "config.yaml"
 HEADLINE = {"phrase_acc": "phrase", "sst5_root_acc": "SST-5 root", "sst3_root_acc": "SST-3 root",
             "sst3_from_5class_root_acc": "SST-3 root (5-class model)",
             "sst2_from_5class_root_acc": "SST-2 root (5-class model)"}
@@ -49,57 +42,13 @@ FINE_GRAINED = (("negation", "Negation (count in the sentence)", ["0", "1", "2+"
 LENGTH_BIN_WIDTH, LENGTH_BINS = 5, 7  # phrase lengths 1-5, 6-10, ..., 31+
 
 
-class ReportError(RuntimeError):
-    """A run directory the report cannot use; the message names the directory and what is missing."""
-
-
-# ---- the predictions file -------------------------------------------------------------------------------------
-def write_predictions(path: str | Path, trees: Sequence[BinaryTree], predictions: Sequence[Sequence[int]]) -> Path:
-    """Gold trees and their per-node predicted labels as test_predictions.jsonl (format in the module docstring)."""
-    if len(trees) != len(predictions):
-        raise ValueError(f"{len(predictions)} prediction lists for {len(trees)} trees")
-    lines = []
-    for i, (tree, pred) in enumerate(zip(trees, predictions)):
-        if len(pred) != len(tree):
-            raise ValueError(f"tree {i}: {len(pred)} predictions for {len(tree)} nodes")
-        lines.append(json.dumps({"tree": tree.to_ptb(), "spans": [list(s) for s in tree.spans],
-                                 "gold": list(tree.labels), "pred": [int(p) for p in pred]}) + "\n")
-    return atomic_write_text(path, "".join(lines))
-
-
-def read_predictions(path: Path) -> list[tuple[BinaryTree, list[int]]]:
-    """(gold tree, predicted labels) per line of a test_predictions.jsonl (or .jsonl.gz, as the campaign keeps it)."""
-    out = []
-    try:
-        lines = (split_lines(decode_text(gzip.decompress(path.read_bytes()), str(path))) if path.suffix == ".gz"
-                 else read_lines(path))
-    except TextFileError as err:
-        raise ReportError(str(err)) from None
-    except (gzip.BadGzipFile, EOFError, zlib.error) as err:  # not gzip, or cut short
-        raise ReportError(f"{path}: not a whole gzip file ({err})") from None
-    for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            tree = BinaryTree.from_ptb(record["tree"], str(path), n)
-            pred = [int(p) for p in record["pred"]]
-        except (ValueError, KeyError, TypeError) as err:  # bad JSON, a missing key, a bad tree
-            raise ReportError(f"{path}:{n}: not a prediction record ({err})") from None
-        if len(pred) != len(tree) or not all(0 <= p < len(LABEL_NAMES) for p in pred):
-            raise ReportError(f"{path}:{n}: expected a 0-4 label for each of the tree's {len(tree)} nodes, "
-                              f"got {pred}")
-        out.append((tree, pred))
-    return out
-
-
 # ---- runs ------------------------------------------------------------------------------------------------------
 @dataclass
 class Run:
     path: Path
     label: str
     best_epoch: int | None
-    test: dict  # sentibert.metrics.evaluate_records' output
+    test: dict  # sentibert.evaluation.metrics.evaluate_records' output
     predictions: list[tuple[BinaryTree, list[int]]] | None  # None: the run has no test_predictions.jsonl
 
 
@@ -122,7 +71,7 @@ def load_run(path: str | Path) -> Run:
 
 
 def _model_name(path: Path) -> str:
-    """The model class in config.yaml (`sentibert.model.MeanPool` -> MeanPool), else the directory's name."""
+    """The model class in config.yaml (`sentibert.models.model.MeanPool` -> MeanPool), else the directory's name."""
     config = path / CONFIG_FILE
     if config.is_file():
         try:
@@ -293,7 +242,7 @@ def markdown(runs: list[Run]) -> str:
                 for run in with_predictions]
         out += [_table(["run", *LENGTH_BIN_NAMES], rows), "![accuracy by phrase length](length.png)\n"]
 
-    out.append("## Negation, contrast, local and global difficulty\n\n3-class accuracy (`sentibert.metrics`).\n")
+    out.append("## Negation, contrast, local and global difficulty\n\n3-class accuracy (`sentibert.evaluation.metrics`).\n")
     for key, title, buckets in FINE_GRAINED:
         names = buckets or [None]
         rows = [[_md(run.label), *[_cell(_bucket(run.test, key, name)) for name in names]] for run in runs]
@@ -302,7 +251,7 @@ def markdown(runs: list[Run]) -> str:
     return "\n".join(out)
 
 
-# ---- command line ------------------------------------------------------------------------------------------------
+# ---- the report ------------------------------------------------------------------------------------------------
 def report(runs: list[Run], out: str | Path) -> Path:
     """Write the plots and report.md for these runs into `out`; -> the markdown file."""
     out = Path(out)
@@ -313,22 +262,3 @@ def report(runs: list[Run], out: str | Path) -> Path:
         plot_confusion(with_predictions, out / "confusion.png")
         plot_length(with_predictions, out / "length.png")
     return atomic_write_text(out / "report.md", markdown(runs))
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="sentibert report",
-                                 description="Plots and a markdown summary of training run directories.")
-    ap.add_argument("runs", nargs="+", metavar="RUN_DIR", help="directories written by `sentibert train`")
-    ap.add_argument("--out", default="report", metavar="DIR", help="where to write (default: report/)")
-    args = ap.parse_args(argv)
-    try:
-        runs = load_runs(args.runs)
-        for run in runs:
-            if run.predictions is None:
-                print(f"sentibert report: {run.path} has no {PREDICTIONS_FILE}: no confusion matrix or accuracy by "
-                      "length for it", file=sys.stderr)
-        print(report(runs, args.out))
-    except (ReportError, OSError) as err:
-        print(f"sentibert report: error: {err}", file=sys.stderr)
-        return 1
-    return 0

@@ -17,8 +17,8 @@ from typing import Iterable
 
 import torch
 
-from sentibert.datasets import NEUTRAL
-from sentibert.tree import UNLABELED, BinaryTree, normalize_token
+from sentibert.data.labels import NEUTRAL
+from sentibert.data.tree import UNLABELED, BinaryTree, normalize_token
 
 log = logging.getLogger(__name__)
 Tensor = torch.Tensor

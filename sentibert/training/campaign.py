@@ -17,7 +17,6 @@ test subset (data=sst_paper). They are written to a temporary folder and renamed
 """
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import gzip
 import json
@@ -220,10 +219,10 @@ def collect(campaign: Campaign, run: Run, run_dir: Path, results: Path, lr: floa
 
 
 def commands(campaign: Campaign, run: Run, overrides: list[str], run_dir: Path) -> list[list[str]]:
-    train = [sys.executable, "-m", "sentibert.train", *overrides, f"hydra.run.dir={run_dir}", "resume=true"]
+    train = [sys.executable, "-m", "sentibert.commands.train", *overrides, f"hydra.run.dir={run_dir}", "resume=true"]
     if not campaign.paper_test or not all(o in run.group.overrides for o in campaign.paper_test):
         return [train]
-    paper = [sys.executable, "-m", "sentibert.evaluate", f"checkpoint={run_dir / 'best_model'}", "data=sst_paper",
+    paper = [sys.executable, "-m", "sentibert.commands.evaluate", f"checkpoint={run_dir / 'best_model'}", "data=sst_paper",
              "split=test", f"hydra.run.dir={run_dir / 'paper_test'}"]
     return [train, paper]
 
@@ -338,40 +337,3 @@ def dry_run(campaign: Campaign, results: Path, runs_dir: Path, jobs: int, only: 
                  f"core-hours ({total / 60 / jobs:.1f} h with --jobs {jobs})"
                  + (f"; {unknown} without an estimate" if unknown else ""))
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sentibert campaign", description=__doc__.split("\n")[0])
-    parser.add_argument("file", help="the campaign file, e.g. experiments/campaign.yaml")
-    parser.add_argument("--runs-dir", default="runs/campaign", help="run directories with checkpoints (not committed)")
-    parser.add_argument("--results", help="where results go (default: results/ beside the campaign file)")
-    parser.add_argument("--jobs", type=_positive, default=1, help="runs at a time")
-    parser.add_argument("--threads", type=_positive, default=1, help="torch threads per run")
-    parser.add_argument("--only", default="*", help="run names matching this glob only")
-    parser.add_argument("--dry-run", action="store_true", help="list what is left, with a time estimate")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    try:
-        campaign = load_campaign(args.file)
-    except CampaignError as err:
-        print(f"sentibert campaign: error: {err}", file=sys.stderr)
-        return 1
-    results = Path(args.results) if args.results else campaign.path.parent / "results"
-    runs_dir = Path(args.runs_dir)
-    if args.dry_run:
-        print(dry_run(campaign, results, runs_dir, args.jobs, args.only))
-        return 0
-    failed = run_campaign(campaign, runs_dir, results, args.jobs, args.threads, args.only)
-    print(dry_run(campaign, results, runs_dir, args.jobs, args.only))
-    return 1 if failed else 0
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-if __name__ == "__main__":
-    sys.exit(main())

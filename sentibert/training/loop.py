@@ -2,11 +2,11 @@
 
 One run:
 - trains on every phrase label of the train split (AdamW without decay on biases and LayerNorm, linear warm-up then
-  decay, gradient clipping), in length-bucketed, dynamically padded batches (sentibert.spans);
+  decay, gradient clipping), in length-bucketed, dynamically padded batches (sentibert.data.spans);
 - evaluates dev after each epoch and keeps the best epoch by `metric` (run_dir/best_model, a save_pretrained dir),
   or the last one with `select=last` (pre-training, where dev is only logged);
 - evaluates test once, at the end, with that model (unless `test=false`: pre-training);
-- with `model.mlm=true` (`experiment=sst_phrase_pretrain`), adds the paper's masked LM (sentibert.pretraining);
+- with `model.mlm=true` (`experiment=sst_phrase_pretrain`), adds the paper's masked LM (sentibert.models.pretraining);
 - checkpoints every `trainer.checkpoint_every_n_steps` steps and every epoch: weights (safetensors), optimizer,
   scheduler, sampler position and every RNG, so `resume=true` (same run directory) continues bit for bit.
 
@@ -14,7 +14,7 @@ The run directory (hydra.run.dir, runs/<name>/<date>/ by default) holds config.y
 epoch, best epoch, test), test_predictions.jsonl (for `sentibert report`), best_model/, checkpoints/ and the logger's
 files.
 
-Multi-GPU: `torchrun --nproc_per_node N -m sentibert.train ...` (DDP: nccl on GPUs, gloo on CPUs); rank 0 evaluates
+Multi-GPU: `torchrun --nproc_per_node N -m sentibert.commands.train ...` (DDP: nccl on GPUs, gloo on CPUs); rank 0 evaluates
 and writes. Data loading is in-process on purpose: trees are encoded once and collating is cheap, and a sampler
 consumed only by the training loop makes its position (hence resuming) exact.
 """
@@ -44,16 +44,18 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from sentibert import precision
-from sentibert.config import Select, hydra_command
-from sentibert.datasets import dataset_info, relabel
-from sentibert.encoder import CheckpointError
-from sentibert.evaluate import evaluate_model, first_batches, load_splits, pick_device, summary, task_classes
+from sentibert.config import Select
+from sentibert.data.datasets import dataset_info, first_batches, load_splits, task_classes
+from sentibert.data.labels import relabel
+from sentibert.data.spans import BucketBatchSampler, TreeDataset
+from sentibert.device import pick_device
+from sentibert.evaluation.evaluate import evaluate_model, summary
+from sentibert.evaluation.metrics import flatten, headline_metrics
 from sentibert.io import atomic_write_json, atomic_write_text
-from sentibert.metrics import flatten, headline_metrics
-from sentibert.pretraining import mask_tokens, sentiment_lexicon, sentiment_wordpieces
-from sentibert.report import write_predictions
-from sentibert.spans import BucketBatchSampler, TreeDataset
+from sentibert.models.encoder import CheckpointError
+from sentibert.models.pretraining import mask_tokens, sentiment_lexicon, sentiment_wordpieces
+from sentibert.runs import write_predictions
+from sentibert.training import precision
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +83,7 @@ def setup_processes(trainer: DictConfig) -> Processes:
         raise ValueError(f"trainer.strategy={trainer.strategy!r}: choose auto or ddp")
     if trainer.strategy == "ddp" and world_size == 1:
         raise RuntimeError("trainer.strategy=ddp needs several processes: "
-                           "torchrun --nproc_per_node N -m sentibert.train ...")
+                           "torchrun --nproc_per_node N -m sentibert.commands.train ...")
     device = pick_device(trainer.device)
     if world_size == 1:
         return Processes(0, 1, device)
@@ -485,14 +487,3 @@ def _metrics(cfg: DictConfig, progress: dict, test: dict | None = None) -> dict:
     if test is not None:
         out.update(test=test, reported={cfg.metric: test[cfg.metric]})
     return out
-
-
-def _train_command(cfg: DictConfig, run_dir: Path) -> float | None:
-    results = train(cfg, run_dir)
-    return results["best_dev"] if results else None  # what sweepers (e.g. Optuna) optimise: dev, never test
-
-
-main = hydra_command("train", _train_command)  # `sentibert train`, `python -m sentibert.train` (torchrun)
-
-if __name__ == "__main__":
-    main()

@@ -6,7 +6,7 @@ Span (i, j) covers words i..j-1. Its vector is the difference of fencepost vecto
 the left and backward halves from the right (Stern et al. 2017; Kitaev & Klein 2018); an MLP turns it
 into the logit that the span is a phrase of the tree. CKY then picks the binary tree whose phrases have
 the highest total logit. Trained on SST train trees by `experiments/parser/train_chart.py`; loaded by
-`sentibert.parse` as a Stanza constituency processor variant.
+`sentibert.parsing.parse` as a Stanza constituency processor variant.
 
 A saved model is a directory: `config.json` plus `model.safetensors` holding only what training changed
 (the LoRA adapters and the span scorer, float16), so the bundle stays small; the encoder itself comes
@@ -26,16 +26,16 @@ from nltk import Tree
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from sentibert.encoder import load_encoder, load_tokenizer
-from sentibert.spans import wordpiece_spans
-from sentibert.tree import BinaryTree, normalize_token
+from sentibert.data.spans import wordpiece_spans
+from sentibert.data.tree import BinaryTree, normalize_token
+from sentibert.models.encoder import load_encoder, load_tokenizer
 
 PHRASE_LABEL = "X"
 
 
 @dataclass
 class ChartConfig:
-    encoder: str = "minilm"  # a name `sentibert.encoder.resolve_encoder` knows, never a machine's path
+    encoder: str = "minilm"  # a name `sentibert.models.encoder.resolve_encoder` knows, never a machine's path
     lora_rank: int = 16
     lora_targets: list[str] = field(default_factory=lambda: ["query", "key", "value", "dense"])
     span_dim: int = 256  # per fencepost: half forward, half backward

@@ -1,4 +1,4 @@
-"""Datasets: fetch and verify SST tree files (`sentibert data prepare`), load splits, label views.
+"""Datasets: fetch and verify SST tree files (`sentibert data prepare`), load splits (label views: sentibert.data.labels).
 
 Prepared data lives in `<data root>/<dataset>/<split>.txt`, one PTB tree per line, where the data root
 is `--out`, else `$SENTIBERT_DATA_DIR`, else `data/` under the current directory.
@@ -7,40 +7,25 @@ Datasets
 - `sst`: the Stanford Sentiment Treebank, standard split 8544 / 1101 / 2210 sentences.
 - `sst-paper`: the subset the SentiBERT paper trains and tests on (8379 / 2184, no dev split): the
   standard train/test trees minus sentences with non-ASCII characters or backslash escapes.
-
-Label views (SST labels are 0-4: very negative ... very positive)
-- SST-phrase: the 5-class label of every internal node, root included (`tree.labels`); single words
-  are not phrase nodes.
-- SST-5: the root's 5-class label (`tree.root_label`).
-- SST-3: `to_sst3`: 0-1 negative, 2 neutral, 3-4 positive. `relabel(tree, "sst3")` maps every node and
-  word, for training the paper's separate 3-class model (`data.label_view=sst3`).
-- SST-2: `to_sst2` on the root of `sst2_trees(trees)`, the trees whose root is not neutral
-  (6920 / 872 / 1821 of the standard split).
 """
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import hashlib
 import io
 import os
-import sys
+import random
 import urllib.error
 import urllib.request
 import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
+from sentibert.data import DataError
+from sentibert.data.labels import LABEL_VIEWS
+from sentibert.data.tree import BinaryTree, read_trees
 from sentibert.io import atomic_write_bytes
-from sentibert.tree import UNLABELED, BinaryTree, TreeFormatError, read_trees
-
-NEUTRAL = 2
-
-
-class DataError(RuntimeError):
-    """Data that is missing, unreachable or not what it claims to be; the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -123,42 +108,6 @@ def dataset_info(name: str) -> Dataset:
     return DATASETS[name]
 
 
-# ---- label views -------------------------------------------------------------------------------------
-def _check_label(label: int) -> int:
-    if not 0 <= label <= 4:
-        raise ValueError(f"not a 5-class sentiment label (0-4): {label}")
-    return label
-
-
-def to_sst3(label: int) -> int:
-    """5-class -> 3-class: 0-1 -> 0 (negative), 2 -> 1 (neutral), 3-4 -> 2 (positive)."""
-    label = _check_label(label)
-    return 0 if label < NEUTRAL else 1 if label == NEUTRAL else 2
-
-
-def to_sst2(label: int) -> int | None:
-    """5-class -> binary: 0-1 -> 0 (negative), 3-4 -> 1 (positive), neutral -> None (no SST-2 label)."""
-    label = _check_label(label)
-    return None if label == NEUTRAL else int(label > NEUTRAL)
-
-
-LABEL_VIEWS: dict[str, Callable[[int], int]] = {"sst3": to_sst3}  # data.label_view -> label map
-
-
-def relabel(tree: BinaryTree, view: str) -> BinaryTree:
-    """The tree with every labelled node and word mapped by LABEL_VIEWS[view]; unlabelled ones stay so."""
-    if view not in LABEL_VIEWS:
-        raise DataError(f"unknown label view {view!r}; choose from: {', '.join(LABEL_VIEWS)}")
-    to = LABEL_VIEWS[view]
-    return dataclasses.replace(tree, labels=tuple(UNLABELED if x == UNLABELED else to(x) for x in tree.labels),
-                               word_labels=tuple(UNLABELED if x == UNLABELED else to(x) for x in tree.word_labels))
-
-
-def sst2_trees(trees: Iterable[BinaryTree]) -> list[BinaryTree]:
-    """The SST-2 sentences: those whose root is not neutral."""
-    return [t for t in trees if _check_label(t.root_label) != NEUTRAL]
-
-
 # ---- loading -----------------------------------------------------------------------------------------
 def split_path(name: str, split: str, data_dir: str | Path | None = None) -> Path:
     dataset = dataset_info(name)
@@ -179,7 +128,7 @@ def load_split(name: str, split: str, data_dir: str | Path | None = None) -> lis
         )
     info = dataset_info(name)
     if info.text_columns:
-        from sentibert.transfer import load_labelled  # needs the parser: imported only for text datasets
+        from sentibert.data.transfer import load_labelled  # needs the parser: imported only for text datasets
 
         trees = load_labelled(path, *info.text_columns, num_classes=info.num_classes)
     else:
@@ -189,6 +138,47 @@ def load_split(name: str, split: str, data_dir: str | Path | None = None) -> lis
         raise DataError(f"{path}: empty, the {split} split of {name} has no {what}: prepare it again "
                         f"(`sentibert data prepare {name} --source DIR|ZIP`)")
     return trees
+
+
+SPLITS = ("train", "dev", "test")
+
+
+def load_splits(data, splits: Sequence[str] = SPLITS) -> dict[str, list[BinaryTree]]:
+    """The trees of the named splits of a data config (conf/data). With `data.dev_from_train` > 0, dev is that
+    fraction of train, drawn with `data.dev_seed`, and train is the rest (datasets without a dev split: sst-paper)."""
+    def read(split: str) -> list[BinaryTree]:
+        return load_split(data.dataset, split, data.root)
+
+    held_out = {}
+    if data.dev_from_train > 0 and {"train", "dev"} & set(splits):
+        train = read("train")
+        dev = set(random.Random(data.dev_seed).sample(range(len(train)), round(data.dev_from_train * len(train))))
+        held_out = {"train": [t for i, t in enumerate(train) if i not in dev],
+                    "dev": [t for i, t in enumerate(train) if i in dev]}
+        for split, trees in held_out.items():
+            if not trees:
+                source = split_path(data.dataset, "train", data.root)
+                raise DataError(f"data.dev_from_train={data.dev_from_train} leaves {split} empty: it holds out "
+                                f"{len(dev)} of the {len(train)} trees of {source}; choose a fraction that leaves "
+                                "trees in both")
+    return {split: held_out[split] if split in held_out else read(split) for split in splits}
+
+
+def task_classes(data) -> int:
+    """How many classes a model for this data config predicts: the dataset's, or 3 with label_view=sst3."""
+    info = dataset_info(data.dataset)
+    if data.label_view is None:
+        return info.num_classes
+    if data.label_view not in LABEL_VIEWS:
+        raise DataError(f"data.label_view={data.label_view!r}: choose from {', '.join(LABEL_VIEWS)} (or null)")
+    if info.text_columns:
+        raise DataError(f"data.label_view applies to SST trees, not to {data.dataset}'s labels")
+    return len(set(map(LABEL_VIEWS[data.label_view], range(info.num_classes))))
+
+
+def first_batches(trees: Sequence[BinaryTree], batch_size: int, limit: int | None) -> list[BinaryTree]:
+    """The first `limit` x `batch_size` trees, or all of them when `limit` is None (limit_eval_batches)."""
+    return list(trees[:limit * batch_size] if limit else trees)
 
 
 # ---- prepare -----------------------------------------------------------------------------------------
@@ -287,32 +277,3 @@ def prepare(name: str, source: str | None = None, out: str | Path | None = None)
         atomic_write_bytes(target / f"{split}{dataset.suffix}", data)
     print(f"{name}: wrote {', '.join(verified)} to {target}")
     return target
-
-
-# ---- CLI ---------------------------------------------------------------------------------------------
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="sentibert data", description="prepare datasets and analyse trees")
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    prep = commands.add_parser("prepare", help="download (or copy) and verify a dataset")
-    prep.add_argument("dataset", choices=list(DATASETS))
-    prep.add_argument("--source", help="URL, directory or zip holding the tree files (default: official URL)")
-    prep.add_argument("--out", help="data root (default: $SENTIBERT_DATA_DIR or ./data)")
-
-    analyze = commands.add_parser("analyze", help="per-tree analysis records (negation, contrast, switches)")
-    analyze.add_argument("--trees", required=True, help="PTB trees, one per line, labelled 0-4")
-    analyze.add_argument("--out", required=True, help="output .jsonl, one record per tree")
-
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "prepare":
-            prepare(args.dataset, args.source, args.out)
-        else:
-            from sentibert.analysis import write_analysis  # analysis imports this module's label views
-
-            count = write_analysis(args.trees, args.out)
-            print(f"wrote {count} records to {args.out}")
-    except (DataError, TreeFormatError, OSError) as err:
-        print(f"sentibert data: error: {err}", file=sys.stderr)
-        return 1
-    return 0

@@ -1,15 +1,15 @@
-"""`sentibert predict`: the sentiment of every phrase of any text.
+"""The sentiment of every phrase of any text (`sentibert predict`, sentibert.commands.predict):
 
     echo "Not bad at all." | sentibert predict                       # the bundled model
     sentibert predict --checkpoint runs/sst_phrase/DATE/best_model "Not bad at all." "A dull, lifeless film."
     sentibert predict --checkpoint DIR --in reviews.txt --format html --out reviews.html
     echo "Not bad at all." | sentibert predict --checkpoint DIR --in - --format json
 
-Each text is one sentence. All texts are parsed in one call (`sentibert.parse`: Stanza, batched and cached), the
+Each text is one sentence. All texts are parsed in one call (`sentibert.parsing.parse`: Stanza, batched and cached), the
 trees go through the model `--batch-size` at a time (`predict_trees`), and every phrase node gets its 5-class
 distribution and label, plus the attention maps of models that have them (SentiBERT). `predict()` returns the
-model's `TreePrediction`s, which `sentibert.render` draws as text (the default), JSON (its schema is in
-`sentibert.render`'s docstring), HTML or PNG. Without `--format`, the `--out` file's suffix picks the format.
+model's `TreePrediction`s, which `sentibert.evaluation.render` draws as text (the default), JSON (its schema is in
+`sentibert.evaluation.render`'s docstring), HTML or PNG. Without `--format`, the `--out` file's suffix picks the format.
 
 Input rules: texts are plain text, so an HTML entity such as `&amp;` stays as typed (every output escapes what it
 shows). An empty or whitespace-only text is an error, and so is a sentence with more wordpieces than the
@@ -17,25 +17,23 @@ encoder takes: the model would silently ignore what was cut off.
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
-from sentibert import render
-from sentibert.io import atomic_write, atomic_write_text, read_lines, read_stdin_lines
-from sentibert.model import CONFIG_FILE, TreePrediction, TreeSentimentModel
-from sentibert.parse import ParserError, load_parser
-from sentibert.tree import normalize_token
+from sentibert.data.tree import normalize_token
+from sentibert.device import DeviceError, pick_device
+from sentibert.evaluation import render
+from sentibert.models.model import CONFIG_FILE, TreePrediction, TreeSentimentModel
+from sentibert.parsing.parse import load_parser
 
 TEXT_RENDERERS = {"text": render.to_text, "json": render.to_json_text, "html": render.to_html}
 FORMATS = (*TEXT_RENDERERS, "png")
 SUFFIX_FORMATS = {".txt": "text", ".json": "json", ".html": "html", ".htm": "html", ".png": "png"}
 BEST_MODEL = "best_model"  # where `sentibert train` saves the selected model inside a run directory
 # The model used when no checkpoint is given: a LoRA SentiBERT on MiniLM (its card: MODEL_CARD.md beside it).
-BUNDLED_MODEL = Path(__file__).resolve().parent / "resources" / "sentibert"
+BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "resources" / "sentibert"
 
 
 class PredictError(ValueError):
@@ -91,7 +89,7 @@ def predict(texts: Sequence[str], model: TreeSentimentModel | str | Path | None 
     """One `TreePrediction` per text, in order: every phrase's probabilities and label, and attention maps.
 
     model: a loaded model, a checkpoint directory, or None (the bundled model). parser: anything with `parse(texts, source)` returning
-    BinaryTrees (default: `sentibert.parse.load_parser()`). source names the texts in error messages (source:n).
+    BinaryTrees (default: `sentibert.parsing.parse.load_parser()`). source names the texts in error messages (source:n).
     """
     texts = check_texts(texts, source)
     if batch_size < 1:  # range() would give no batches at all (or fail on 0): predictions silently missing
@@ -104,79 +102,10 @@ def predict(texts: Sequence[str], model: TreeSentimentModel | str | Path | None 
     return model.predict_trees(trees, batch_size, attentions=True)
 
 
-def positive_int(value: str) -> int:
-    """argparse type of counts: 0 or -1 would not mean "none" or "all" but silently predict nothing."""
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {value!r}")
-    return number
-
-
 def check_device(name: str) -> torch.device:
-    """--device as a torch.device that exists here (`sentibert.evaluate.pick_device`, as the Hydra commands check
+    """--device as a torch.device that exists here (`sentibert.device.pick_device`, as the Hydra commands check
     trainer.device); refused in one line before the model loads."""
-    from sentibert.evaluate import DeviceError, pick_device
-
     try:
         return pick_device(name, "--device")
     except DeviceError as err:
         raise PredictError(str(err)) from None
-
-
-def _interactive(stream) -> bool:
-    """A terminal, or no usable stdin at all (closed): nothing is piped in."""
-    try:
-        return stream is None or stream.closed or stream.isatty()
-    except (ValueError, OSError):
-        return True
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="sentibert predict", description="Sentiment of every phrase of each sentence (one sentence per text).")
-    ap.add_argument("texts", nargs="*", metavar="TEXT", help="sentences (or --in; or piped to stdin)")
-    ap.add_argument("--checkpoint", help=f"a model saved with save_pretrained, or a training run directory (uses its "
-                                         f"{BEST_MODEL}/); default: the bundled model")
-    ap.add_argument("--in", dest="input", metavar="FILE", help="one sentence per line; - reads stdin")
-    ap.add_argument("--format", choices=FORMATS, help="default: from --out's suffix, else text")
-    ap.add_argument("--out", metavar="PATH", help="output file (default: stdout; png needs a file)")
-    ap.add_argument("--batch-size", type=positive_int, default=32, help="sentences per forward pass")
-    ap.add_argument("--parser", default="auto", choices=["auto", "stanza", "bundled"], help="see `sentibert parse`")
-    ap.add_argument("--no-cache", action="store_true", help="neither read nor write the parse cache")
-    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
-    args = ap.parse_args(argv)
-    if not args.texts and not args.input and not _interactive(sys.stdin):
-        args.input = "-"  # `echo "Not bad at all." | sentibert predict`
-    if bool(args.texts) == bool(args.input):
-        ap.error("give the sentences either as TEXT arguments, with --in FILE, or on stdin")
-    fmt = args.format or SUFFIX_FORMATS.get(Path(args.out).suffix.lower() if args.out else "", "text")
-    if fmt == "png" and not args.out:
-        ap.error("png is an image: give --out FILE.png")
-
-    try:
-        if args.input == "-":
-            source, texts = "<stdin>", read_stdin_lines()
-        elif args.input:
-            source, texts = args.input, read_lines(args.input)
-        else:
-            source, texts = "argument", args.texts
-        check_texts(texts, source)  # before the slow part: loading the model and the parser
-        device = check_device(args.device)
-        model = load_model(args.checkpoint).to(device)
-        predictions = predict(texts, model, load_parser(args.parser, use_cache=not args.no_cache), args.batch_size,
-                              source)
-        if fmt == "png":
-            atomic_write(args.out, lambda tmp: render.to_png(predictions, tmp))
-            return 0
-        output = TEXT_RENDERERS[fmt](predictions)
-    except (ValueError, ParserError, OSError) as err:  # PredictError, TextFileError, CheckpointError: ValueErrors
-        print(f"sentibert predict: error: {err}", file=sys.stderr)
-        return 1
-    if args.out:
-        atomic_write_text(args.out, output)
-    else:
-        sys.stdout.write(output)
-    return 0

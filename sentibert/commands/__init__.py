@@ -1,0 +1,104 @@
+"""The commands: one thin module per `sentibert <command>` (sentibert.cli dispatches), each an argparse or Hydra
+entry over library calls. No command imports another, and the library imports none of them.
+
+`hydra_command` makes a Hydra app of a library function; `fail` prints the one-line error every command ends with.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import CompactHydraException, InstantiationException
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from sentibert.config import CONF_DIR, ConfigError, validate
+
+
+def fail(command: str, err: BaseException | str) -> int:
+    """`sentibert <command>: error: <err>` on stderr (one line); -> the exit status, 1."""
+    print(f"sentibert {command}: error: {err}", file=sys.stderr)
+    return 1
+
+
+# ---- Hydra commands ----------------------------------------------------------------------------------------------------
+DEBUG_ENV = "SENTIBERT_DEBUG"  # =1: errors raise with their traceback, as HYDRA_FULL_ERROR=1 does
+
+
+def user_error(err: BaseException) -> BaseException | None:
+    """The error to report in one line, or None for a bug (its traceback is shown). Ours: the project's error
+    types, any OSError (a missing file, a full disk: the message names the file), and a ValueError or RuntimeError
+    raised by our own checks (in a sentibert module). An error inside hydra.utils.instantiate is judged by its cause."""
+    from sentibert.data.datasets import DataError
+    from sentibert.data.tree import TreeFormatError
+    from sentibert.models.encoder import CheckpointError, EncoderNotFound
+    from sentibert.parsing.parse import ParserError
+
+    while isinstance(err, InstantiationException) and err.__cause__ is not None:
+        err = err.__cause__
+    if isinstance(err, (DataError, TreeFormatError, ParserError, CheckpointError, EncoderNotFound, ConfigError,
+                        OSError)):
+        return err
+    if isinstance(err, (ValueError, RuntimeError)):
+        tb = err.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        package = str(Path(__file__).parents[1]) + os.sep
+        if tb is not None and tb.tb_frame.f_code.co_filename.startswith(package):
+            return err
+    return None
+
+
+def _close_progress_bars() -> None:
+    """End the progress bars an error left open (mid-epoch), so that the error starts a line of its own."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
+    sys.stdout.flush()
+
+
+class CommandError(CompactHydraException):
+    """A user error in one job of a multirun: Hydra names the job, then prints this message (no traceback)."""
+
+
+def hydra_command(config_name: str, run: Callable[[DictConfig, Path], Any]) -> Callable[[list[str] | None], int]:
+    """`main(argv)` of a Hydra app: compose `conf/<config_name>.yaml` with the overrides in argv, `validate` it, then
+    call `run(cfg, run_dir)`; what `run` returns goes back to Hydra (sweepers such as Optuna optimise it).
+
+    A user error (`user_error`: bad data, a damaged checkpoint, a value out of range, a full disk) is printed as one
+    line, `sentibert <command>: error: <message>`, on stderr, and the command exits with status 1; in a multirun
+    the job fails with that message and Hydra goes on as it does with any failed job. HYDRA_FULL_ERROR=1 or
+    SENTIBERT_DEBUG=1 let the error raise with its traceback."""
+    @hydra.main(config_path=CONF_DIR, config_name=config_name, version_base="1.3")
+    def app(cfg: DictConfig) -> Any:
+        try:
+            return run(validate(cfg), Path(HydraConfig.get().runtime.output_dir))
+        except Exception as err:
+            error = user_error(err)
+            if error is None or os.environ.get("HYDRA_FULL_ERROR") == "1" or os.environ.get(DEBUG_ENV) == "1":
+                raise
+            message = f"sentibert {config_name}: error: {error}"
+            if HydraConfig.get().mode == RunMode.MULTIRUN:
+                raise CommandError(message) from err
+            _close_progress_bars()
+            print(message, file=sys.stderr)
+            sys.exit(1)
+
+    def main(argv: list[str] | None = None) -> int:
+        if argv is None:  # torchrun / python -m: Hydra reads sys.argv as it is
+            app()
+            return 0
+        saved = sys.argv  # `sentibert <command> ...`: Hydra reads sys.argv; give it argv, then put it back
+        sys.argv = [sys.argv[0], *argv]
+        try:
+            app()
+        finally:
+            sys.argv = saved
+        return 0
+
+    return main

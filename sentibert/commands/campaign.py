@@ -1,0 +1,48 @@
+"""`sentibert campaign FILE [--jobs N] [--dry-run]`: run a declared list of runs, resumably
+(sentibert.training.campaign)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from sentibert.commands import fail
+from sentibert.training import campaign as campaign_module
+from sentibert.training.campaign import CampaignError, dry_run, load_campaign, run_campaign
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sentibert campaign", description=campaign_module.__doc__.split("\n")[0])
+    parser.add_argument("file", help="the campaign file, e.g. experiments/campaign.yaml")
+    parser.add_argument("--runs-dir", default="runs/campaign", help="run directories with checkpoints (not committed)")
+    parser.add_argument("--results", help="where results go (default: results/ beside the campaign file)")
+    parser.add_argument("--jobs", type=_positive, default=1, help="runs at a time")
+    parser.add_argument("--threads", type=_positive, default=1, help="torch threads per run")
+    parser.add_argument("--only", default="*", help="run names matching this glob only")
+    parser.add_argument("--dry-run", action="store_true", help="list what is left, with a time estimate")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        campaign = load_campaign(args.file)
+    except CampaignError as err:
+        return fail("campaign", err)
+    results = Path(args.results) if args.results else campaign.path.parent / "results"
+    runs_dir = Path(args.runs_dir)
+    if args.dry_run:
+        print(dry_run(campaign, results, runs_dir, args.jobs, args.only))
+        return 0
+    failed = run_campaign(campaign, runs_dir, results, args.jobs, args.threads, args.only)
+    print(dry_run(campaign, results, runs_dir, args.jobs, args.only))
+    return 1 if failed else 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""`sentibert results [RESULTS_DIR]`: the result tables (RESULTS.md, summary.csv, plots) from the campaign's
+results (sentibert.evaluation.results)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from sentibert.commands import fail
+from sentibert.evaluation import results as results_module
+from sentibert.evaluation.results import ResultsError, defaults, write
+from sentibert.runs import ReportError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sentibert results", description=results_module.__doc__.split("\n")[0])
+    parser.add_argument("results", nargs="?", default="experiments/results", metavar="RESULTS_DIR",
+                        help="the campaign's results folder (default: experiments/results)")
+    parser.add_argument("--campaign", help="the campaign file (default: RESULTS_DIR/../campaign.yaml)")
+    parser.add_argument("--paper", help="the paper's numbers (default: RESULTS_DIR/../paper.yaml)")
+    parser.add_argument("--out", help="the markdown tables (default: RESULTS_DIR/../RESULTS.md)")
+    parser.add_argument("--csv", help="one line per row and metric (default: RESULTS_DIR/summary.csv)")
+    parser.add_argument("--no-plots", action="store_true",
+                        help="do not draw the plots (RESULTS.md still links them; faster)")
+    args = parser.parse_args(argv)
+    results = Path(args.results)
+    paths = {key: Path(getattr(args, key)) if getattr(args, key) else value for key, value in defaults(results).items()}
+    if results.exists() and not results.is_dir():
+        return fail("results", f"{results} is not a directory")
+    try:
+        written = write(results, paths["campaign"], paths["paper"], paths["out"], paths["csv"], not args.no_plots)
+    except (ResultsError, ReportError, OSError) as err:  # ReportError: a bad predictions file
+        return fail("results", err)
+    for path in written:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

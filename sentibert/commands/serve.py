@@ -1,0 +1,55 @@
+"""`sentibert serve [--checkpoint DIR] [--host H] [--port N]`: a local page and JSON API over a model
+(sentibert.inference.app: the routes, limits and errors)."""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import sys
+
+from sentibert.commands import fail
+from sentibert.inference.app import MISSING, Limits, create_app, load
+from sentibert.inference.predict import BEST_MODEL
+from sentibert.parsing.parse import ParserError
+
+log = logging.getLogger("sentibert.serve")
+
+
+def port(value: str) -> int:
+    if not value.isdigit() or int(value) > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number, 0 to 65535, not {value!r}")
+    return int(value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="sentibert serve",
+                                 description="A local page (and JSON API) showing the sentiment of every phrase.")
+    ap.add_argument("--checkpoint", help="a model saved with save_pretrained, or a training run directory (uses "
+                                         f"its {BEST_MODEL}/); required until a model is bundled")
+    ap.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    ap.add_argument("--port", type=port, default=8000, help="default: 8000")
+    ap.add_argument("--parser", default="auto", choices=["auto", "stanza", "bundled"], help="see `sentibert parse`")
+    ap.add_argument("--no-cache", action="store_true", help="neither read nor write the parse cache")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    args = ap.parse_args(argv)
+    if MISSING:
+        return fail("serve", f"needs the serve extra: pip install 'sentibert[serve]' ({MISSING} is not installed)")
+    try:
+        model, parser = load(args.checkpoint, args.parser, args.device, use_cache=not args.no_cache)
+    except (ValueError, ParserError, OSError) as err:  # PredictError, CheckpointError: ValueErrors
+        return fail("serve", err)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")  # uvicorn's look
+    try:
+        public = not ipaddress.ip_address(args.host).is_loopback
+    except ValueError:  # a host name
+        public = args.host != "localhost"
+    if public:
+        log.warning("listening on %s: anyone who can reach this machine can use the server", args.host)
+    import uvicorn
+
+    uvicorn.run(create_app(model, parser, args.checkpoint, Limits()), host=args.host, port=args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
