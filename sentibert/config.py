@@ -87,11 +87,19 @@ class TrainerConfig:
 
 @dataclass
 class LoggerConfig:
-    kind: str = "none"  # wandb | csv | none
+    """A logger built with hydra.utils.instantiate (sentibert.training.loggers.build_logger): `_target_` names its class;
+    the run directory and the resolved run config are passed when it is built."""
+    _target_: str = MISSING
+
+
+@dataclass
+class WandbLoggerConfig(LoggerConfig):
+    _target_: str = "sentibert.training.loggers.WandbLogger"
     project: str = "sentibert"
-    mode: str = "offline"  # wandb: offline (default; `wandb sync` later), online or disabled
+    mode: str = "offline"  # offline (default; `wandb sync` later), online or disabled
     entity: Optional[str] = None
     tags: list[str] = field(default_factory=list)
+    name: str = "${name}"  # the run's name
 
 
 class Select(Enum):
@@ -106,7 +114,7 @@ class TrainConfig:
     model: Any = MISSING  # typed by the schema each conf/model/*.yaml names
     data: DataConfig = MISSING
     trainer: TrainerConfig = MISSING
-    logger: LoggerConfig = MISSING
+    logger: Any = MISSING  # typed by the schema each conf/logger/*.yaml names
     name: str = "train"  # run name: output folder and logger run name
     seed: int = 42
     metric: str = "phrase_acc"  # dev metric that picks the best epoch (and the sweep objective); its test value is reported
@@ -149,6 +157,8 @@ def register() -> None:
     cs.store(name="bench_schema", node=BenchConfig)
     cs.store(group="model", name="schema_model", node=ModelConfig)
     cs.store(group="model", name="schema_sentibert", node=SentiBERTConfig)
+    cs.store(group="logger", name="schema_logger", node=LoggerConfig)
+    cs.store(group="logger", name="schema_wandb", node=WandbLoggerConfig)
 
 
 register()

@@ -636,6 +636,7 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_says_so(monkeypatch, tmp_
 
     from safetensors.torch import load_file
 
+    from sentibert.training import checkpoints
     from sentibert.training import loop as train
 
     saves = []
@@ -647,8 +648,8 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_says_so(monkeypatch, tmp_
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_save_model(model, filename)
 
-    real_save_model = train.save_model
-    monkeypatch.setattr(train, "save_model", save_model)
+    real_save_model = checkpoints.save_model
+    monkeypatch.setattr(checkpoints, "save_model", save_model)
     root = tmp_path / "checkpoints"
     with pytest.raises(OSError, match=f"cannot write checkpoint epoch0-step4 in {root}: the disk is full; the "
                                       f"previous checkpoint {root / 'epoch0-step2'} is intact"):

@@ -1,0 +1,166 @@
+"""Resumable training state: the Checkpoints of a run directory (written atomically, only the latest kept), and the
+config fingerprint that `resume=true` compares (`check_resume`)."""
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import pickle
+import shutil
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from safetensors import SafetensorError
+from safetensors.torch import load_model, save_model
+
+from sentibert import runs
+from sentibert.io import atomic_write_json, atomic_write_text
+from sentibert.models.encoder import CheckpointError
+from sentibert.training.processes import Processes
+
+log = logging.getLogger(__name__)
+FINGERPRINT_FILE = "config.json"  # in each checkpoint: the config it was made with (`fingerprint`)
+
+
+class Checkpoints:
+    """run_dir/checkpoints/<name>/ written whole under a temporary name, renamed, then named in `latest` (all atomic
+    steps), so a crash at any point leaves the previous checkpoint usable. Only the latest is kept.
+
+    A checkpoint: model.safetensors, state.pt (optimizer, scheduler, sampler, progress; rank 0), rng-<rank>.pt
+    (each process's generators: under DDP each rank draws its own dropout masks) and config.json (`fingerprint`)."""
+
+    def __init__(self, run_dir: Path, procs: Processes):
+        self.root, self.procs = run_dir / runs.CHECKPOINTS, procs
+
+    def latest(self) -> Path | None:
+        """The checkpoint `latest` names, None when there is none; a CheckpointError when it names nothing there."""
+        pointer = self.root / "latest"
+        if not pointer.is_file():
+            return None
+        name = pointer.read_text(encoding="utf-8", errors="replace").strip()
+        path = self.root / name
+        if not name or "/" in name or not path.is_dir():
+            raise CheckpointError(f"{pointer} names checkpoint {name!r}, but {path} is not there: restore that "
+                                  f"directory, or delete {self.root} to train this run from the start")
+        return path
+
+    def save(self, name: str, model, state: dict, rng: dict, config: dict) -> None:
+        """Write checkpoint `name`; on an OSError (a full disk) the partial one is removed and a CheckpointSaveError
+        says so: the previous checkpoint, and `latest` naming it, are left as they were."""
+        try:
+            self._save(name, model, state, rng, config)
+        except OSError as err:
+            shutil.rmtree(self.root / f".{name}.tmp", ignore_errors=True)  # free what the partial checkpoint took
+            pointer = self.root / "latest"
+            previous = pointer.read_text(encoding="utf-8").strip() if pointer.is_file() else None
+            if previous != name:  # renamed into place, but `latest` could not be written
+                shutil.rmtree(self.root / name, ignore_errors=True)
+            reason = "the disk is full" if err.errno == errno.ENOSPC else err.strerror or str(err)
+            kept = (f"the previous checkpoint {self.root / previous} is intact (resume=true continues from it)"
+                    if previous and (self.root / previous).is_dir() else "there is no earlier checkpoint")
+            raise CheckpointSaveError(f"cannot write checkpoint {name} in {self.root}: {reason}; {kept}. "
+                                      "Free some space (or fix the directory) and resume") from err
+
+    def _save(self, name: str, model, state: dict, rng: dict, config: dict) -> None:
+        tmp = self.root / f".{name}.tmp"
+        if self.procs.main:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        self.procs.barrier()
+        torch.save(rng, tmp / f"rng-{self.procs.rank}.pt")
+        if self.procs.main:
+            save_model(model, str(tmp / "model.safetensors"))
+            torch.save(state, tmp / "state.pt")
+            atomic_write_json(tmp / FINGERPRINT_FILE, config)
+        self.procs.barrier()
+        if self.procs.main:
+            shutil.rmtree(self.root / name, ignore_errors=True)  # left by a crash before `latest` named it
+            os.replace(tmp, self.root / name)
+            atomic_write_text(self.root / "latest", name)
+            for old in self.root.iterdir():
+                if old.is_dir() and old.name != name:
+                    shutil.rmtree(old, ignore_errors=True)
+
+    def load(self, path: Path, model) -> tuple[dict, dict]:
+        """Weights into `model`; -> (state, this rank's RNG state), read without unpickling code."""
+        rng_file = path / f"rng-{self.procs.rank}.pt"
+        if not rng_file.is_file():
+            raise FileNotFoundError(f"{rng_file} missing: resume with as many processes as the run had")
+        weights = path / "model.safetensors"
+        try:
+            load_model(model, weights, device=str(self.procs.device))
+        except SafetensorError as err:  # cut short, or overwritten
+            raise damaged_checkpoint(weights, err) from None
+        return _load_state(path / "state.pt", map_location="cpu"), _load_state(rng_file)
+
+
+class CheckpointSaveError(OSError):
+    """A checkpoint that could not be written (a full disk); the message says the previous one is intact."""
+
+
+def damaged_checkpoint(file: Path, err: Exception) -> CheckpointError:
+    """run_dir/checkpoints/<name>/<file> is unreadable: name it, and what to do."""
+    reason = str(err).splitlines()[0].partition(". ")[0] if str(err) else type(err).__name__  # torch's: 5 sentences
+    return CheckpointError(f"{file}: damaged or truncated ({reason}); restore the checkpoint, or delete "
+                           f"{file.parents[1]} to train this run from the start")
+
+
+def _load_state(file: Path, **kwargs):
+    """torch.load without unpickling code; a CheckpointError naming `file` when it is damaged or truncated."""
+    try:
+        return torch.load(file, weights_only=True, **kwargs)
+    except (FileNotFoundError, PermissionError):  # they name the file already
+        raise
+    # a cut zip, a bad pickle; torch reads a small cut file as an OSError (EINVAL)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError, OSError) as err:
+        raise damaged_checkpoint(file, err) from None
+
+
+# ---- resuming with the same config ------------------------------------------------------------------------------
+# Keys that do not change what a run computes: its name, where it logs, how often it checkpoints, where it runs.
+RESUME_EXEMPT = ("name", "resume", "resume_allow_changes", "logger", "data.root", "data.eval_batch_size",
+                 "trainer.checkpoint_every_n_steps", "trainer.log_every_n_steps", "trainer.stop_after_steps",
+                 "trainer.device", "trainer.strategy", "trainer.backend")
+
+
+LEGACY_MODEL_MODULE = "sentibert.model."  # where the model classes lived before sentibert.models.model
+
+
+def fingerprint(cfg: DictConfig) -> dict:
+    """The resolved config as flat `a.b: value` pairs, without RESUME_EXEMPT keys (a checkpoint stores it)."""
+    def flat(node, prefix: str = "") -> dict:
+        if not isinstance(node, dict):
+            return {prefix[:-1]: node}
+        return {k: v for key, value in node.items() for k, v in flat(value, f"{prefix}{key}.").items()}
+
+    resolved = flat(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+    target = resolved.get("model._target_")
+    if isinstance(target, str) and target.startswith(LEGACY_MODEL_MODULE):  # the same class, before the move
+        resolved["model._target_"] = "sentibert.models.model." + target[len(LEGACY_MODEL_MODULE):]
+    return {k: v for k, v in resolved.items() if not any(k == e or k.startswith(e + ".") for e in RESUME_EXEMPT)}
+
+
+def check_resume(cfg: DictConfig, checkpoint: Path) -> list[dict]:
+    """Refuse to resume `checkpoint` with a config that changes the result, naming every changed key; keys in
+    `resume_allow_changes` may change (e.g. trainer.max_epochs, to extend a finished run). -> the allowed changes."""
+    path = checkpoint / FINGERPRINT_FILE
+    if path.is_file():
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    else:  # written before checkpoints carried their config: the run's config.yaml is the record
+        log.warning("%s has no %s: comparing with the run's config.yaml", checkpoint, FINGERPRINT_FILE)
+        saved = fingerprint(OmegaConf.load(checkpoint.parents[1] / runs.CONFIG_FILE))
+    current = fingerprint(cfg)
+    changed = [{"key": k, "from": saved.get(k), "to": current.get(k)} for k in sorted(saved.keys() | current.keys())
+               if saved.get(k) != current.get(k)]
+    refused = [c for c in changed if c["key"] not in cfg.resume_allow_changes]
+    if refused:
+        listed = "; ".join(f"{c['key']}: {c['from']!r} -> {c['to']!r}" for c in refused)
+        raise ValueError(f"resume=true with a config that differs from the checkpoint's ({checkpoint}): {listed}. "
+                         f"Use a new run directory, or allow a change explicitly: "
+                         f"resume_allow_changes=[{','.join(c['key'] for c in refused)}]")
+    for change in changed:
+        log.warning("resuming with %s changed: %r -> %r (resume_allow_changes)", change["key"], change["from"],
+                    change["to"])
+    return changed
