@@ -20,6 +20,19 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 # when the app is started as a console script.
 _PACKAGE = Path(__file__).resolve().parent
 CONF_DIR = str(_PACKAGE / "conf" if (_PACKAGE / "conf").is_dir() else _PACKAGE.parent / "conf")
+# A data root holding a tiny `sst` (48 / 16 / 16 hand-made trees), shipped in the package: tests, smoke runs, and
+# `sentibert bench` when SST is not prepared. `${sample_data:}` in a config (conf/paths/default.yaml).
+SAMPLE_DATA_DIR = str(_PACKAGE / "resources" / "sample_data")
+if not OmegaConf.has_resolver("sample_data"):
+    OmegaConf.register_new_resolver("sample_data", lambda: SAMPLE_DATA_DIR)
+
+
+@dataclass
+class PathsConfig:
+    """Where things are (conf/paths/default.yaml); every command's config has them."""
+    data_dir: str = MISSING  # prepared datasets: data.root's default
+    runs_dir: str = MISSING  # run directories: hydra.run.dir's root
+    sample_data_dir: str = MISSING  # SAMPLE_DATA_DIR: data=fixture's root
 
 
 @dataclass
@@ -52,7 +65,7 @@ class SentiBERTConfig(ModelConfig):
 @dataclass
 class DataConfig:
     dataset: str = MISSING  # a name in sentibert.data.datasets.DATASETS: `sst`, `sst-paper`
-    root: Optional[str] = None  # where `sentibert data prepare` wrote it; None: $SENTIBERT_DATA_DIR or ./data
+    root: Optional[str] = None  # where `sentibert data prepare` wrote it (conf: paths.data_dir); None: $SENTIBERT_DATA_DIR or ./data
     # > 0: dev is this fraction of train, drawn with `dev_seed` (fixed, so all seeds of a sweep share
     # one dev set) and removed from train. 0: the dataset's own dev split.
     dev_from_train: float = 0.0
@@ -110,6 +123,7 @@ class Select(Enum):
 
 @dataclass
 class TrainConfig:
+    paths: PathsConfig = MISSING
     encoder: EncoderConfig = MISSING
     model: Any = MISSING  # typed by the schema each conf/model/*.yaml names
     data: DataConfig = MISSING
@@ -127,6 +141,7 @@ class TrainConfig:
 
 @dataclass
 class EvaluateConfig:
+    paths: PathsConfig = MISSING
     data: DataConfig = MISSING
     checkpoint: str = MISSING  # a save_pretrained directory, e.g. a run's best_model/
     split: str = "test"
@@ -136,6 +151,7 @@ class EvaluateConfig:
 
 @dataclass
 class BenchConfig:
+    paths: PathsConfig = MISSING
     encoder: EncoderConfig = MISSING
     model: Any = MISSING
     data: DataConfig = MISSING

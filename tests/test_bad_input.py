@@ -20,6 +20,7 @@ import torch
 import transformers
 
 from sentibert import cli
+from sentibert.config import SAMPLE_DATA_DIR
 from sentibert.data.tree import BinaryTree, TreeFormatError, read_trees
 from sentibert.inference import predict as predict_module
 from sentibert.models.model import SentiBERT, TreeSentimentModel
@@ -388,7 +389,7 @@ def test_a_damaged_checkpoint_names_the_file(damage, checkpoint, fake_parser, tm
 
 
 # ---- 10. data validated when it loads -----------------------------------------------------------------------------
-FIXTURE_ROOT = Path(__file__).parent / "fixtures" / "train_data"
+FIXTURE_ROOT = Path(SAMPLE_DATA_DIR)  # the sample treebank shipped in the package (data=fixture)
 # 48 train trees, batches of 8; one epoch of 2 batches: a whole run takes seconds.
 TRAIN = ["encoder=tiny", "data=fixture", f"data.root={FIXTURE_ROOT}", "logger=none", "trainer.max_epochs=1",
          "trainer.limit_train_batches=2", "trainer.limit_eval_batches=1", "trainer.lr=1e-3"]

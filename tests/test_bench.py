@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from sentibert.commands import bench
+from sentibert.config import SAMPLE_DATA_DIR
 
-FIXTURE_ROOT = Path(__file__).parent / "fixtures" / "train_data"
+FIXTURE_ROOT = Path(SAMPLE_DATA_DIR)  # the sample treebank shipped in the package (data=fixture)
 
 
 def test_bench_prints_overhead_and_speedup_last(tmp_path, capsys):
@@ -28,3 +29,17 @@ def test_bench_prints_overhead_and_speedup_last(tmp_path, capsys):
                                                     / results["sentences_per_s"]["SentiBERT"]["train"])
     assert results["source"] == "sst dev" and results["mean_padded_length"] < 128
     assert last == f"overhead={results['overhead']:.2f} speedup_vs_pad128={results['speedup_vs_pad128']:.2f}"
+
+
+def test_bench_without_the_dataset_uses_the_packaged_sample(tmp_path, capsys):
+    saved = sys.argv, torch.get_num_threads()
+    try:  # SST is not prepared under this data root: the sample trees shipped in the package stand in
+        bench.main(["encoder=tiny", "data=sst", f"data.root={tmp_path / 'not-prepared'}", "batches=1", "warmup=0",
+                    "threads=1", "precisions=[32]", f"hydra.run.dir={tmp_path / 'run'}"])
+    finally:
+        sys.argv = saved[0]
+        torch.set_num_threads(saved[1])
+    results = json.loads((tmp_path / "run" / "bench.json").read_text())
+    assert results["source"] == "sample dev"
+    assert set(results["sentences_per_s"]) == {"SentiBERT", "encoder", "SentiBERT_pad128"}
+    assert "threads), sample dev: 1 batches" in capsys.readouterr().out

@@ -6,6 +6,7 @@ import pytest
 import torch
 from conftest import FIXTURES
 
+from sentibert.config import SAMPLE_DATA_DIR
 from sentibert.data.tree import read_trees
 from sentibert.models.encoder import load_tokenizer
 from sentibert.parsing.chart import ChartConfig, ChartParser, cky, collate, encode_words, gold_spans, span_loss
@@ -127,7 +128,7 @@ def test_training_resumes_bit_for_bit_after_an_interruption(tmp_path, monkeypatc
     spec = importlib.util.spec_from_file_location("train_chart", Path(__file__).parents[1] / "experiments" / "parser" / "train_chart.py")
     train_chart = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(train_chart)
-    args = ["--data", str(FIXTURES / "train_data" / "sst"), "--encoder", "tiny", "--lora_rank", "4", "--span_dim", "16",
+    args = ["--data", str(Path(SAMPLE_DATA_DIR) / "sst"), "--encoder", "tiny", "--lora_rank", "4", "--span_dim", "16",
             "--epochs", "2", "--batch_size", "8", "--holdout", "8", "--eval_every", "2", "--threads", "1"]
     train_chart.main([*args, "--out", str(tmp_path / "straight")])
 

@@ -8,7 +8,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from sentibert.commands import train as train_command
-from sentibert.config import CONF_DIR
+from sentibert.config import CONF_DIR, SAMPLE_DATA_DIR
 from sentibert.data.labels import relabel
 from sentibert.data.spans import TreeDataset
 from sentibert.data.tree import UNLABELED, BinaryTree, read_trees
@@ -19,7 +19,7 @@ from sentibert.models.pretraining import MLM_IGNORE, mask_tokens, sentiment_word
 from sentibert.parsing import parse
 from sentibert.training import loop as train
 
-FIXTURE_ROOT = Path(__file__).parent / "fixtures" / "train_data"
+FIXTURE_ROOT = Path(SAMPLE_DATA_DIR)  # the sample treebank shipped in the package (data=fixture)
 TINY = ["encoder=tiny", "logger=none", "trainer.lr=1e-3", "trainer.checkpoint_every_n_steps=0"]
 SST_TINY = [*TINY, "data=fixture", f"data.root={FIXTURE_ROOT}", "trainer.max_epochs=1"]
 

@@ -14,14 +14,14 @@ from safetensors.torch import load_file
 
 from sentibert.commands import evaluate as evaluate_command
 from sentibert.commands import train as train_command
-from sentibert.config import CONF_DIR
+from sentibert.config import CONF_DIR, SAMPLE_DATA_DIR
 from sentibert.data import datasets
 from sentibert.evaluation.report import load_run
 from sentibert.models.encoder import build_tiny
 from sentibert.models.model import SentiBERT, TreeSentimentModel
 from sentibert.training import loop as train
 
-FIXTURE_ROOT = Path(__file__).parent / "fixtures" / "train_data"
+FIXTURE_ROOT = Path(SAMPLE_DATA_DIR)  # the sample treebank shipped in the package (data=fixture)
 # 48 train trees in batches of 8: 6 steps per epoch, 12 in all; a learning rate the tiny model notices.
 TINY = ["encoder=tiny", "data=fixture", f"data.root={FIXTURE_ROOT}", "logger=none", "trainer.max_epochs=2",
         "trainer.lr=1e-3", "trainer.checkpoint_every_n_steps=4"]

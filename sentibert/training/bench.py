@@ -1,6 +1,6 @@
 """Throughput (`sentibert bench [encoder=...] [batches=20]`, sentibert.commands.bench): what the tree module and dynamic padding cost and save.
 
-On the same length-bucketed batches of SST trees (dev by default; the test fixture's when SST is not prepared), times
+On the same length-bucketed batches of SST trees (dev by default; the packaged sample trees when SST is not prepared), times
   - the model (SentiBERT unless model=...), dynamic padding: a training step (forward, backward) and inference;
   - the bare encoder: the same batches through the model's own encoder, with a trivial loss (mean of its states);
   - the model with every sentence padded to `pad_to` (128) wordpieces, the official implementation's scheme;
@@ -24,7 +24,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from sentibert.config import CONF_DIR
+from sentibert.config import SAMPLE_DATA_DIR
 from sentibert.data.datasets import DataError, load_splits
 from sentibert.data.spans import BucketBatchSampler, TreeDataset
 from sentibert.data.tree import BinaryTree, read_trees
@@ -33,15 +33,15 @@ from sentibert.io import atomic_write_json
 from sentibert.training import precision
 
 log = logging.getLogger(__name__)
-FIXTURE = Path(CONF_DIR).parent / "tests" / "fixtures" / "train_data" / "sst"
+SAMPLE = Path(SAMPLE_DATA_DIR) / "sst"  # when the dataset is not prepared
 
 
 def bench_trees(cfg: DictConfig) -> tuple[list[BinaryTree], str]:
     try:
         return load_splits(cfg.data, [cfg.split])[cfg.split], f"{cfg.data.dataset} {cfg.split}"
     except DataError as err:
-        log.warning("%s\n-> benchmarking on the test fixture's trees: short sentences, not SST's numbers", err)
-        return read_trees(FIXTURE / f"{cfg.split}.txt"), f"fixture {cfg.split}"
+        log.warning("%s\n-> benchmarking on the packaged sample trees: short sentences, not SST's numbers", err)
+        return read_trees(SAMPLE / f"{cfg.split}.txt"), f"sample {cfg.split}"
 
 
 def seconds(step: Callable[[], object], device: torch.device) -> float:

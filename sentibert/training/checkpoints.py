@@ -120,7 +120,7 @@ def _load_state(file: Path, **kwargs):
 
 # ---- resuming with the same config ------------------------------------------------------------------------------
 # Keys that do not change what a run computes: its name, where it logs, how often it checkpoints, where it runs.
-RESUME_EXEMPT = ("name", "resume", "resume_allow_changes", "logger", "data.root", "data.eval_batch_size",
+RESUME_EXEMPT = ("name", "resume", "resume_allow_changes", "logger", "paths", "data.root", "data.eval_batch_size",
                  "trainer.checkpoint_every_n_steps", "trainer.log_every_n_steps", "trainer.stop_after_steps",
                  "trainer.device", "trainer.strategy", "trainer.backend")
 
@@ -135,10 +135,14 @@ def fingerprint(cfg: DictConfig) -> dict:
             return {prefix[:-1]: node}
         return {k: v for key, value in node.items() for k, v in flat(value, f"{prefix}{key}.").items()}
 
-    resolved = flat(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+    return _current(flat(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)))
+
+
+def _current(resolved: dict) -> dict:
+    """A fingerprint without RESUME_EXEMPT keys, a model class named where it lived before the move renamed."""
     target = resolved.get("model._target_")
     if isinstance(target, str) and target.startswith(LEGACY_MODEL_MODULE):  # the same class, before the move
-        resolved["model._target_"] = "sentibert.models.model." + target[len(LEGACY_MODEL_MODULE):]
+        resolved = {**resolved, "model._target_": "sentibert.models.model." + target[len(LEGACY_MODEL_MODULE):]}
     return {k: v for k, v in resolved.items() if not any(k == e or k.startswith(e + ".") for e in RESUME_EXEMPT)}
 
 
@@ -147,7 +151,7 @@ def check_resume(cfg: DictConfig, checkpoint: Path) -> list[dict]:
     `resume_allow_changes` may change (e.g. trainer.max_epochs, to extend a finished run). -> the allowed changes."""
     path = checkpoint / FINGERPRINT_FILE
     if path.is_file():
-        saved = json.loads(path.read_text(encoding="utf-8"))
+        saved = _current(json.loads(path.read_text(encoding="utf-8")))  # as this version names (and exempts) keys
     else:  # written before checkpoints carried their config: the run's config.yaml is the record
         log.warning("%s has no %s: comparing with the run's config.yaml", checkpoint, FINGERPRINT_FILE)
         saved = fingerprint(OmegaConf.load(checkpoint.parents[1] / runs.CONFIG_FILE))
