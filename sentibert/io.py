@@ -45,6 +45,12 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def cache_root() -> Path:
+    """Where downloads and caches live: $SENTIBERT_CACHE, else ~/.cache/sentibert (an empty $SENTIBERT_CACHE counts as
+    unset). Under it: encoders/ (sentibert.models.encoder) and parses/ (sentibert.parsing.parse)."""
+    return Path(os.environ.get("SENTIBERT_CACHE") or Path.home() / ".cache" / "sentibert")
+
+
 # ---- reading text ---------------------------------------------------------------------------------------------
 class TextFileError(ValueError):
     """Text that cannot be read as UTF-8 lines; the message names the file (and line) and the fix."""

@@ -27,6 +27,16 @@ def private_cache(tmp_path_factory):
         os.environ["SENTIBERT_CACHE"] = old
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module (a command may have changed it): on a small, busy machine, threads cost a tiny
+    model far more than they save. Use with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def mirror() -> Path:
     """The local data mirror (../shared/data); tests that need it are skipped where it is absent."""

@@ -116,7 +116,7 @@ def test_bad_input_is_named(tmp_path):
         model.parse([["word"] * 600])
     model.save(tmp_path / "p")
     (tmp_path / "p" / "config.json").write_text((tmp_path / "p" / "config.json").read_text().replace('"lora_rank": 4', '"lora_rank": 8'))
-    with pytest.raises(Exception, match="size mismatch|do not match"):
+    with pytest.raises(ValueError, match="parser weights do not match its config .*size mismatch"):
         ChartParser.load(tmp_path / "p")
 
 

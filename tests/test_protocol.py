@@ -24,12 +24,7 @@ TINY = ["encoder=tiny", "logger=none", "trainer.lr=1e-3", "trainer.checkpoint_ev
 SST_TINY = [*TINY, "data=fixture", f"data.root={FIXTURE_ROOT}", "trainer.max_epochs=1"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def config(*overrides: str):

@@ -29,13 +29,7 @@ METRIC_KEYS = {"phrase_acc", "sst5_root_acc", "sst3_from_5class_root_acc", "sst2
                "local_difficulty", "global_difficulty"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """On a small, busy machine, intra-op threads cost a tiny model far more than they save."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def config(*overrides: str):

@@ -5,6 +5,7 @@ entry over library calls. No command imports another, and the library imports no
 """
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from pathlib import Path
@@ -17,6 +18,13 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from sentibert.config import CONF_DIR, ConfigError, validate
+
+
+def add_inference_options(ap: argparse.ArgumentParser) -> None:
+    """--parser, --no-cache and --device: what `sentibert predict` and `sentibert serve` both take."""
+    ap.add_argument("--parser", default="auto", choices=["auto", "stanza", "bundled"], help="see `sentibert parse`")
+    ap.add_argument("--no-cache", action="store_true", help="neither read nor write the parse cache")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
 
 
 def fail(command: str, err: BaseException | str) -> int:

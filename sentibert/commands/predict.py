@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from sentibert.commands import fail
+from sentibert.commands import add_inference_options, fail
 from sentibert.evaluation import render
 from sentibert.inference.predict import (BEST_MODEL, FORMATS, SUFFIX_FORMATS, TEXT_RENDERERS, check_device, check_texts,
                                          load_model, predict)
@@ -43,9 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--format", choices=FORMATS, help="default: from --out's suffix, else text")
     ap.add_argument("--out", metavar="PATH", help="output file (default: stdout; png needs a file)")
     ap.add_argument("--batch-size", type=positive_int, default=32, help="sentences per forward pass")
-    ap.add_argument("--parser", default="auto", choices=["auto", "stanza", "bundled"], help="see `sentibert parse`")
-    ap.add_argument("--no-cache", action="store_true", help="neither read nor write the parse cache")
-    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    add_inference_options(ap)
     args = ap.parse_args(argv)
     if not args.texts and not args.input and not _interactive(sys.stdin):
         args.input = "-"  # `echo "Not bad at all." | sentibert predict`

@@ -7,7 +7,7 @@ import ipaddress
 import logging
 import sys
 
-from sentibert.commands import fail
+from sentibert.commands import add_inference_options, fail
 from sentibert.inference.app import MISSING, Limits, create_app, load
 from sentibert.inference.predict import BEST_MODEL
 from sentibert.parsing.parse import ParserError
@@ -28,9 +28,7 @@ def main(argv: list[str] | None = None) -> int:
                                          f"its {BEST_MODEL}/); required until a model is bundled")
     ap.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     ap.add_argument("--port", type=port, default=8000, help="default: 8000")
-    ap.add_argument("--parser", default="auto", choices=["auto", "stanza", "bundled"], help="see `sentibert parse`")
-    ap.add_argument("--no-cache", action="store_true", help="neither read nor write the parse cache")
-    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    add_inference_options(ap)
     args = ap.parse_args(argv)
     if MISSING:
         return fail("serve", f"needs the serve extra: pip install 'sentibert[serve]' ({MISSING} is not installed)")

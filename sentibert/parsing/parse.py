@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -30,8 +29,8 @@ from typing import Sequence
 from nltk import Tree
 from tqdm import tqdm
 
-from sentibert.data.tree import BinaryTree, binarize
-from sentibert.io import atomic_write_text
+from sentibert.data.tree import PTB_BRACKETS, BinaryTree, binarize
+from sentibert.io import atomic_write_text, cache_root
 
 log = logging.getLogger(__name__)
 
@@ -161,9 +160,6 @@ def build_pipeline(model: ParserModel):
                            **{f"{CHART_PROCESSOR}_model_path": str(model.path)}, **common)
 
 
-PTB_BRACKETS = {"(": "-LRB-", ")": "-RRB-"}  # SST's spelling; a bare bracket would break the PTB output
-
-
 def stanza_tree_to_nltk(tree) -> Tree | str:
     """A Stanza constituency tree -> nltk.Tree, node by node (no string round trip)."""
     if tree.is_leaf():
@@ -188,7 +184,7 @@ def ptb_tokenize(text: str) -> list[str]:
 
 # ---- the parser -----------------------------------------------------------------------------------------
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("SENTIBERT_CACHE") or Path.home() / ".cache" / "sentibert") / "parses"
+    return cache_root() / "parses"
 
 
 class Parser:
