@@ -3,7 +3,9 @@
 `conf/train.yaml`, `conf/evaluate.yaml` and `conf/bench.yaml` name their schema first in their defaults list, and every
 `conf/model/*.yaml` names the schema of its class, so Hydra composes the YAML *into* these dataclasses:
 an unknown key (`trainer.max_epoch=3`) or a wrongly typed value fails at composition, naming the key.
-Defaults live in the YAML files; the values here only say what a key means when a file leaves it out.
+Where defaults live: a model's in its schema here (ModelConfig, SentiBERTConfig: the model classes' own defaults, which
+tests/test_config.py checks), so each conf/model/*.yaml names its `_target_` and sets only what differs; every other
+default lives in the YAML files, and the values here only say what a key means when a file leaves it out.
 """
 from __future__ import annotations
 

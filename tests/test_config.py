@@ -1,4 +1,5 @@
 """The Hydra config tree: every experiment, model and sweep composes; typos are rejected by the schemas."""
+import dataclasses
 import inspect
 from pathlib import Path
 
@@ -9,9 +10,11 @@ from hydra.utils import get_class
 from omegaconf import OmegaConf
 
 from sentibert.commands.train import main
-from sentibert.config import CONF_DIR
+from sentibert.config import CONF_DIR, SAMPLE_DATA_DIR, ModelConfig, SentiBERTConfig
 from sentibert.data.datasets import dataset_info
 from sentibert.evaluation.metrics import HEADLINE_METRICS
+from sentibert.models.model import SentiBERT, TreeSentimentModel
+from sentibert.training.processes import setup_processes
 
 CONF = Path(CONF_DIR)
 
@@ -49,11 +52,25 @@ def test_every_model_composes_into_its_class_signature(model):
     inspect.signature(get_class(cfg.model._target_)).bind(**kwargs)  # raises on a kwarg the class lacks
 
 
-def test_ablation_switches_are_overrides():
-    cfg = compose_train("model.attend_tokens=false", "model.attend_children=false", "model.root_only=true",
-                        "model.recursive=true")
-    assert not cfg.model.attend_tokens and not cfg.model.attend_children
-    assert cfg.model.root_only and cfg.model.recursive
+@pytest.mark.parametrize("schema, model_class", [(ModelConfig, TreeSentimentModel), (SentiBERTConfig, SentiBERT)])
+def test_model_defaults_are_the_classes_own(schema, model_class):
+    """One set of model defaults: the schema's are the constructor's (encoder and max_length come from the encoder)."""
+    parameters = inspect.signature(model_class).parameters
+    for f in dataclasses.fields(schema):
+        if f.name not in ("_target_", "encoder", "max_length"):
+            assert f.default == parameters[f.name].default, f.name
+
+
+@pytest.mark.parametrize("model", names("model"))
+def test_model_files_set_only_what_differs_from_the_defaults(model):
+    """A conf/model file that restated a default would be a second place to change it."""
+    raw = OmegaConf.load(CONF / "model" / f"{model}.yaml")
+    parent = raw.defaults[0]  # a schema, or the model file it refines
+    base = compose_train(f"model={parent}").model if not parent.startswith("schema_") else OmegaConf.structured(
+        SentiBERTConfig if parent == "schema_sentibert" else ModelConfig)
+    for key, value in raw.items():
+        if key not in ("defaults", "_target_"):
+            assert base[key] != value, f"{model}.yaml restates {key}: {value}"
 
 
 @pytest.mark.parametrize("encoder", names("encoder"))
@@ -86,8 +103,10 @@ def test_ablation_sweep_covers_every_model():
     assert sorted(params.model.split(",")) == [m for m in names("model") if m != "sentibert_lora"]
 
 
-def test_ddp_trainer():
-    assert compose_train("trainer=ddp").trainer.strategy == "ddp"
+def test_ddp_trainer_refuses_to_run_without_torchrun(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    with pytest.raises(RuntimeError, match="needs several processes: torchrun .* -m sentibert.commands.train"):
+        setup_processes(compose_train("trainer=ddp").trainer)
 
 
 @pytest.mark.parametrize("typo, key", [("trainer.max_epoch=3", "max_epoch"), ("seeed=1", "seeed"),
@@ -103,11 +122,16 @@ def test_wrong_types_are_rejected():
         compose_train("trainer.max_epochs=five")
 
 
-def test_required_knobs_exist():
-    cfg = compose_train("trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_eval_batches=1",
-                        "seed=3", "resume=true", "init_from=/some/dir")
-    assert (cfg.trainer.max_epochs, cfg.trainer.limit_train_batches, cfg.trainer.limit_eval_batches) == (1, 2, 1)
-    assert (cfg.seed, cfg.resume, cfg.init_from) == (3, True, "/some/dir")
+def test_paths_place_the_data_and_the_runs(monkeypatch):
+    monkeypatch.delenv("SENTIBERT_DATA_DIR", raising=False)
+    cfg = compose_train("name=x", hydra=True)
+    assert cfg.data.root == "data" and cfg.hydra.run.dir.startswith("runs/x/")
+    monkeypatch.setenv("SENTIBERT_DATA_DIR", "/prepared")
+    cfg = compose_train("name=x", "paths.runs_dir=/scratch/runs", hydra=True)
+    assert cfg.data.root == "/prepared" and cfg.hydra.run.dir.startswith("/scratch/runs/x/")
+    assert cfg.hydra.sweep.dir.startswith("/scratch/runs/x/multirun_")
+    assert compose_train("data=fixture", "paths.data_dir=/elsewhere").data.root == SAMPLE_DATA_DIR  # from anywhere
+    assert (Path(SAMPLE_DATA_DIR) / "sst" / "train.txt").is_file()
 
 
 def test_cli_reports_a_typo(capsys):

@@ -4,8 +4,9 @@ import math
 import pytest
 import torch
 
-from sentibert.data.transfer import LabelledTextError, label_roots, read_labelled, transfer_metrics
+from sentibert.data.transfer import LabelledTextError, label_roots, read_labelled
 from sentibert.data.tree import UNLABELED, BinaryTree
+from sentibert.evaluation.metrics import transfer_metrics
 
 
 @pytest.fixture

@@ -4,8 +4,7 @@ Reads TSV, CSV or JSONL with configurable `text` and `label` columns. Each text 
 parser (parses are cached on disk, so a file is parsed once) and its label goes on the root node; all other
 nodes are unlabeled, so training uses the sentence-level (root) head.
 
-Metrics: accuracy, macro-F1 and, for ordinal labels (EmoInt intensity classes 0-3, as in the paper), the
-Pearson r between the predicted and the gold class.
+Their metrics (accuracy, macro-F1, Pearson r): sentibert.evaluation.metrics.transfer_metrics.
 """
 from __future__ import annotations
 
@@ -14,8 +13,6 @@ import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
-
-import numpy as np
 
 from sentibert.data.tree import UNLABELED, BinaryTree
 from sentibert.io import TextFileError, read_lines
@@ -86,21 +83,3 @@ def load_labelled(path: str | Path, text: str = "text", label: str = "label", fm
         return []
     trees = (parser or load_parser()).parse(texts, source=str(path))
     return label_roots(trees, labels)
-
-
-def transfer_metrics(gold: Sequence[int], predicted: Sequence[int], num_classes: int) -> dict[str, float | None]:
-    """Accuracy, macro-F1 over the classes present in gold or predictions, Pearson r of the class indices."""
-    gold, predicted = np.asarray(gold), np.asarray(predicted)
-    f1s = []
-    for c in range(num_classes):
-        tp = np.sum((predicted == c) & (gold == c))
-        support = np.sum(gold == c) + np.sum(predicted == c)
-        if support:
-            f1s.append(2 * tp / support)
-    constant = gold.std() == 0 or predicted.std() == 0
-    return {
-        "accuracy": float(np.mean(gold == predicted)),
-        "macro_f1": float(np.mean(f1s)),
-        "pearson": None if constant else float(np.corrcoef(gold, predicted)[0, 1]),  # undefined: JSON null
-        "n": int(len(gold)),
-    }

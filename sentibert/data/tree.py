@@ -243,7 +243,8 @@ def _strip_labels(tree: Tree | str) -> Tree | str:
 
 
 # ---- tokens for the encoder -----------------------------------------------------------------------------
-PTB_BRACKETS = {"(": "-LRB-", ")": "-RRB-"}  # SST's spelling; a bare bracket would break the PTB text (parsers write it)
+# SST's spelling of round brackets (what parsers write): a bare bracket would break the PTB text
+PTB_BRACKETS = {"(": "-LRB-", ")": "-RRB-"}
 PTB_ESCAPES = {  # PTB token -> the text it stands for
     **{escaped: bracket for bracket, escaped in PTB_BRACKETS.items()}, "-LSB-": "[", "-RSB-": "]", "-LCB-": "{",
     "-RCB-": "}", "``": '"', "''": '"',

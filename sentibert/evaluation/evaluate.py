@@ -13,10 +13,9 @@ from omegaconf import DictConfig
 
 from sentibert import runs
 from sentibert.data.datasets import DataError, dataset_info, first_batches, load_splits, task_classes
-from sentibert.data.transfer import transfer_metrics
 from sentibert.data.tree import BinaryTree
 from sentibert.device import pick_device
-from sentibert.evaluation.metrics import HEADLINE_METRICS, evaluate_predictions
+from sentibert.evaluation.metrics import HEADLINE_METRICS, evaluate_predictions, transfer_metrics
 from sentibert.io import atomic_write_json
 from sentibert.models.model import TreeSentimentModel
 
@@ -37,7 +36,7 @@ def predict_labels(model, trees: Sequence[BinaryTree], batch_size: int) -> list[
 def evaluate_model(model, trees: Sequence[BinaryTree], batch_size: int,
                    dataset: str = "sst") -> tuple[dict, list[list[int]]]:
     """-> (metrics, the predictions): the paper's SST metrics (sentibert.evaluation.metrics; 5- or 3-class, as the model) for
-    treebanks; accuracy, macro-F1 and Pearson r of the root (sentibert.data.transfer) for labelled-text datasets."""
+    treebanks; accuracy, macro-F1 and Pearson r of the root (`transfer_metrics`) for labelled-text datasets."""
     predictions = predict_labels(model, trees, batch_size)
     info = dataset_info(dataset)
     if info.text_columns:

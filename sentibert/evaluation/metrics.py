@@ -29,6 +29,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Sequence
 
+import numpy as np
+
 from sentibert.data.labels import NEUTRAL, to_sst2, to_sst3
 from sentibert.data.tree import BinaryTree
 from sentibert.evaluation.analysis import analyze
@@ -37,8 +39,16 @@ GLOBAL_BINS = ["0-4", "5-9", "10-14", "15-19", "20-24"]  # tree_switches // 5 in
 # The headline metrics, by what is evaluated (the one list train, evaluate and report share).
 SST5_METRICS = ("phrase_acc", "sst5_root_acc", "sst3_from_5class_root_acc", "sst2_from_5class_root_acc")
 SST3_METRICS = ("phrase_acc", "sst3_root_acc")
-TRANSFER_METRICS = ("accuracy", "macro_f1", "pearson")  # labelled-text datasets (sentibert.data.transfer)
+TRANSFER_METRICS = ("accuracy", "macro_f1", "pearson")  # labelled-text datasets (`transfer_metrics`)
 HEADLINE_METRICS = tuple(dict.fromkeys(SST5_METRICS + SST3_METRICS + TRANSFER_METRICS))
+# The fine-grained analyses: metrics key -> its buckets in order (None: the metric is a single bucket).
+ANALYSES = {"negation": ["0", "1", "2+"], "contrast": None, "local_difficulty": ["0", "1", "2"],
+            "global_difficulty": GLOBAL_BINS}
+# What tables and plots call each metric (sentibert.evaluation.report and .results).
+METRIC_LABELS = {"phrase_acc": "phrase", "sst5_root_acc": "SST-5 root", "sst3_root_acc": "SST-3 root",
+                 "sst3_from_5class_root_acc": "SST-3 root (5-class model)",
+                 "sst2_from_5class_root_acc": "SST-2 root (5-class model)", "contrast": "contrast",
+                 "accuracy": "accuracy", "pearson": "Pearson r", "macro_f1": "macro-F1"}
 
 
 def headline_metrics(text_dataset: bool, num_classes: int) -> tuple[str, ...]:
@@ -101,10 +111,10 @@ def evaluate_records(records: Sequence[dict], predictions: Sequence[Sequence[int
     return {
         **headline,
         "n": {"phrases": len(phrase), "roots": len(root5), **({"sst2_roots": len(root2)} if num_classes == 5 else {})},
-        "negation": _buckets(negation, ["0", "1", "2+"]),
+        "negation": _buckets(negation, ANALYSES["negation"]),
         "contrast": _bucket(contrast),
-        "local_difficulty": _buckets(local, ["0", "1", "2"]),
-        "global_difficulty": _buckets(global_, GLOBAL_BINS),
+        "local_difficulty": _buckets(local, ANALYSES["local_difficulty"]),
+        "global_difficulty": _buckets(global_, ANALYSES["global_difficulty"]),
     }
 
 
@@ -129,3 +139,22 @@ def flatten(metrics: dict, prefix: str = "") -> dict[str, float | int | None]:
         else:
             flat[prefix + key] = value
     return flat
+
+
+# ---- labelled-text datasets (transfer) ---------------------------------------------------------------------
+def transfer_metrics(gold: Sequence[int], predicted: Sequence[int], num_classes: int) -> dict[str, float | None]:
+    """Accuracy, macro-F1 over the classes present in gold or predictions, Pearson r of the class indices."""
+    gold, predicted = np.asarray(gold), np.asarray(predicted)
+    f1s = []
+    for c in range(num_classes):
+        tp = np.sum((predicted == c) & (gold == c))
+        support = np.sum(gold == c) + np.sum(predicted == c)
+        if support:
+            f1s.append(2 * tp / support)
+    constant = gold.std() == 0 or predicted.std() == 0
+    return {
+        "accuracy": float(np.mean(gold == predicted)),
+        "macro_f1": float(np.mean(f1s)),
+        "pearson": None if constant else float(np.corrcoef(gold, predicted)[0, 1]),  # undefined: JSON null
+        "n": int(len(gold)),
+    }

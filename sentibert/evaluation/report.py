@@ -1,4 +1,4 @@
-"""`sentibert report RUN_DIR [RUN_DIR ...] [--out DIR]`: plots and a markdown summary of training runs.
+"""Plots and a markdown summary of training runs (`sentibert report RUN_DIR [RUN_DIR ...] [--out DIR]`).
 
 Everything comes from the run directories `sentibert train` writes, several runs side by side (e.g. SentiBERT
 against mean pooling):
@@ -26,19 +26,18 @@ from typing import Sequence
 import yaml
 
 from sentibert.data.tree import BinaryTree
-from sentibert.evaluation.metrics import GLOBAL_BINS
+from sentibert.evaluation.metrics import ANALYSES, METRIC_LABELS
 from sentibert.evaluation.render import LABEL_NAMES
 from sentibert.io import atomic_write, atomic_write_text
 from sentibert.runs import CONFIG_FILE, METRICS_FILE, PREDICTIONS_FILE, ReportError, read_predictions
 
-HEADLINE = {"phrase_acc": "phrase", "sst5_root_acc": "SST-5 root", "sst3_root_acc": "SST-3 root",
-            "sst3_from_5class_root_acc": "SST-3 root (5-class model)",
-            "sst2_from_5class_root_acc": "SST-2 root (5-class model)"}
+HEADLINE = {key: METRIC_LABELS[key] for key in ("phrase_acc", "sst5_root_acc", "sst3_root_acc",
+                                                 "sst3_from_5class_root_acc", "sst2_from_5class_root_acc")}
 # (metrics key, title, buckets in order; None: the metric is a single bucket)
-FINE_GRAINED = (("negation", "Negation (count in the sentence)", ["0", "1", "2+"]),
-                ("contrast", "Contrast (X but Y)", None),
-                ("local_difficulty", "Local difficulty (children of another polarity)", ["0", "1", "2"]),
-                ("global_difficulty", "Global difficulty (polarity switches in the tree)", GLOBAL_BINS))
+FINE_GRAINED = tuple((key, title, ANALYSES[key]) for key, title in (
+    ("negation", "Negation (count in the sentence)"), ("contrast", "Contrast (X but Y)"),
+    ("local_difficulty", "Local difficulty (children of another polarity)"),
+    ("global_difficulty", "Global difficulty (polarity switches in the tree)")))
 LENGTH_BIN_WIDTH, LENGTH_BINS = 5, 7  # phrase lengths 1-5, 6-10, ..., 31+
 
 

@@ -1,4 +1,4 @@
-"""`sentibert serve`: a local page to type sentences and see their trees, and the JSON API behind it.
+"""The web app of `sentibert serve`: a local page to type sentences and see their trees, and the JSON API behind it.
 
     sentibert serve --checkpoint runs/sst_phrase/DATE/best_model     # then open http://127.0.0.1:8000/
     curl --json '{"texts": ["Not bad at all.", "A dull, lifeless film."]}' http://127.0.0.1:8000/api/predict
@@ -228,6 +228,8 @@ def error(status: int, message: str, headers: dict | None = None) -> JSONRespons
 
 def create_app(model, parser, checkpoint: str | Path | None = None, limits: Limits = Limits()) -> Starlette:
     """The app around a loaded model and parser (`load`); checkpoint only names the model in /api/health."""
+    # Over 60 lines on purpose: the route handlers are closures over the model, the parser and one lock, and read
+    # best together, one after the other, as the routes table at the end lists them.
     if MISSING:
         raise ModuleNotFoundError(f"sentibert serve needs the serve extra: pip install 'sentibert[serve]' "
                                   f"({MISSING} is not installed)", name=MISSING)

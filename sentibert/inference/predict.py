@@ -27,11 +27,11 @@ from sentibert.device import DeviceError, pick_device
 from sentibert.evaluation import render
 from sentibert.models.model import CONFIG_FILE, TreePrediction, TreeSentimentModel
 from sentibert.parsing.parse import load_parser
+from sentibert.runs import BEST_MODEL
 
 TEXT_RENDERERS = {"text": render.to_text, "json": render.to_json_text, "html": render.to_html}
 FORMATS = (*TEXT_RENDERERS, "png")
 SUFFIX_FORMATS = {".txt": "text", ".json": "json", ".html": "html", ".htm": "html", ".png": "png"}
-BEST_MODEL = "best_model"  # where `sentibert train` saves the selected model inside a run directory
 # The model used when no checkpoint is given: a LoRA SentiBERT on MiniLM (its card: MODEL_CARD.md beside it).
 BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "resources" / "sentibert"
 

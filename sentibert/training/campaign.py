@@ -1,4 +1,4 @@
-"""`sentibert campaign FILE [--jobs N] [--threads N] [--dry-run]`: run a declared list of training runs, resumably.
+"""Run a declared list of training runs, resumably (`sentibert campaign FILE [--jobs N] [--threads N] [--dry-run]`).
 
 The file (experiments/campaign.yaml) lists groups in priority order; each group is one table row (task, model,
 encoder, variant) and expands into runs, each a named set of `sentibert train` overrides:
@@ -31,10 +31,11 @@ from pathlib import Path
 
 import yaml
 
+from sentibert import runs as run_files
 from sentibert.io import atomic_write_json
 
 log = logging.getLogger(__name__)
-RESULTS_FILES = ("metrics.json", "config.yaml")  # copied as they are; predictions are gzipped
+RESULTS_FILES = (run_files.METRICS_FILE, run_files.CONFIG_FILE)  # copied as they are; predictions are gzipped
 GROUP_KEYS = {"group", "task", "model", "encoder", "variant", "overrides", "seeds", "lr", "lr_grid", "lr_from",
               "init_from"}
 FILE_KEYS = {"overrides", "paper_test", "minutes_per_sst_epoch", "epoch_cost", "pretraining_cost", "groups"}
@@ -138,7 +139,7 @@ def expand(group: Group) -> list[Run]:
 
 # ---- state, from the results folder -------------------------------------------------------------------------
 def read_results(results: Path, run: str) -> dict | None:
-    path = results / run / "metrics.json"
+    path = results / run / run_files.METRICS_FILE
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
@@ -175,13 +176,13 @@ def resolve(campaign: Campaign, run: Run, results: Path, runs_dir: Path) -> list
         source = first_run(campaign, run.group.init_from, results)
         if source is None or read_results(results, source.name) is None:
             return None
-        overrides.append(f"init_from={(runs_dir / source.name / 'best_model').resolve()}")
+        overrides.append(f"init_from={(runs_dir / source.name / run_files.BEST_MODEL).resolve()}")
     return overrides
 
 
 # ---- running ------------------------------------------------------------------------------------------------
 def code_commit() -> dict:
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]  # the checkout: sentibert/training/campaign.py -> ../..
     def git(*args: str) -> str:
         done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
         return done.stdout.strip() if done.returncode == 0 else ""
@@ -199,19 +200,19 @@ def collect(campaign: Campaign, run: Run, run_dir: Path, results: Path, lr: floa
     tmp = results / f".{run.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    metrics = json.loads((run_dir / run_files.METRICS_FILE).read_text(encoding="utf-8"))
     group = run.group
     metrics["campaign"] = {"run": run.name, "group": group.group, "task": group.task, "model": group.model,
                            "encoder": group.encoder, "variant": group.variant, "seed": run.seed, "lr": lr,
                            "grid": run.grid, "seconds": round(seconds), **code_commit()}
-    atomic_write_json(tmp / "metrics.json", metrics)
-    shutil.copy(run_dir / "config.yaml", tmp / "config.yaml")
-    for source, target in (("test_predictions.jsonl", "test_predictions.jsonl.gz"),
+    atomic_write_json(tmp / run_files.METRICS_FILE, metrics)
+    shutil.copy(run_dir / run_files.CONFIG_FILE, tmp / run_files.CONFIG_FILE)
+    for source, target in ((run_files.PREDICTIONS_FILE, f"{run_files.PREDICTIONS_FILE}.gz"),
                            ("paper_test/test_predictions.jsonl", "paper_test_predictions.jsonl.gz")):
         if (run_dir / source).is_file():
             _gzip(run_dir / source, tmp / target)
-    if (run_dir / "paper_test" / "metrics.json").is_file():
-        shutil.copy(run_dir / "paper_test" / "metrics.json", tmp / "paper_test_metrics.json")
+    if (run_dir / "paper_test" / run_files.METRICS_FILE).is_file():
+        shutil.copy(run_dir / "paper_test" / run_files.METRICS_FILE, tmp / "paper_test_metrics.json")
     final = results / run.name
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
@@ -222,7 +223,7 @@ def commands(campaign: Campaign, run: Run, overrides: list[str], run_dir: Path) 
     train = [sys.executable, "-m", "sentibert.commands.train", *overrides, f"hydra.run.dir={run_dir}", "resume=true"]
     if not campaign.paper_test or not all(o in run.group.overrides for o in campaign.paper_test):
         return [train]
-    paper = [sys.executable, "-m", "sentibert.commands.evaluate", f"checkpoint={run_dir / 'best_model'}", "data=sst_paper",
+    paper = [sys.executable, "-m", "sentibert.commands.evaluate", f"checkpoint={run_dir / run_files.BEST_MODEL}", "data=sst_paper",
              "split=test", f"hydra.run.dir={run_dir / 'paper_test'}"]
     return [train, paper]
 
@@ -327,7 +328,7 @@ def dry_run(campaign: Campaign, results: Path, runs_dir: Path, jobs: int, only: 
             continue
         minutes = estimate_minutes(campaign, run)
         ready = resolve(campaign, run, results, runs_dir) is not None
-        started = (runs_dir / run.name / "checkpoints" / "latest").is_file()
+        started = (runs_dir / run.name / run_files.CHECKPOINTS / "latest").is_file()
         state = "resumes" if started else "ready" if ready else "waits"
         lines.append(f"{run.name:<58} {state:<8} {'?' if minutes is None else f'{minutes:6.0f} min'}")
         total += minutes or 0.0
