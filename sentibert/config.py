@@ -67,12 +67,12 @@ class SentiBERTConfig(ModelConfig):
 @dataclass
 class DataConfig:
     dataset: str = MISSING  # a name in sentibert.data.datasets.DATASETS: `sst`, `sst-paper`
-    root: Optional[str] = None  # where `sentibert data prepare` wrote it (conf: paths.data_dir); None: $SENTIBERT_DATA_DIR or ./data
+    root: Optional[str] = None  # where `sentibert data prepare` wrote (paths.data_dir); None: $SENTIBERT_DATA_DIR or data
     # > 0: dev is this fraction of train, drawn with `dev_seed` (fixed, so all seeds of a sweep share
     # one dev set) and removed from train. 0: the dataset's own dev split.
     dev_from_train: float = 0.0
     dev_seed: int = 0
-    label_view: Optional[str] = None  # train on relabelled trees: `sst3` (sentibert.data.datasets.LABEL_VIEWS); None: as is
+    label_view: Optional[str] = None  # train on relabelled trees: `sst3` (sentibert.data.labels.LABEL_VIEWS); None: as is
     batch_size: int = 32  # per process; under DDP the effective batch is batch_size x world size
     eval_batch_size: int = 64
     bucket_batches: int = 50  # length-sorted buckets of this many batches (spans.BucketBatchSampler)
@@ -93,7 +93,7 @@ class TrainerConfig:
     limit_eval_batches: Optional[int] = None  # per evaluation, dev and test
     stop_after_steps: Optional[int] = None  # debug: quit abruptly after this many steps, as if killed
     log_every_n_steps: int = 10
-    precision: str = "32"  # 32 | bf16 | 16: autocast for the forward pass (sentibert.training.precision); 16 scales the loss
+    precision: str = "32"  # 32 | bf16 | 16: autocast for the forward pass (training/precision.py); 16 scales the loss
     compile: bool = False  # torch.compile the model (dynamic shapes)
     device: str = "auto"  # auto: cuda if available, else cpu
     strategy: str = "auto"  # auto: DDP when launched by torchrun with >1 process; ddp: require torchrun
@@ -102,8 +102,8 @@ class TrainerConfig:
 
 @dataclass
 class LoggerConfig:
-    """A logger built with hydra.utils.instantiate (sentibert.training.loggers.build_logger): `_target_` names its class;
-    the run directory and the resolved run config are passed when it is built."""
+    """A logger built with hydra.utils.instantiate (sentibert.training.loggers.build_logger): `_target_` names its
+    class; the run directory and the resolved run config are passed when it is built."""
     _target_: str = MISSING
 
 

@@ -27,13 +27,18 @@ def add_inference_options(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
 
 
+def error_line(command: str, err: BaseException | str) -> str:
+    """The one line every command ends a user error with: `sentibert <command>: error: <err>`."""
+    return f"sentibert {command}: error: {err}"
+
+
 def fail(command: str, err: BaseException | str) -> int:
-    """`sentibert <command>: error: <err>` on stderr (one line); -> the exit status, 1."""
-    print(f"sentibert {command}: error: {err}", file=sys.stderr)
+    """`error_line` on stderr; -> the exit status, 1."""
+    print(error_line(command, err), file=sys.stderr)
     return 1
 
 
-# ---- Hydra commands ----------------------------------------------------------------------------------------------------
+# ---- Hydra commands ---------------------------------------------------------------------------------------------------
 DEBUG_ENV = "SENTIBERT_DEBUG"  # =1: errors raise with their traceback, as HYDRA_FULL_ERROR=1 does
 
 
@@ -90,7 +95,7 @@ def hydra_command(config_name: str, run: Callable[[DictConfig, Path], Any]) -> C
             error = user_error(err)
             if error is None or os.environ.get("HYDRA_FULL_ERROR") == "1" or os.environ.get(DEBUG_ENV) == "1":
                 raise
-            message = f"sentibert {config_name}: error: {error}"
+            message = error_line(config_name, error)
             if HydraConfig.get().mode == RunMode.MULTIRUN:
                 raise CommandError(message) from err
             _close_progress_bars()

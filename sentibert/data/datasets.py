@@ -1,4 +1,4 @@
-"""Datasets: fetch and verify SST tree files (`sentibert data prepare`), load splits (label views: sentibert.data.labels).
+"""Datasets: fetch and verify SST tree files (`sentibert data prepare`), load splits (label views: labels.py).
 
 Prepared data lives in `<data root>/<dataset>/<split>.txt`, one PTB tree per line, where the data root
 is `--out`, else `$SENTIBERT_DATA_DIR`, else `data/` under the current directory.

@@ -1,6 +1,7 @@
-"""Throughput (`sentibert bench [encoder=...] [batches=20]`, sentibert.commands.bench): what the tree module and dynamic padding cost and save.
+"""Throughput (`sentibert bench [encoder=...] [batches=20]`): what the tree module and dynamic padding cost and save.
 
-On the same length-bucketed batches of SST trees (dev by default; the packaged sample trees when SST is not prepared), times
+On the same length-bucketed batches of SST trees (dev by default; the packaged sample trees when SST is not
+prepared), times
   - the model (SentiBERT unless model=...), dynamic padding: a training step (forward, backward) and inference;
   - the bare encoder: the same batches through the model's own encoder, with a trivial loss (mean of its states);
   - the model with every sentence padded to `pad_to` (128) wordpieces, the official implementation's scheme;
