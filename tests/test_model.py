@@ -367,3 +367,29 @@ def test_trainable_only_checkpoint_is_small_and_loads_its_base_from_the_encoder(
     save_file({k: v for k, v in state.items() if not k.startswith("head.")}, tmp_path / "bundle" / "model.safetensors")
     with pytest.raises(ValueError, match="trainable ones"):
         TreeSentimentModel.from_pretrained(tmp_path / "bundle")
+
+
+def test_merged_lora_predicts_what_the_adapters_do_without_them(trees):
+    model = make(lora_rank=4)
+    train(model, batch_of(model, trees), steps=3)  # lora_B starts at 0: train so that merging changes weights
+    model.eval()
+    batch = batch_of(model, trees)
+    with torch.no_grad():
+        expected = model(batch)["logits"]
+        model.merge_lora()
+        assert not any("lora_" in name for name, _ in model.named_parameters())
+        torch.testing.assert_close(model(batch)["logits"], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_predict_trees_groups_by_length_and_keeps_the_input_order(trees):
+    model = make().eval()
+    mixed = sorted(trees, key=lambda t: -len(t.tokens))[:3] + sorted(trees, key=lambda t: len(t.tokens))[:3]
+    sizes = []
+    forward = model.forward
+    model.forward = lambda batch, **kw: sizes.append(batch["input_ids"].shape) or forward(batch, **kw)
+    together = model.predict_trees(mixed, batch_size=3)
+    alone = [model.predict_trees([tree], batch_size=1)[0] for tree in mixed]
+    assert [p.tree for p in together] == mixed
+    for a, b in zip(together, alone):
+        torch.testing.assert_close(torch.tensor(a.probs), torch.tensor(b.probs), atol=1e-5, rtol=1e-5)
+    assert sizes[0][1] < sizes[1][1]  # the three short sentences went together, first: little padding

@@ -1,4 +1,4 @@
-"""Offline parsing through Stanza: the bundled chart parser, the parse cache, error messages, the bracket scorer."""
+"""Offline parsing: the bundled chart parser, the parse cache, error messages, the bracket scorer."""
 import json
 
 import pytest
@@ -99,13 +99,18 @@ def test_bundled_parser_matches_sst_dev_brackets(parser, mirror):
     assert bracket_f1(gold, parser.parse([tree.text for tree in gold])) > F1_FLOOR
 
 
-def test_bundled_parser_runs_as_a_stanza_processor(parser):
-    from stanza import Document
+def test_bf16_parses_are_cached_apart_and_give_the_same_leaves(parser, monkeypatch):
+    from sentibert.training import precision
 
-    doc = parser.pipeline([Document([], text="Not bad at all .")])[0]
-    tree = doc.sentences[0].constituency  # a stanza parse_tree.Tree, as Stanza's own parser gives
-    assert tree.leaf_labels() == ["Not", "bad", "at", "all", "."]
-    assert parse.binarize(parse.stanza_tree_to_nltk(tree)).to_nltk() == parse.stanza_tree_to_nltk(tree)  # binary already
+    bf16 = Parser(parser.model, cache_dir=parser.cache_dir.parent, precision="bf16")
+    assert bf16.cache_dir != parser.cache_dir  # a float32 parse is never served as a bf16 one, nor the reverse
+    texts = ["Not bad at all.", "The film, a remake, isn't great."]
+    assert [t.tokens for t in bf16.parse(texts)] == [t.tokens for t in parser.parse(texts)]
+    assert len(list(bf16.cache_dir.glob("*.json"))) == 2
+    monkeypatch.setattr(precision, "native_bf16", lambda device: False)
+    assert parse.load_parser("bundled", parser.cache_dir.parent, precision="auto").cache_dir == parser.cache_dir
+    monkeypatch.setattr(precision, "native_bf16", lambda device: True)
+    assert parse.load_parser("bundled", parser.cache_dir.parent, precision="auto").cache_dir == bf16.cache_dir
 
 
 def test_a_missing_encoder_says_how_to_install_it(tmp_path, monkeypatch):

@@ -187,7 +187,7 @@ def test_cli_errors(checkpoint, fake_parser, tmp_path, capsys, monkeypatch):
 
 
 def test_real_parser_end_to_end(checkpoint, tmp_path):
-    """The bundled parser, through the Stanza pipeline, into the SentiBERT model."""
+    """The bundled parser into the SentiBERT model."""
     try:
         parser = parse.Parser(parse.bundled_model(), cache_dir=tmp_path)
     except parse.ParserError as err:
@@ -210,3 +210,38 @@ def test_piped_text_needs_no_flag_and_no_checkpoint_means_the_bundled_model(chec
     assert "no bundled model in this installation" in capsys.readouterr().err
     monkeypatch.setattr(predict_module, "BUNDLED_MODEL", Path(checkpoint))
     assert len(predict_module.predict(["Not bad at all."], parser=fake_parser)) == 1  # the Python API too
+
+
+def test_attentions_only_when_the_format_shows_them(checkpoint, fake_parser, monkeypatch):
+    asked = []
+    original = predict_module.predict
+    monkeypatch.setattr("sentibert.commands.predict.predict",
+                        lambda *args, **kwargs: asked.append(args[5]) or original(*args, **kwargs))
+    for fmt in ("text", "json"):
+        assert run_cli("--checkpoint", checkpoint, "--format", fmt, "not bad") == 0
+    assert asked == [False, True]
+    assert predict(["not bad"], checkpoint, FakeParser(), attentions=False)[0].token_attention is None
+    assert predict(["not bad"], checkpoint, FakeParser())[0].token_attention is not None
+
+
+def test_timings_on_request_only(checkpoint, fake_parser, capsys):
+    assert run_cli("--checkpoint", checkpoint, "not bad") == 0
+    assert capsys.readouterr().err == ""
+    assert run_cli("--checkpoint", checkpoint, "--timings", "not bad") == 0
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("timings: ")
+    phases = dict(item.split("=") for item in line.split()[1:])
+    assert phases.keys() == {"load", "parse", "model", "render"} and all(float(s) >= 0 for s in phases.values())
+
+
+def test_auto_precision_is_bf16_only_where_the_hardware_has_it(monkeypatch):
+    from sentibert.training import precision
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert precision.resolve("auto", cpu) == "32"
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert precision.resolve("auto", cpu) == "bf16" and precision.resolve("32", cpu) == "32"
+    with pytest.raises(ValueError, match="choose from"):
+        precision.resolve("int8", cpu)

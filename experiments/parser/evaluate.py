@@ -2,8 +2,8 @@
 
     python experiments/parser/evaluate.py [--data ../shared/data] [--split dev] [--model bundled]
 
-Each gold sentence's tokens, joined by spaces, go through the same path as raw text (nltk tokenizer,
-Stanza pipeline, binarize); the binary prediction is scored against the gold binary tree with
+Each gold sentence's tokens, joined by spaces, go through the same path as raw text (nltk tokenizer, then the
+bundled chart parser, or the Stanza pipeline and binarize for the official models); the binary prediction is scored against the gold binary tree with
 `bracket_counts` (internal-node spans, root excluded). A sentence that the tokenizer splits into a
 different number of words cannot be compared span by span: all its brackets count as wrong.
 """

@@ -20,11 +20,13 @@ from omegaconf import DictConfig
 from sentibert.config import CONF_DIR, ConfigError, validate
 
 
-def add_inference_options(ap: argparse.ArgumentParser) -> None:
-    """--parser, --no-cache and --device: what `sentibert predict` and `sentibert serve` both take."""
+def add_inference_options(ap: argparse.ArgumentParser, precision: str) -> None:
+    """--parser, --no-cache, --device and --precision: what `sentibert predict` and `sentibert serve` both take."""
     ap.add_argument("--parser", default="auto", choices=["auto", "stanza", "bundled"], help="see `sentibert parse`")
     ap.add_argument("--no-cache", action="store_true", help="neither read nor write the parse cache")
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    ap.add_argument("--precision", choices=("auto", "32", "bf16"), default=precision,
+                    help=f"default {precision}: bf16 where the hardware computes in it natively, else 32 (float32)")
 
 
 def error_line(command: str, err: BaseException | str) -> str:

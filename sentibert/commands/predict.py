@@ -8,8 +8,8 @@ from pathlib import Path
 
 from sentibert.commands import add_inference_options, fail
 from sentibert.evaluation import render
-from sentibert.inference.predict import (BEST_MODEL, FORMATS, SUFFIX_FORMATS, TEXT_RENDERERS, check_device, check_texts,
-                                         load_model, predict)
+from sentibert.inference.predict import (BATCH_SIZE, BEST_MODEL, FORMATS, PRECISION, SHOWS_ATTENTION, SUFFIX_FORMATS,
+                                         TEXT_RENDERERS, check_device, check_texts, load_model, predict, timed)
 from sentibert.io import atomic_write, atomic_write_text, read_lines, read_stdin_lines
 from sentibert.parsing.parse import ParserError, load_parser
 
@@ -42,8 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--in", dest="input", metavar="FILE", help="one sentence per line; - reads stdin")
     ap.add_argument("--format", choices=FORMATS, help="default: from --out's suffix, else text")
     ap.add_argument("--out", metavar="PATH", help="output file (default: stdout; png needs a file)")
-    ap.add_argument("--batch-size", type=positive_int, default=32, help="sentences per forward pass")
-    add_inference_options(ap)
+    ap.add_argument("--batch-size", type=positive_int, default=BATCH_SIZE, help="sentences per forward pass")
+    ap.add_argument("--timings", action="store_true",
+                    help="print seconds spent loading, parsing, in the model and rendering to stderr (benchmarks)")
+    add_inference_options(ap, PRECISION)
     args = ap.parse_args(argv)
     if not args.texts and not args.input and not _interactive(sys.stdin):
         args.input = "-"  # `echo "Not bad at all." | sentibert predict`
@@ -61,20 +63,25 @@ def main(argv: list[str] | None = None) -> int:
         else:
             source, texts = "argument", args.texts
         check_texts(texts, source)  # before the slow part: loading the model and the parser
-        device = check_device(args.device)
-        model = load_model(args.checkpoint).to(device)
-        predictions = predict(texts, model, load_parser(args.parser, use_cache=not args.no_cache), args.batch_size,
-                              source)
-        if fmt == "png":
-            atomic_write(args.out, lambda tmp: render.to_png(predictions, tmp))
-            return 0
-        output = TEXT_RENDERERS[fmt](predictions)
+        device, timings = check_device(args.device), {}
+        with timed(timings, "load"):  # the parser's model loads when first needed: in "parse", and not if all cached
+            model = load_model(args.checkpoint).to(device)
+            parser = load_parser(args.parser, use_cache=not args.no_cache, precision=args.precision)
+        predictions = predict(texts, model, parser, args.batch_size, source, SHOWS_ATTENTION[fmt], args.precision,
+                              timings)
+        with timed(timings, "render"):
+            if fmt == "png":
+                atomic_write(args.out, lambda tmp: render.to_png(predictions, tmp))
+            else:
+                output = TEXT_RENDERERS[fmt](predictions)
+                if args.out:
+                    atomic_write_text(args.out, output)
+                else:
+                    sys.stdout.write(output)
     except (ValueError, ParserError, OSError) as err:  # PredictError, TextFileError, CheckpointError: ValueErrors
         return fail("predict", err)
-    if args.out:
-        atomic_write_text(args.out, output)
-    else:
-        sys.stdout.write(output)
+    if args.timings:
+        print("timings: " + " ".join(f"{name}={seconds:.3f}" for name, seconds in timings.items()), file=sys.stderr)
     return 0
 
 

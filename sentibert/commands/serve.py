@@ -9,7 +9,7 @@ import sys
 
 from sentibert.commands import add_inference_options, fail
 from sentibert.inference.app import MISSING, Limits, create_app, load
-from sentibert.inference.predict import BEST_MODEL
+from sentibert.inference.predict import BEST_MODEL, PRECISION
 from sentibert.parsing.parse import ParserError
 
 log = logging.getLogger("sentibert.serve")
@@ -25,15 +25,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="sentibert serve",
                                  description="A local page (and JSON API) showing the sentiment of every phrase.")
     ap.add_argument("--checkpoint", help="a model saved with save_pretrained, or a training run directory (uses "
-                                         f"its {BEST_MODEL}/); required until a model is bundled")
+                                         f"its {BEST_MODEL}/); default: the bundled model")
     ap.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     ap.add_argument("--port", type=port, default=8000, help="default: 8000")
-    add_inference_options(ap)
+    add_inference_options(ap, PRECISION)
     args = ap.parse_args(argv)
     if MISSING:
         return fail("serve", f"needs the serve extra: pip install 'sentibert[serve]' ({MISSING} is not installed)")
     try:
-        model, parser = load(args.checkpoint, args.parser, args.device, use_cache=not args.no_cache)
+        model, parser = load(args.checkpoint, args.parser, args.device, not args.no_cache, args.precision)
     except (ValueError, ParserError, OSError) as err:  # PredictError, CheckpointError: ValueErrors
         return fail("serve", err)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")  # uvicorn's look
@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("listening on %s: anyone who can reach this machine can use the server", args.host)
     import uvicorn
 
-    uvicorn.run(create_app(model, parser, args.checkpoint, Limits()), host=args.host, port=args.port)
+    app = create_app(model, parser, args.checkpoint, Limits(), args.precision)
+    uvicorn.run(app, host=args.host, port=args.port)
     return 0
 
 

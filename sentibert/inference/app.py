@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sentibert.evaluation import render
-from sentibert.inference.predict import PredictError, check_device, check_texts, load_model, predict
+from sentibert.inference.predict import PRECISION, PredictError, check_device, check_texts, load_model, predict
 from sentibert.parsing.parse import ParserError, load_parser
 
 try:  # the [serve] extra
@@ -62,10 +62,11 @@ class Limits:
     chars: int = 1000  # characters per sentence: long ones are refused before the parser spends time on them
 
 
-def load(checkpoint: str | Path | None = None, parser: str = "auto", device: str = "cpu", use_cache: bool = True):
+def load(checkpoint: str | Path | None = None, parser: str = "auto", device: str = "cpu", use_cache: bool = True,
+         precision: str = PRECISION):
     """The model (on `device`) and the parser, both ready: the parser's pipeline loads now, not on a first request."""
     model = load_model(checkpoint).to(check_device(device))  # None: the bundled model
-    loaded = load_parser(parser, use_cache=use_cache)
+    loaded = load_parser(parser, use_cache=use_cache, precision=precision)
     getattr(loaded, "pipeline", None)  # a cached property: Stanza and the parser model load here
     return model, loaded
 
@@ -226,8 +227,10 @@ def error(status: int, message: str, headers: dict | None = None) -> JSONRespons
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-def create_app(model, parser, checkpoint: str | Path | None = None, limits: Limits = Limits()) -> Starlette:
-    """The app around a loaded model and parser (`load`); checkpoint only names the model in /api/health."""
+def create_app(model, parser, checkpoint: str | Path | None = None, limits: Limits = Limits(),
+               precision: str = PRECISION) -> Starlette:
+    """The app around a loaded model and parser (`load`); checkpoint only names the model in /api/health;
+    precision is the model's (the parser's is set by `load`)."""
     # Over 60 lines on purpose: the route handlers are closures over the model, the parser and one lock, and read
     # best together, one after the other, as the routes table at the end lists them.
     if MISSING:
@@ -248,7 +251,7 @@ def create_app(model, parser, checkpoint: str | Path | None = None, limits: Limi
     def infer(texts: list[str], source: str, with_html: bool) -> list[dict]:
         try:
             with lock:
-                predictions = predict(texts, model, parser, source=source)
+                predictions = predict(texts, model, parser, source=source, precision=precision)
             docs = [render.to_json(p) for p in predictions]  # ValueError: a phrase the encoder did not read
         except (PredictError, ParserError, ValueError) as err:
             raise RequestError(422, str(err)) from None

@@ -118,6 +118,18 @@ class TreeSentimentModel(nn.Module):
         self.backbone.requires_grad_(False)
         inject_adapter_in_model(LoraConfig(r=rank, lora_alpha=rank, lora_dropout=dropout), self.backbone)
 
+    def merge_lora(self) -> TreeSentimentModel:
+        """For inference: fold the LoRA adapters into the encoder's weights (plain encoder speed); no more training
+        of the adapters after this. A no-op without LoRA."""
+        from peft.tuners.lora import LoraLayer
+
+        for name, module in list(self.backbone.named_modules()):
+            if isinstance(module, LoraLayer):
+                module.merge()
+                parent, child = name.rsplit(".", 1)
+                setattr(self.backbone.get_submodule(parent), child, module.get_base_layer())
+        return self
+
     def new_head(self, num_classes: int, pretraining: bool = False) -> None:
         """A freshly initialised phrase head: linear, or the authors' pre-training head."""
         H = self.hidden_size
@@ -184,23 +196,25 @@ class TreeSentimentModel(nn.Module):
     @torch.no_grad()
     def predict_trees(self, trees: Sequence[BinaryTree], batch_size: int = 32,
                       attentions: bool = False) -> list[TreePrediction]:
-        """Predict every phrase of every tree, `batch_size` trees per forward pass, in eval mode."""
+        """Predict every phrase of every tree, in eval mode; `batch_size` trees per forward pass, grouped by length
+        (similar lengths pad little), returned in the input's order."""
         was_training = self.training
         self.eval()
         device = next(self.parameters()).device
-        predictions = []
-        for start in range(0, len(trees), batch_size):
-            chunk = trees[start:start + batch_size]
-            items = [encode_tree(tree, self.tokenizer, self.max_length) for tree in chunk]
-            batch = collate(list(enumerate(items)), self.tokenizer.pad_token_id)
+        items = [encode_tree(tree, self.tokenizer, self.max_length) for tree in trees]
+        order = sorted(range(len(trees)), key=lambda i: len(items[i].input_ids))
+        predictions: list[TreePrediction | None] = [None] * len(trees)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            batch = collate([(i, items[i]) for i in chunk], self.tokenizer.pad_token_id)
             # No labels: nothing to score here, and gold labels need not be in this model's classes.
             out = self({k: v.to(device) for k, v in batch.items() if k != "labels"}, return_attentions=attentions)
             probs = out["logits"].float().softmax(-1).cpu()
             maps = {name: a.float().cpu() for name, a in out.get("attentions", {}).items()}
             key_nodes_start = batch["input_ids"].shape[1]  # layer-2 keys: all T tokens, then the nodes
-            for i, (tree, item) in enumerate(zip(chunk, items)):
-                predictions.append(self._tree_prediction(
-                    tree, item, probs[i], {name: a[i] for name, a in maps.items()}, key_nodes_start))
+            for row, i in enumerate(chunk):
+                predictions[i] = self._tree_prediction(
+                    trees[i], items[i], probs[row], {name: a[row] for name, a in maps.items()}, key_nodes_start)
         self.train(was_training)
         return predictions
 

@@ -1,2 +1,2 @@
-"""Parsing: raw text -> binary constituency trees. parse.py: the Stanza pipeline, the parse cache and bracket F1;
-chart.py: the bundled chart parser (a Stanza processor)."""
+"""Parsing: raw text -> binary constituency trees. parse.py: the parser (Stanza's official models, or the bundled one
+called directly), the parse cache and bracket F1; chart.py: the bundled chart parser."""

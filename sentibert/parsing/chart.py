@@ -5,8 +5,8 @@
 Span (i, j) covers words i..j-1. Its vector is the difference of fencepost vectors, forward halves from
 the left and backward halves from the right (Stern et al. 2017; Kitaev & Klein 2018); an MLP turns it
 into the logit that the span is a phrase of the tree. CKY then picks the binary tree whose phrases have
-the highest total logit. Trained on SST train trees by `experiments/parser/train_chart.py`; loaded by
-`sentibert.parsing.parse` as a Stanza processor (`parse.CHART_PROCESSOR`) in place of Stanza's constituency parser.
+the highest total logit. Trained on SST train trees by `experiments/parser/train_chart.py`; used by
+`sentibert.parsing.parse` when Stanza's official English models are not installed.
 
 A saved model is a directory: `config.json` plus `model.safetensors` holding only what training changed
 (the LoRA adapters and the span scorer, float16), so the bundle stays small; the encoder itself comes
@@ -117,7 +117,7 @@ class ChartParser(nn.Module):
             warnings.simplefilter("ignore", FutureWarning)
             self.encoder = get_peft_model(self.encoder, lora)
 
-    def forward(self, input_ids, attention_mask, fence, **_) -> torch.Tensor:
+    def forward(self, input_ids, attention_mask, fence, valid, **_) -> torch.Tensor:
         h = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # B,T,H
         x = torch.gather(h, 1, fence.unsqueeze(-1).expand(-1, -1, h.size(-1)))  # B,n+2,H: [CLS] words [SEP]
         fwd, bwd = self.proj(x).chunk(2, dim=-1)  # B,n+2,d each
@@ -127,13 +127,18 @@ class ChartParser(nn.Module):
         first = self.mlp[0]
         wf, wb = first.weight.split(self.config.span_dim, dim=1)
         pf, pb = f @ wf.T, b @ wb.T  # B,n+1,hidden
-        hidden = pf.unsqueeze(1) - pf.unsqueeze(2) + pb.unsqueeze(2) - pb.unsqueeze(1) + first.bias  # B,i,j,hidden
-        return self.mlp[1:](hidden).squeeze(-1)  # B,n+1,n+1: logit that words i..j-1 are a phrase
+        # The rest of the MLP runs on the scored spans only (about half the padded square); the others stay 0.
+        s, i, j = valid.nonzero(as_tuple=True)  # M spans
+        hidden = pf[s, j] - pf[s, i] + pb[s, i] - pb[s, j] + first.bias  # M,hidden
+        logits = self.mlp[1:](hidden).squeeze(-1)  # M
+        return logits.new_zeros(valid.shape).index_put((s, i, j), logits)  # B,n+1,n+1: logit that i..j-1 is a phrase
 
     @torch.no_grad()
-    def parse(self, sentences: Sequence[Sequence[str]], batch_size: int = 64, max_spans: int = 100_000) -> list[BinaryTree]:
+    def parse(self, sentences: Sequence[Sequence[str]], batch_size: int = 64,
+              max_spans: int = 20_000) -> list[BinaryTree]:
         """Words per sentence -> one binary tree per sentence, every node labelled PHRASE_LABEL (no sentiment).
-        A batch holds at most `batch_size` sentences and `max_spans` padded spans (memory grows with n^2)."""
+        A batch holds at most `batch_size` sentences and `max_spans` padded spans (memory grows with n^2; on a
+        2-core CPU 20k parsed SST test 10-20% faster than 100k: the span states stay in cache)."""
         was_training = self.training
         self.eval()
         items = []

@@ -7,8 +7,11 @@ Models, first found wins:
   1. the official Stanza English models, if installed (`sentibert parser download` with a network):
      Stanza's own tokenizer, tagger and constituency parser;
   2. the bundled model (sentibert/resources/parser, recipe in experiments/parser): the chart parser of
-     `sentibert.parsing.chart` (MiniLM + LoRA adapters, 2 MB), trained on SST train trees, run as a Stanza
-     processor that provides `constituency`. Its input is tokenised PTB-style by nltk, as SST is.
+     `sentibert.parsing.chart` (MiniLM + LoRA adapters, 2 MB), trained on SST train trees. Its input is tokenised
+     PTB-style by nltk, as SST is, and it is called directly: its trees are binary already, and running it inside
+     a Stanza pipeline (as a processor) cost 40% of the parse time in conversions, for nothing.
+     `precision="bf16"` runs it under autocast (predict's default where the CPU has native bf16: the same dev
+     bracket F1, experiments/bench/README.md); such parses are cached apart from float32 ones.
 
 Parses are cached on disk ($SENTIBERT_CACHE or ~/.cache/sentibert, then parses/), keyed by model file
 hash and text, so a sentence is parsed once per model. An entry holds its text's and its tree's SHA-256: one
@@ -36,8 +39,7 @@ log = logging.getLogger(__name__)
 
 BUNDLED_DIR = Path(__file__).resolve().parents[1] / "resources" / "parser"
 CHART_FILES = ("config.json", "model.safetensors")  # the bundled chart parser (sentibert.parsing.chart.ChartParser.save)
-BATCH_SIZE = 256  # sentences per pipeline call
-CHART_PROCESSOR = "sentibertchart"  # Stanza processor name for the bundled parser; no "_": Stanza splits options at one
+BATCH_SIZE = 256  # sentences per pipeline call (the cache is written after each)
 
 
 class ParserError(RuntimeError):
@@ -113,51 +115,14 @@ def find_model(name: str = "auto") -> ParserModel:
     raise ParserError(f"unknown parser model {name!r}: expected auto, stanza or bundled")
 
 
-# ---- Stanza pipeline -----------------------------------------------------------------------------------
-def register_chart_processor() -> None:
-    """A Stanza processor, CHART_PROCESSOR, that runs the bundled chart parser on the words Stanza holds and
-    provides `constituency` as Stanza's own parser does."""
-    from stanza.pipeline._constants import CONSTITUENCY, TOKENIZE
-    from stanza.pipeline.processor import NAME_TO_PROCESSOR_CLASS, Processor, register_processor
-
-    if CHART_PROCESSOR in NAME_TO_PROCESSOR_CLASS:
-        return
-
-    @register_processor(CHART_PROCESSOR)
-    class ChartProcessor(Processor):
-        PROVIDES_DEFAULT = {CONSTITUENCY}
-        REQUIRES_DEFAULT = {TOKENIZE}  # no POS tags: the chart parser reads words only
-
-        def __init__(self, config, pipeline, device):
-            from sentibert.parsing.chart import ChartParser
-
-            super().__init__(config, pipeline, device)
-            self.parser = ChartParser.load(config["model_path"])
-
-        def process(self, doc):
-            return self.bulk_process([doc])[0]
-
-        def bulk_process(self, docs):
-            sentences = [sentence for doc in docs for sentence in doc.sentences]
-            trees = self.parser.parse([[word.text for word in s.words] for s in sentences])
-            for sentence, tree in zip(sentences, trees):
-                sentence.constituency = nltk_tree_to_stanza(tree.to_nltk())
-            return docs
-
-
+# ---- Stanza pipeline (official models) -----------------------------------------------------------------
 def build_pipeline(model: ParserModel):
     import stanza
 
-    common = dict(lang="en", download_method=None, logging_level="ERROR", use_gpu=False)
-    if model.official:
-        return stanza.Pipeline(dir=str(model.resources_dir), processors="tokenize,pos,constituency",
-                               tokenize_no_ssplit=True, constituency_model_path=str(model.path),
-                               constituency_batch_size=BATCH_SIZE, **common)
-    register_chart_processor()
-    # No resources.json exists offline: an empty one lets Stanza take every model path from us.
-    return stanza.Pipeline(resources_filepath=str(BUNDLED_DIR / "resources.json"), allow_unknown_language=True,
-                           processors=f"tokenize,{CHART_PROCESSOR}", tokenize_pretokenized=True,
-                           **{f"{CHART_PROCESSOR}_model_path": str(model.path)}, **common)
+    return stanza.Pipeline(dir=str(model.resources_dir), processors="tokenize,pos,constituency", lang="en",
+                           tokenize_no_ssplit=True, constituency_model_path=str(model.path),
+                           constituency_batch_size=BATCH_SIZE, download_method=None, logging_level="ERROR",
+                           use_gpu=False)
 
 
 def stanza_tree_to_nltk(tree) -> Tree | str:
@@ -165,14 +130,6 @@ def stanza_tree_to_nltk(tree) -> Tree | str:
     if tree.is_leaf():
         return PTB_BRACKETS.get(tree.label, tree.label)
     return Tree(tree.label, [stanza_tree_to_nltk(kid) for kid in tree.children])
-
-
-def nltk_tree_to_stanza(tree: Tree | str):
-    from stanza.models.constituency.parse_tree import Tree as StanzaTree
-
-    if isinstance(tree, str):
-        return StanzaTree(label=tree)
-    return StanzaTree(label=tree.label(), children=[nltk_tree_to_stanza(kid) for kid in tree])
 
 
 def ptb_tokenize(text: str) -> list[str]:
@@ -190,16 +147,21 @@ def default_cache_dir() -> Path:
 class Parser:
     """`parse(texts)` -> one BinaryTree per text; batched, cached, and the pipeline loads on first need."""
 
-    def __init__(self, model: ParserModel, cache_dir: Path | None = None, use_cache: bool = True):
+    def __init__(self, model: ParserModel, cache_dir: Path | None = None, use_cache: bool = True,
+                 precision: str = "32"):
         self.model = model
-        self.cache_dir = (cache_dir or default_cache_dir()) / model.key if use_cache else None
+        self.precision = "32" if model.official else precision  # Stanza's models run as Stanza runs them
+        suffix = "" if self.precision == "32" else f"-{self.precision}"  # bf16 parses may differ: cached apart
+        self.cache_dir = (cache_dir or default_cache_dir()) / f"{model.key}{suffix}" if use_cache else None
 
     @cached_property
     def pipeline(self):
+        """The model, loaded on first need: a Stanza pipeline (official) or the chart parser itself (bundled)."""
         from sentibert.models.encoder import EncoderNotFound  # imports transformers: not needed for cached parses
+        from sentibert.parsing.chart import ChartParser
 
         try:
-            return build_pipeline(self.model)
+            return build_pipeline(self.model) if self.model.official else ChartParser.load(self.model.path)
         except (FileNotFoundError, EncoderNotFound) as err:
             raise ParserError(f"cannot load parser model {self.model.name}: {err}. Reinstall with "
                               "`sentibert parser download` (official) or reinstall sentibert (bundled).") from err
@@ -220,21 +182,30 @@ class Parser:
         return [trees[text] for text in texts]
 
     def _parse_uncached(self, batch: list[str], texts: list[str], source: str) -> list[BinaryTree]:
-        from stanza import Document
+        import torch
 
         from sentibert.parsing.chart import SentenceError
+        from sentibert.training.precision import autocast
 
         def where(text: str) -> str:
             return f"{source}:{texts.index(text) + 1}"
 
-        inputs = batch if self.model.official else [" ".join(ptb_tokenize(text)) for text in batch]
-        for text, words in zip(batch, inputs):
-            if not words:
+        if self.model.official:
+            return self._parse_with_stanza(batch, where)
+        words = [ptb_tokenize(text) for text in batch]
+        for text, tokens in zip(batch, words):
+            if not tokens:
                 raise ParserError(f"{where(text)}: no words in {text!r}")
         try:
-            docs = self.pipeline([Document([], text=words) for words in inputs])  # one bulk call for the batch
+            with autocast(self.precision, torch.device("cpu")):
+                return self.pipeline.parse(words)
         except SentenceError as err:  # the bundled parser refuses one sentence (too long): name its line
             raise ParserError(f"{where(batch[err.index])}: {str(err).split(': ', 1)[1]}") from None
+
+    def _parse_with_stanza(self, batch: list[str], where) -> list[BinaryTree]:
+        from stanza import Document
+
+        docs = self.pipeline([Document([], text=text) for text in batch])  # one bulk call for the batch
         trees = []
         for text, doc in zip(batch, docs):
             if len(doc.sentences) != 1:
@@ -285,8 +256,14 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def load_parser(model: str = "auto", cache_dir: Path | None = None, use_cache: bool = True) -> Parser:
-    return Parser(find_model(model), cache_dir, use_cache)
+def load_parser(model: str = "auto", cache_dir: Path | None = None, use_cache: bool = True,
+                precision: str = "32") -> Parser:
+    """precision (the bundled parser's): 32, bf16, or auto (bf16 where this CPU runs it natively)."""
+    import torch  # not at the top: cached parses need no torch
+
+    from sentibert.training.precision import resolve
+
+    return Parser(find_model(model), cache_dir, use_cache, resolve(precision, torch.device("cpu")))
 
 
 # ---- scoring -------------------------------------------------------------------------------------------
