@@ -95,6 +95,7 @@ class TrainerConfig:
     log_every_n_steps: int = 10
     precision: str = "32"  # 32 | bf16 | 16: autocast for the forward pass (training/precision.py); 16 scales the loss
     compile: bool = False  # torch.compile the model (dynamic shapes)
+    num_workers: int = 0  # DataLoader processes collating training batches (GPUs; pinned memory on CUDA); same results
     device: str = "auto"  # auto: cuda if available, else cpu
     strategy: str = "auto"  # auto: DDP when launched by torchrun with >1 process; ddp: require torchrun
     backend: str = "auto"  # DDP process group: auto = nccl on GPU, gloo on CPU
@@ -229,6 +230,7 @@ RANGES: dict[str, Range] = {
     "trainer.limit_eval_batches": OPTIONAL_COUNT,
     "trainer.stop_after_steps": OPTIONAL_COUNT,
     "trainer.log_every_n_steps": COUNT,
+    "trainer.num_workers": Range(0),
     "data.batch_size": COUNT,
     "data.eval_batch_size": COUNT,
     "data.bucket_batches": COUNT,

@@ -31,6 +31,21 @@ def test_bench_prints_overhead_and_speedup_last(tmp_path, capsys):
     assert last == f"overhead={results['overhead']:.2f} speedup_vs_pad128={results['speedup_vs_pad128']:.2f}"
 
 
+def test_flop_floor_counts_the_composition_on_top_of_the_encoder(tmp_path, capsys):
+    saved = sys.argv, torch.get_num_threads()
+    try:
+        bench.main(["encoder=tiny", "data=fixture", f"data.root={FIXTURE_ROOT}", "batches=2", "warmup=0", "threads=1",
+                    "precisions=[32]", f"hydra.run.dir={tmp_path}"])
+    finally:
+        sys.argv = saved[0]
+        torch.set_num_threads(saved[1])
+    results = json.loads((tmp_path / "bench.json").read_text())
+    assert results["flop_floor"] > 1 and results["inference_overhead"] > 0
+    summary = capsys.readouterr().out.strip().splitlines()[-2]
+    assert summary.startswith(f"flop_floor={results['flop_floor']:.2f} inference_overhead=")
+    assert f"overhead_above_floor={results['overhead'] - results['flop_floor']:.2f} (goal <= 0.05: " in summary
+
+
 def test_bench_without_the_dataset_uses_the_packaged_sample(tmp_path, capsys):
     saved = sys.argv, torch.get_num_threads()
     try:  # SST is not prepared under this data root: the sample trees shipped in the package stand in

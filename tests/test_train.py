@@ -91,6 +91,15 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(finished_run, tmp_pat
     assert all(torch.equal(expected[k], v) for k, v in final_weights(tmp_path).items())  # dropout RNG included
 
 
+def test_worker_processes_run_ahead_yet_resume_exactly(finished_run, tmp_path):
+    # Two workers prefetch batches past the crash at step 9; the checkpoint (step 8) counts only consumed ones.
+    assert train.train(config("trainer.stop_after_steps=9", "trainer.num_workers=2"), tmp_path) is None
+    resumed = train.train(config("resume=true", "trainer.num_workers=1"), tmp_path)  # another count: allowed
+    assert resumed == read_json(finished_run / "metrics.json")
+    expected = final_weights(finished_run)
+    assert all(torch.equal(expected[k], v) for k, v in final_weights(tmp_path).items())
+
+
 @pytest.mark.parametrize("change, key", [("trainer.lr=5e-2", "trainer.lr"), ("seed=7", "seed"),
                                          ("data.batch_size=16", "data.batch_size"),
                                          ("model.root_only=true", "model.root_only"),

@@ -156,8 +156,9 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     Each epoch shuffles indices, sorts them by length within chunks of `bucket_batches` batches, cuts batches,
     and shuffles the batches. Under DDP every rank builds the same list and takes every `num_replicas`-th batch
-    (trimmed so all ranks take the same number of steps). `state_dict` records the epoch and how many batches
-    were already served (batches are served lazily, so with `num_workers=0` that is how many were consumed).
+    (trimmed so all ranks take the same number of steps). `state_dict` records the epoch and `start_batch`, how many
+    of its batches were served. Iterating serves them lazily; the training loop instead hands `batches(epoch)` to a
+    DataLoader, whose workers run ahead, and advances `start_batch` itself per batch consumed.
     """
 
     def __init__(self, lengths: Sequence[int], batch_size: int, shuffle: bool = True, seed: int = 0,

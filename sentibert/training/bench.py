@@ -10,6 +10,11 @@ prepared), times
 The variants run in turn on each batch, in rotating order, after `warmup` untimed batches, so a change of machine load
 hits them alike. The optimiser step is left out: it costs the same whatever the batch.
 
+Beside the measured overhead (model step time / encoder step time, training and inference) it prints the FLOP floor:
+the model's training-step FLOPs over the encoder's on the same batches, counted by torch's FlopCounterMode (matrix
+products and attention; elementwise work is not counted). It is the least overhead the composition's arithmetic
+allows; what the measured overhead has above it is time spent elsewhere (Python, gathers, memory traffic).
+
 Prints sentences/s per variant and, last, exactly: `overhead=<model step / encoder step> speedup_vs_pad128=<ratio>`
 (training steps; see experiments/bench/README.md). Also writes bench.json to the run directory.
 """
@@ -23,6 +28,7 @@ from typing import Callable
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
+from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
 from sentibert import runs
@@ -36,6 +42,7 @@ from sentibert.training import precision
 
 log = logging.getLogger(__name__)
 SAMPLE = Path(SAMPLE_DATA_DIR) / "sst"  # when the dataset is not prepared
+FLOOR_MARGIN = 0.05  # issue 12's goal: measured training overhead <= FLOP floor + this (MiniLM, one thread)
 
 
 def bench_trees(cfg: DictConfig) -> tuple[list[BinaryTree], str]:
@@ -44,6 +51,13 @@ def bench_trees(cfg: DictConfig) -> tuple[list[BinaryTree], str]:
     except DataError as err:
         log.warning("%s\n-> benchmarking on the packaged sample trees: short sentences, not SST's numbers", err)
         return read_trees(SAMPLE / f"{cfg.split}.txt"), f"sample {cfg.split}"
+
+
+def count_flops(step: Callable[[], object]) -> int:
+    """FLOPs of one call (forward and backward), as torch counts them: matrix products and attention."""
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops()
 
 
 def seconds(step: Callable[[], object], device: torch.device) -> float:
@@ -114,6 +128,9 @@ def bench(cfg: DictConfig, run_dir: Path) -> dict:
                 totals[v]["train"] += train
                 totals[v]["inference"] += inference
 
+    timed = [on_device(dataset.collate(list(items))) for items in chosen[cfg.warmup:]]
+    flops = {v: sum(count_flops(lambda: train_step(variants[v][0], batch, "32")) for batch in timed)
+             for v in (name, "encoder")}
     sentences = sum(len(items) for items in chosen[cfg.warmup:])
     padded = sum(max(len(item.input_ids) for _, item in items) for items in chosen[cfg.warmup:]) / cfg.batches
     results = {
@@ -121,6 +138,8 @@ def bench(cfg: DictConfig, run_dir: Path) -> dict:
         "source": source, "batch_size": cfg.data.batch_size, "batches": cfg.batches, "mean_padded_length": padded,
         "sentences_per_s": {v: {k: sentences / t for k, t in times.items()} for v, times in totals.items()},
         "overhead": totals[name]["train"] / totals["encoder"]["train"],
+        "inference_overhead": totals[name]["inference"] / totals["encoder"]["inference"],
+        "flop_floor": flops[name] / flops["encoder"],  # training step FLOPs, model over bare encoder
         "speedup_vs_pad128": totals[f"{name}_pad{cfg.pad_to}"]["train"] / totals[name]["train"],
         # > 1: the variant trains faster than float32 eager
         **{f"speedup_{v[len(name) + 1:]}": totals[name]["train"] / totals[v]["train"]
@@ -141,4 +160,7 @@ def print_results(results: dict, sentences: int) -> None:
         print(f"{v:<24}{rates['train']:>10.1f}{rates['inference']:>12.1f}")
     for key in (k for k in results if k.startswith("speedup_") and k != "speedup_vs_pad128"):
         print(f"{key}={results[key]:.2f}")
+    above = results["overhead"] - results["flop_floor"]
+    print(f"flop_floor={results['flop_floor']:.2f} inference_overhead={results['inference_overhead']:.2f} "
+          f"overhead_above_floor={above:.2f} (goal <= {FLOOR_MARGIN}: {'met' if above <= FLOOR_MARGIN else 'not met'})")
     print(f"overhead={results['overhead']:.2f} speedup_vs_pad128={results['speedup_vs_pad128']:.2f}")

@@ -122,7 +122,7 @@ def _load_state(file: Path, **kwargs):
 # Keys that do not change what a run computes: its name, where it logs, how often it checkpoints, where it runs.
 RESUME_EXEMPT = ("name", "resume", "resume_allow_changes", "logger", "paths", "data.root", "data.eval_batch_size",
                  "trainer.checkpoint_every_n_steps", "trainer.log_every_n_steps", "trainer.stop_after_steps",
-                 "trainer.device", "trainer.strategy", "trainer.backend")
+                 "trainer.device", "trainer.strategy", "trainer.backend", "trainer.num_workers")
 
 
 LEGACY_MODEL_MODULE = "sentibert.model."  # where the model classes lived before sentibert.models.model

@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import sys
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
 
 import torch
@@ -31,6 +30,7 @@ import torch.distributed as dist
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
@@ -188,10 +188,10 @@ def resume(run: Run, checkpoint: Path, changes: list[dict]) -> None:
 
 
 # ---- fit, select, test ------------------------------------------------------------------------------------------
-def train_step(run: Run, indices: list[int]) -> dict:
-    """One optimisation step on the batch of these training items; -> the model's outputs (losses)."""
+def train_step(run: Run, batch: dict[str, torch.Tensor]) -> dict:
+    """One optimisation step on a collated batch of training items; -> the model's outputs (losses)."""
     trainer, model = run.cfg.trainer, run.model
-    batch = {k: v.to(run.procs.device) for k, v in run.train_set.collate([run.train_set[i] for i in indices]).items()}
+    batch = {k: v.to(run.procs.device, non_blocking=True) for k, v in batch.items()}
     if trainer.mlm_probability > 0:  # pre-training: masked LM on top of the phrase labels
         batch["input_ids"], batch["mlm_labels"] = mask_tokens(
             batch["input_ids"], batch["attention_mask"], model.tokenizer, trainer.mlm_probability, run.mlm_generator,
@@ -211,8 +211,17 @@ def fit_epoch(run: Run) -> bool:
     run.net.train()
     bar = tqdm(total=run.steps_per_epoch, initial=sampler.start_batch, desc=f"epoch {epoch + 1}/{trainer.max_epochs}",
                disable=not run.procs.main, dynamic_ncols=True)
-    for indices in islice(sampler, run.steps_per_epoch - sampler.start_batch):
-        out = train_step(run, indices)
+    # The epoch's remaining batches, in the sampler's order. Workers collate ahead of training, so the sampler's
+    # position is advanced here, per batch consumed: a checkpoint then resumes exactly where training was.
+    remaining = sampler.batches(epoch)[sampler.start_batch:run.steps_per_epoch]
+    # Its own generator: the loader draws a worker seed per epoch, which from torch's global one would shift dropout's
+    # random stream (collating draws nothing, so any seed will do).
+    loader = DataLoader(run.train_set, batch_sampler=remaining, collate_fn=run.train_set.collate,
+                        num_workers=trainer.num_workers, pin_memory=run.procs.device.type == "cuda",
+                        generator=torch.Generator())
+    for batch in loader:
+        out = train_step(run, batch)
+        sampler.start_batch += 1
         progress["step"] += 1
         bar.update()
         bar.set_postfix(loss=f"{out['loss'].item():.3f}")
