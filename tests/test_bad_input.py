@@ -42,7 +42,7 @@ class FakeParser:
     def __init__(self):
         self.calls, self.use_cache = [], None
 
-    def load(self, model="auto", cache_dir=None, use_cache=True):
+    def load(self, model="auto", cache_dir=None, use_cache=True, precision="32"):
         self.use_cache = use_cache
         return self
 
