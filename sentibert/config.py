@@ -51,7 +51,7 @@ class ModelConfig:
     num_classes: int = 5
     dropout: float = 0.1
     root_only: bool = False  # supervise the root only (every node is still predicted)
-    mlm: bool = False  # pre-training: a masked-LM head and the pre-training phrase head (needs trainer.mlm_probability > 0)
+    mlm: bool = False  # pre-training: an MLM head and the pre-training phrase head (needs trainer.mlm_probability > 0)
     max_length: Optional[int] = "${encoder.max_length}"  # saved with the model: evaluate and predict use it too
     lora_rank: int = 0  # > 0: freeze the encoder, train LoRA adapters of this rank in it (model=sentibert_lora)
 
@@ -67,12 +67,12 @@ class SentiBERTConfig(ModelConfig):
 @dataclass
 class DataConfig:
     dataset: str = MISSING  # a name in sentibert.data.datasets.DATASETS: `sst`, `sst-paper`
-    root: Optional[str] = None  # where `sentibert data prepare` wrote (paths.data_dir); None: $SENTIBERT_DATA_DIR or data
+    root: Optional[str] = None  # where `sentibert data prepare` wrote (paths.data_dir); None: $SENTIBERT_DATA_DIR, data
     # > 0: dev is this fraction of train, drawn with `dev_seed` (fixed, so all seeds of a sweep share
     # one dev set) and removed from train. 0: the dataset's own dev split.
     dev_from_train: float = 0.0
     dev_seed: int = 0
-    label_view: Optional[str] = None  # train on relabelled trees: `sst3` (sentibert.data.labels.LABEL_VIEWS); None: as is
+    label_view: Optional[str] = None  # train on relabelled trees: sst3 (sentibert.data.labels.LABEL_VIEWS); None: as is
     batch_size: int = 32  # per process; under DDP the effective batch is batch_size x world size
     eval_batch_size: int = 64
     bucket_batches: int = 50  # length-sorted buckets of this many batches (spans.BucketBatchSampler)
@@ -134,7 +134,7 @@ class TrainConfig:
     logger: Any = MISSING  # typed by the schema each conf/logger/*.yaml names
     name: str = "train"  # run name: output folder and logger run name
     seed: int = 42
-    metric: str = "phrase_acc"  # dev metric that picks the best epoch (and the sweep objective); its test value is reported
+    metric: str = "phrase_acc"  # dev metric that picks the epoch (and the sweep objective); its test value is reported
     select: Select = Select.best
     test: bool = True  # evaluate the selected model on test once, at the end (pre-training: false)
     resume: bool = False  # continue from the run directory's last checkpoint (set hydra.run.dir to it)

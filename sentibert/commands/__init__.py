@@ -40,7 +40,7 @@ def fail(command: str, err: BaseException | str) -> int:
     return 1
 
 
-# ---- Hydra commands ---------------------------------------------------------------------------------------------------
+# ---- Hydra commands -------------------------------------------------------------------------------------------
 DEBUG_ENV = "SENTIBERT_DEBUG"  # =1: errors raise with their traceback, as HYDRA_FULL_ERROR=1 does
 
 

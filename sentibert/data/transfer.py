@@ -31,7 +31,8 @@ def read_labelled(path: str | Path, text: str = "text", label: str = "label", fm
     path = Path(path)
     fmt = fmt or FORMATS.get(path.suffix.lower())
     if fmt not in ("tsv", "csv", "jsonl"):
-        raise LabelledTextError(f"{path}: unknown format {fmt or path.suffix!r}; use .tsv, .csv or .jsonl (or set format)")
+        raise LabelledTextError(f"{path}: unknown format {fmt or path.suffix!r}; use .tsv, .csv or .jsonl "
+                                "(or set format)")
     if not path.exists():
         raise LabelledTextError(f"{path}: file not found")
     try:

@@ -241,7 +241,8 @@ def markdown(runs: list[Run]) -> str:
                 for run in with_predictions]
         out += [_table(["run", *LENGTH_BIN_NAMES], rows), "![accuracy by phrase length](length.png)\n"]
 
-    out.append("## Negation, contrast, local and global difficulty\n\n3-class accuracy (`sentibert.evaluation.metrics`).\n")
+    out.append("## Negation, contrast, local and global difficulty\n\n"
+               "3-class accuracy (`sentibert.evaluation.metrics`).\n")
     for key, title, buckets in FINE_GRAINED:
         names = buckets or [None]
         rows = [[_md(run.label), *[_cell(_bucket(run.test, key, name)) for name in names]] for run in runs]

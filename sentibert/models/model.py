@@ -114,7 +114,8 @@ class TreeSentimentModel(nn.Module):
         from peft import LoraConfig, inject_adapter_in_model
 
         if mlm:
-            raise ValueError("lora_rank > 0 fine-tunes adapters; masked-LM pre-training (mlm=true) needs the full encoder")
+            raise ValueError("lora_rank > 0 fine-tunes adapters; masked-LM pre-training (mlm=true) needs the full "
+                             "encoder")
         self.backbone.requires_grad_(False)
         inject_adapter_in_model(LoraConfig(r=rank, lora_alpha=rank, lora_dropout=dropout), self.backbone)
 

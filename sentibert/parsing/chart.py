@@ -153,7 +153,8 @@ class ChartParser(nn.Module):
         for n, i in enumerate(order):
             chunk.append(i)
             following = order[n + 1] if n + 1 < len(order) else None
-            if following is None or len(chunk) == batch_size or (len(chunk) + 1) * len(items[following][1]) ** 2 > max_spans:
+            full = following is None or len(chunk) == batch_size
+            if full or (len(chunk) + 1) * len(items[following][1]) ** 2 > max_spans:
                 scores = self(**collate([items[j] for j in chunk], self.tokenizer.pad_token_id)).float().numpy()
                 for j, s in zip(chunk, scores):
                     trees[j] = cky(s, list(sentences[j]))

@@ -38,7 +38,7 @@ from sentibert.io import atomic_write_text, cache_root
 log = logging.getLogger(__name__)
 
 BUNDLED_DIR = Path(__file__).resolve().parents[1] / "resources" / "parser"
-CHART_FILES = ("config.json", "model.safetensors")  # the bundled chart parser (sentibert.parsing.chart.ChartParser.save)
+CHART_FILES = ("config.json", "model.safetensors")  # the bundled chart parser (parsing.chart.ChartParser.save)
 BATCH_SIZE = 256  # sentences per pipeline call (the cache is written after each)
 
 
@@ -174,7 +174,8 @@ class Parser:
                 raise ParserError(f"{source}:{n}: empty line; give one sentence per line")
         trees: dict[str, BinaryTree | None] = {text: self._cached(text) for text in dict.fromkeys(texts)}
         todo = [text for text, tree in trees.items() if tree is None]
-        for start in tqdm(range(0, len(todo), BATCH_SIZE), desc="parsing", unit="batch", disable=None):  # bar on a tty only
+        batches = range(0, len(todo), BATCH_SIZE)
+        for start in tqdm(batches, desc="parsing", unit="batch", disable=None):  # a bar on a tty only
             batch = todo[start:start + BATCH_SIZE]
             for text, tree in zip(batch, self._parse_uncached(batch, texts, source)):
                 trees[text] = tree
@@ -209,7 +210,8 @@ class Parser:
         trees = []
         for text, doc in zip(batch, docs):
             if len(doc.sentences) != 1:
-                raise ParserError(f"{where(text)}: the tokenizer found {len(doc.sentences)} sentences in {text!r}, not one")
+                raise ParserError(f"{where(text)}: the tokenizer found {len(doc.sentences)} sentences in {text!r}, "
+                                  "not one")
             trees.append(binarize(stanza_tree_to_nltk(doc.sentences[0].constituency)))
         return trees
 

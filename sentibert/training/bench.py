@@ -97,7 +97,8 @@ def bench(cfg: DictConfig, run_dir: Path) -> dict:
         return states.mean()
 
     name = type(model).__name__
-    variants = {name: (model_loss, None, "32"), "encoder": (encoder_loss, None, "32"),  # name: (loss, pad_to, precision)
+    # name: (loss, pad_to, precision)
+    variants = {name: (model_loss, None, "32"), "encoder": (encoder_loss, None, "32"),
                 f"{name}_pad{cfg.pad_to}": (model_loss, cfg.pad_to, "32")}
     variants.update({f"{name}_{p}": (model_loss, None, p) for p in map(precision.check, cfg.precisions) if p != "32"})
     if cfg.compile:

@@ -123,7 +123,8 @@ def load_campaign(path: str | Path) -> Campaign:
         groups[group.group] = group
     runs = [run for group in groups.values() for run in expand(group)]
     return Campaign(path, groups, runs, tuple(spec.get("overrides", ())), tuple(spec.get("paper_test", ())),
-                    spec.get("minutes_per_sst_epoch", {}), spec.get("epoch_cost", {}), spec.get("pretraining_cost", 1.0))
+                    spec.get("minutes_per_sst_epoch", {}), spec.get("epoch_cost", {}),
+                    spec.get("pretraining_cost", 1.0))
 
 
 def expand(group: Group) -> list[Run]:
@@ -223,7 +224,8 @@ def commands(campaign: Campaign, run: Run, overrides: list[str], run_dir: Path) 
     train = [sys.executable, "-m", "sentibert.commands.train", *overrides, f"hydra.run.dir={run_dir}", "resume=true"]
     if not campaign.paper_test or not all(o in run.group.overrides for o in campaign.paper_test):
         return [train]
-    paper = [sys.executable, "-m", "sentibert.commands.evaluate", f"checkpoint={run_dir / run_files.BEST_MODEL}", "data=sst_paper",
+    paper = [sys.executable, "-m", "sentibert.commands.evaluate", f"checkpoint={run_dir / run_files.BEST_MODEL}",
+             "data=sst_paper",
              "split=test", f"hydra.run.dir={run_dir / 'paper_test'}"]
     return [train, paper]
 
@@ -248,7 +250,8 @@ def run_campaign(campaign: Campaign, runs_dir: Path, results: Path, jobs: int = 
     while True:
         busy = {job.run.name for job in active}
         # Runs a stopped runner left training hold cores too; the next pass resumes and collects them once they end.
-        elsewhere = {run.name for run in campaign.runs if run.name not in busy and running_elsewhere(runs_dir / run.name)}
+        elsewhere = {run.name for run in campaign.runs
+                     if run.name not in busy and running_elsewhere(runs_dir / run.name)}
         for run in campaign.runs:
             if len(active) + len(elsewhere) >= jobs:
                 break
