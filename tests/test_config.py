@@ -10,7 +10,7 @@ from hydra.utils import get_class
 from omegaconf import OmegaConf
 
 from sentibert.commands.train import main
-from sentibert.config import CONF_DIR, SAMPLE_DATA_DIR, ModelConfig, SentiBERTConfig
+from sentibert.config import CONF_DIR, SAMPLE_DATA_DIR, ConfigError, ModelConfig, SentiBERTConfig, validate
 from sentibert.data.datasets import dataset_info
 from sentibert.evaluation.metrics import HEADLINE_METRICS
 from sentibert.models.model import SentiBERT, TreeSentimentModel
@@ -115,6 +115,13 @@ def test_typos_are_rejected_naming_the_key(typo, key):
     with pytest.raises(ConfigCompositionException) as err:
         compose_train(typo)
     assert key in str(err.value) and key in str(err.value.__cause__)
+
+
+def test_num_workers_default_to_the_main_process_and_are_never_negative():
+    assert compose_train().trainer.num_workers == 0
+    validate(compose_train("trainer.num_workers=4"))
+    with pytest.raises(ConfigError, match=r"^trainer.num_workers=-1 is out of range: use a value >= 0$"):
+        validate(compose_train("trainer.num_workers=-1"))
 
 
 def test_wrong_types_are_rejected():

@@ -20,6 +20,8 @@ from sentibert.evaluation.report import load_run
 from sentibert.models.encoder import build_tiny
 from sentibert.models.model import SentiBERT, TreeSentimentModel
 from sentibert.training import loop as train
+from sentibert.training.checkpoints import check_resume
+from sentibert.training.processes import setup_processes
 
 FIXTURE_ROOT = Path(SAMPLE_DATA_DIR)  # the sample treebank shipped in the package (data=fixture)
 # 48 train trees in batches of 8: 6 steps per epoch, 12 in all; a learning rate the tiny model notices.
@@ -91,13 +93,40 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(finished_run, tmp_pat
     assert all(torch.equal(expected[k], v) for k, v in final_weights(tmp_path).items())  # dropout RNG included
 
 
-def test_worker_processes_run_ahead_yet_resume_exactly(finished_run, tmp_path):
-    # Two workers prefetch batches past the crash at step 9; the checkpoint (step 8) counts only consumed ones.
+@pytest.fixture
+def trained_batches(monkeypatch) -> list[list[int]]:
+    """The tree indices of every batch a training step is given, in order, appended to as training runs."""
+    seen, step = [], train.train_step
+
+    def recording(run, batch):
+        seen.append(batch["index"].tolist())
+        return step(run, batch)
+
+    monkeypatch.setattr(train, "train_step", recording)
+    return seen
+
+
+def test_worker_processes_run_ahead_yet_resume_exactly(finished_run, tmp_path, trained_batches):
+    # When step 8 is checkpointed, two workers (two batches each in flight) have been handed the rest of epoch 2; the
+    # checkpoint counts only the batches consumed, so the resumed run redoes step 9 on the batch it was killed on.
+    cfg = config("trainer.num_workers=2")
+    run = train.setup(cfg, tmp_path / "order", setup_processes(cfg.trainer))  # the epochs' batches, in order
+    uninterrupted = [b for epoch in (0, 1) for b in run.sampler.batches(epoch)[:run.steps_per_epoch]]
     assert train.train(config("trainer.stop_after_steps=9", "trainer.num_workers=2"), tmp_path) is None
-    resumed = train.train(config("resume=true", "trainer.num_workers=1"), tmp_path)  # another count: allowed
-    assert resumed == read_json(finished_run / "metrics.json")
+    assert (tmp_path / "checkpoints" / "latest").read_text() == "epoch1-step8"
+    assert trained_batches == uninterrupted[:9]
+    del trained_batches[8:]  # step 9 was never checkpointed: the resumed run redoes it
+    resumed = train.train(config("resume=true", "trainer.num_workers=2"), tmp_path)
+    assert trained_batches == uninterrupted
+    assert resumed == read_json(finished_run / "metrics.json")  # the uninterrupted run had no workers
     expected = final_weights(finished_run)
     assert all(torch.equal(expected[k], v) for k, v in final_weights(tmp_path).items())
+
+
+def test_resuming_with_another_worker_count_is_allowed(finished_run):
+    # Workers change where batches are collated, not which or in what order: not part of the resume fingerprint.
+    latest = finished_run / "checkpoints" / (finished_run / "checkpoints" / "latest").read_text()
+    assert check_resume(config("resume=true", "trainer.num_workers=4"), latest) == []
 
 
 @pytest.mark.parametrize("change, key", [("trainer.lr=5e-2", "trainer.lr"), ("seed=7", "seed"),

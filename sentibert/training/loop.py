@@ -15,8 +15,9 @@ epoch, best epoch, test), test_predictions.jsonl (for `sentibert report`), best_
 files.
 
 Multi-GPU: `torchrun --nproc_per_node N -m sentibert.commands.train ...` (DDP: nccl on GPUs, gloo on CPUs); rank 0 evaluates
-and writes. Data loading is in-process on purpose: trees are encoded once and collating is cheap, and a sampler
-consumed only by the training loop makes its position (hence resuming) exact.
+and writes. Training batches come from a DataLoader over the bucket sampler's batches for the epoch
+(`trainer.num_workers` processes collate them, into pinned memory on CUDA). Workers run ahead of training, so the
+loop, not the loader, advances the sampler's position per batch consumed: a checkpoint resumes exactly there.
 """
 from __future__ import annotations
 
