@@ -40,10 +40,15 @@ def test_flop_floor_counts_the_composition_on_top_of_the_encoder(tmp_path, capsy
         sys.argv = saved[0]
         torch.set_num_threads(saved[1])
     results = json.loads((tmp_path / "bench.json").read_text())
-    assert results["flop_floor"] > 1 and results["inference_overhead"] > 0
+    flops = results["train_flops"]
+    assert 0 < flops["encoder"] < flops["SentiBERT"]
+    assert results["flop_floor"] == pytest.approx(flops["SentiBERT"] / flops["encoder"]) and results["flop_floor"] > 1
+    assert results["overhead_above_floor"] == pytest.approx(results["overhead"] - results["flop_floor"])
+    assert results["inference_overhead"] > 0
     summary = capsys.readouterr().out.strip().splitlines()[-2]
-    assert summary.startswith(f"flop_floor={results['flop_floor']:.2f} inference_overhead=")
-    assert f"overhead_above_floor={results['overhead'] - results['flop_floor']:.2f} (goal <= 0.05: " in summary
+    assert summary.startswith(f"flop_floor={results['flop_floor']:.2f} "
+                              f"inference_overhead={results['inference_overhead']:.2f} "
+                              f"overhead_above_floor={results['overhead_above_floor']:.2f} (goal <= 0.05: ")
 
 
 def test_bench_without_the_dataset_uses_the_packaged_sample(tmp_path, capsys):
