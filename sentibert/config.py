@@ -97,7 +97,7 @@ class TrainerConfig:
     compile: bool = False  # torch.compile the model (dynamic shapes)
     # DataLoader processes collating training batches ahead of the step (0: in the main process). They help on GPU
     # machines, where the encoder is fast enough for collating to stall it; on a 2-core CPU they cost start-up every
-    # epoch and cores the model needs, to save collating's 1.4 s per 5-minute SST epoch. Memory is pinned on CUDA.
+    # epoch and cores the model needs, to save collating, a small share of an epoch. Memory is pinned on CUDA.
     # Any count trains on the same batches in the same order, so a run may resume with another.
     num_workers: int = 0
     device: str = "auto"  # auto: cuda if available, else cpu

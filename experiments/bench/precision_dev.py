@@ -37,7 +37,7 @@ def main() -> None:
     model = load_model(None)  # the bundled model, LoRA merged, as predict loads it
     with warnings.catch_warnings():  # torch.ao's deprecation notice: this is a measurement, not an option
         warnings.simplefilter("ignore")
-        int8 = torch.ao.quantization.quantize_dynamic(load_model(None), {nn.Linear}, dtype=torch.qint8)
+        int8 = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)  # a copy
     variants = {"32": (model, nullcontext()), "bf16": (model, torch.autocast("cpu", dtype=torch.bfloat16)),
                 "int8": (int8, nullcontext())}
     results, labels = {}, {}

@@ -59,7 +59,8 @@ def describe(label: str, timing: dict[str, float], n: int) -> str:
     """Sentences/s over the wall time and, as a running `sentibert serve` would pay, over parse + model + render."""
     breakdown = " ".join(f"{name}={timing[name]:.2f}" for name in PHASES)
     loaded = n / (timing["parse"] + timing["model"] + timing["render"])
-    return f"{label:<6} {n / timing['wall']:6.1f} sentences/s ({loaded:.1f} once loaded)  wall={timing['wall']:.2f} s  {breakdown}"
+    return (f"{label:<6} {n / timing['wall']:6.1f} sentences/s ({loaded:.1f} once loaded)  "
+            f"wall={timing['wall']:.2f} s  {breakdown}")
 
 
 def main() -> None:
@@ -69,7 +70,8 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=1000, help="sentences")
     ap.add_argument("--runs", type=int, default=3, help="cold runs (then one warm run)")
     ap.add_argument("--precision", default="auto", choices=("auto", "32", "bf16"))
-    ap.add_argument("--out", type=Path, help="JSON results (default: experiments/bench/results/predict-<precision>.json)")
+    ap.add_argument("--out", type=Path,
+                    help="JSON results (default: experiments/bench/results/predict-<precision>.json)")
     args = ap.parse_args()
 
     sentences = raw_sentences(args.trees, args.n)
@@ -86,7 +88,8 @@ def main() -> None:
         warm = run_predict(text_file, cache, args.precision)
     print(describe("warm", warm, n))
     median = {key: statistics.median(t[key] for t in cold) for key in cold[0]}
-    print(describe("median", median, n) + f"  (cold; goal >= {GOAL}: {'met' if n / median['wall'] >= GOAL else 'not met'})")
+    verdict = "met" if n / median["wall"] >= GOAL else "not met"
+    print(describe("median", median, n) + f"  (cold; goal >= {GOAL}: {verdict})")
 
     out = args.out or HERE / "results" / f"predict-{args.precision}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

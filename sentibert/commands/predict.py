@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         with timed(timings, "load"):  # the parser's model loads when first needed: in "parse", and not if all cached
             model = load_model(args.checkpoint).to(device)
             parser = load_parser(args.parser, use_cache=not args.no_cache, precision=args.precision)
-        predictions = predict(texts, model, parser, args.batch_size, source, SHOWS_ATTENTION[fmt], args.precision,
+        predictions = predict(texts, model, parser, args.batch_size, source, fmt in SHOWS_ATTENTION, args.precision,
                               timings)
         with timed(timings, "render"):
             if fmt == "png":

@@ -37,7 +37,7 @@ from sentibert.training.precision import autocast, resolve
 
 TEXT_RENDERERS = {"text": render.to_text, "json": render.to_json_text, "html": render.to_html}
 FORMATS = (*TEXT_RENDERERS, "png")
-SHOWS_ATTENTION = {"text": False, "json": True, "html": True, "png": True}  # text shows labels and probabilities only
+SHOWS_ATTENTION = frozenset({"json", "html", "png"})  # formats that draw attention; text shows labels only
 PRECISION = "auto"  # inference's default: bf16 where native (`sentibert.training.precision.resolve`), else float32
 BATCH_SIZE = 32  # trees per forward pass, grouped by length; on a 2-core CPU 16 to 64 run alike, 128 slower
 SUFFIX_FORMATS = {".txt": "text", ".json": "json", ".html": "html", ".htm": "html", ".png": "png"}
