@@ -211,3 +211,32 @@ def test_report_reads_gzipped_predictions_and_results_link_the_plots(campaign, t
     assert drawn == [campaign / "results" / "plots"]
     md = (campaign / "RESULTS.md").read_text()
     assert "- tiny, SST-phrase, main rows: [report](results/plots/tiny-sst_phrase/report.md)" in md
+
+
+def write_gz_predictions(folder: Path, trees, predictions) -> None:
+    plain = write_predictions(folder / "plain.jsonl", trees, predictions)
+    with gzip.GzipFile(folder / "test_predictions.jsonl.gz", "wb", mtime=0) as f:
+        f.write(plain.read_bytes())
+    plain.unlink()
+
+
+def test_paired_comparison_with_the_reference_row(campaign, monkeypatch, capsys):
+    monkeypatch.setattr("sentibert.evaluation.results.draw_plots", lambda tables, plots_dir: [])
+    results = campaign / "results"
+    trees = read_trees(FIXTURES / "report_trees.txt")
+    gold = [list(tree.labels) for tree in trees]
+    wrong_root = [[(labels[0] + 1) % 5, *labels[1:]] for labels in gold]
+    write_gz_predictions(results / "sb-lr5e-05-s1", trees, gold)  # sb: every node right, both seeds
+    write_gz_predictions(results / "sb-s2", trees, gold)
+    write_run(results, "mp-lr5e-05-s1", "mp", 1, 5e-5, 0.50, sst5_test(0.6, 0.5, 0.3))  # mp's grid picks 2e-05
+    write_gz_predictions(results / "mp-lr2e-05-s1", trees, wrong_root)  # mp: every root wrong
+    run_results(str(results))
+    md = (campaign / "RESULTS.md").read_text()
+    nodes = sum(len(tree) for tree in trees)
+    phrase = f"{-100 * len(trees) / nodes:+.2f}"
+    assert f"| mean_pool | tiny |  | 1 | sentibert (pre-trained), 2 | {phrase}* [" in md
+    assert "| -100.00* [-100.00, -100.00] |" in md  # every root: right in sb, wrong in mp, whatever the resample
+
+    write_gz_predictions(results / "sb-s2", trees[1:], gold[1:])  # a seed tested on other sentences
+    assert cli.main(["results", str(results)]) == 1
+    assert "sb-s2: seed 2 of 2 was tested on other sentences than seed 1" in capsys.readouterr().err

@@ -3,7 +3,7 @@
 Reads, and never changes:
   RESULTS_DIR/<run>/metrics.json        train's metrics plus the `campaign` block (sentibert.training.campaign.collect)
   RESULTS_DIR/<run>/paper_test_metrics.json   the same model on the paper's 2184-sentence test subset (SST-phrase)
-  RESULTS_DIR/<run>/test_predictions.jsonl.gz (for the plots)
+  RESULTS_DIR/<run>/test_predictions.jsonl.gz (for the paired comparisons and the plots)
   RESULTS_DIR/../campaign.yaml          which runs make which row (--campaign)
   RESULTS_DIR/../paper.yaml             the paper's numbers (--paper)
 Writes RESULTS_DIR/../RESULTS.md (--out), RESULTS_DIR/summary.csv (--csv) and, with `sentibert.evaluation.report`, the plots
@@ -30,8 +30,10 @@ import yaml
 
 from sentibert.evaluation.metrics import ANALYSES as METRIC_ANALYSES
 from sentibert.evaluation.metrics import METRIC_LABELS
+from sentibert.evaluation.significance import CONFIDENCE, SAMPLES, SEED, Difference, SentenceScores, \
+    paired_bootstrap, sentence_scores
 from sentibert.io import atomic_write_text
-from sentibert.runs import METRICS_FILE, PREDICTIONS_FILE
+from sentibert.runs import METRICS_FILE, PREDICTIONS_FILE, read_predictions
 from sentibert.training.campaign import Campaign, CampaignError, Group, Run, first_run, load_campaign, picked_lr
 
 PAPER_PREFIX = "paper_subset/"  # a metric on the paper's test subset (paper_test_metrics.json)
@@ -180,6 +182,13 @@ class Row:
 
 
 @dataclass
+class Comparison:
+    row: Row
+    reference: Row
+    differences: dict[str, Difference]  # metric -> row minus reference, paired over the test sentences
+
+
+@dataclass
 class Tables:
     campaign: Campaign
     results: Path
@@ -187,6 +196,7 @@ class Tables:
     grids: list[tuple[Group, list[tuple[float, RunResult | None]], float | None]]
     orphans: list[str]  # result folders that no run of the campaign names
     paper: dict[tuple[str, str, str, str], float]  # paper.yaml
+    comparisons: list[Comparison]
 
 
 def _lr(lr: float) -> str:
@@ -244,7 +254,44 @@ def build(campaign: Campaign, results: Path, paper: dict[tuple[str, str, str, st
     known = {run.name for run in campaign.runs}
     orphans = sorted(p.name for p in results.iterdir() if (p / METRICS_FILE).is_file() and p.name not in known
                      and not p.name.startswith(".")) if results.is_dir() else []  # .RUN.tmp: being collected
-    return Tables(campaign, results, rows, grids, orphans, paper)
+    return Tables(campaign, results, rows, grids, orphans, paper, compare(rows))
+
+
+def _reference(row: Row, rows: list[Row]) -> Row | None:
+    """Whom an SST-phrase row is compared with: an ablation (or LoRA) with SentiBERT without pre-training, the
+    same initialisation; any other row with pre-trained SentiBERT on its encoder."""
+    g = row.group
+    same = [r for r in rows if r is not row and (r.group.task, r.group.encoder) == (g.task, g.encoder)]
+    references = _ablation_references(rows)
+    if _ablation(row) and g.group not in references:
+        return next((r for r in same if r.group.group in references), None)
+    return next((r for r in same if r.group.model == "sentibert" and r.group.init_from), None)
+
+
+def compare(rows: list[Row]) -> list[Comparison]:
+    """Each SST-phrase row whose runs (and its reference's) have test predictions, against its reference."""
+    scores: dict[str, SentenceScores] = {}
+
+    def scored(row: Row) -> SentenceScores:
+        if row.group.group not in scores:
+            try:
+                scores[row.group.group] = sentence_scores([read_predictions(run.predictions()) for run in row.runs])
+            except ValueError as err:
+                raise ResultsError(f"{', '.join(str(run.path) for run in row.runs)}: {err}") from None
+        return scores[row.group.group]
+
+    def predicted(row: Row | None) -> bool:
+        return row is not None and bool(row.runs) and all(run.predictions() for run in row.runs)
+
+    out = []
+    for row in rows:
+        reference = _reference(row, rows) if row.group.task == "sst_phrase" and not row.stage else None
+        if predicted(row) and predicted(reference):
+            try:
+                out.append(Comparison(row, reference, paired_bootstrap(scored(row), scored(reference))))
+            except ValueError as err:
+                raise ResultsError(f"{row.group.group} against {reference.group.group}: {err}") from None
+    return out
 
 
 def paper_value(row: Row, metric: str) -> float | None:
@@ -371,7 +418,7 @@ def markdown(tables: Tables, out: Path, csv_path: Path, paper_file: Path, comman
     """RESULTS.md: its sections in order (each built by a function below)."""
     rows = [row for row in tables.rows if not row.stage]
     return "\n".join([*_intro(tables, out, csv_path, paper_file, command), *_main_table(rows), *_grids(tables),
-                      *_ablations(rows), *_transfer(rows, tables.paper), *_analyses(tables, rows),
+                      *_ablations(rows), *_comparisons(tables), *_transfer(rows, tables.paper), *_analyses(tables, rows),
                       *_plots(tables, plots_dir, out.parent), *_pretraining(tables), *_runs(tables)])
 
 
@@ -445,6 +492,34 @@ def _ablations(rows: list[Row]) -> list[str]:
     if not ablations:
         sections.append("None in the campaign.\n")
     return sections
+
+
+def _points(x: float) -> str:
+    return f"{100 * x:+.2f}"
+
+
+def _comparisons(tables: Tables) -> list[str]:
+    """Row minus reference per metric, with the bootstrap interval."""
+    if not tables.comparisons:
+        return []
+    first = tables.comparisons[0]
+    lines = []
+    for c in tables.comparisons:
+        g = c.row.group
+        cells = [f"{_points(d.delta)}{'*' if d.excludes_zero else ''} [{_points(d.low)}, {_points(d.high)}]"
+                 for d in c.differences.values()]
+        lines.append([g.model, g.encoder, g.variant, str(len(c.row.runs)),
+                      f"{_row_name(c.reference)}, {len(c.reference.runs)}", *cells])
+    header = ["model", "encoder", "variant", "seeds", "compared with, seeds",
+              *(f"Δ {LABELS[m]} [{CONFIDENCE:.0%} interval]" for m in first.differences)]
+    return ["## Paired comparisons (SST-phrase)\n",
+            "Each row minus the model it is compared with, in accuracy points on the standard test split: the "
+            "ablations and LoRA against SentiBERT without pre-training (the same initialisation), the other rows "
+            "against pre-trained SentiBERT on the same encoder. Per test sentence, each model's correct nodes are "
+            "averaged over its seeds; the interval is a paired bootstrap over the test sentences "
+            f"(`sentibert.evaluation.significance`: {SAMPLES:,} resamples, seed {SEED}), and * marks a difference "
+            "whose interval excludes 0. It holds the test sample's luck only: the spread over seeds is the sd in "
+            "the tables above.\n", _table(header, lines)]
 
 
 def _transfer(rows: list[Row], paper: dict[tuple[str, str, str, str], float]) -> list[str]:
