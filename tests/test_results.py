@@ -3,6 +3,7 @@ import csv
 import gzip
 import io
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -240,3 +241,16 @@ def test_paired_comparison_with_the_reference_row(campaign, monkeypatch, capsys)
     write_gz_predictions(results / "sb-s2", trees[1:], gold[1:])  # a seed tested on other sentences
     assert cli.main(["results", str(results)]) == 1
     assert "sb-s2: seed 2 of 2 was tested on other sentences than seed 1" in capsys.readouterr().err
+
+
+def test_the_committed_tables_are_regenerated_byte_for_byte(tmp_path):
+    """experiments/RESULTS.md and summary.csv are what `sentibert results` makes of the committed run results (a
+    result committed without regenerating the tables fails here)."""
+    experiments = Path(__file__).resolve().parents[1] / "experiments"
+    copy = tmp_path / "experiments"
+    shutil.copytree(experiments / "results", copy / "results", ignore=shutil.ignore_patterns("plots"))
+    for name in ("campaign.yaml", "paper.yaml"):
+        shutil.copy(experiments / name, copy / name)
+    run_results(str(copy / "results"), "--no-plots")
+    assert (copy / "RESULTS.md").read_bytes() == (experiments / "RESULTS.md").read_bytes()
+    assert (copy / "results" / "summary.csv").read_bytes() == (experiments / "results" / "summary.csv").read_bytes()
