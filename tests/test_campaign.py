@@ -2,6 +2,8 @@
 Training is replaced by a stand-in command that writes what `sentibert train` writes; the real thing is covered by
 tests/test_train.py and tests/test_protocol.py (and `slow` below)."""
 import json
+import logging
+import shutil
 import sys
 from pathlib import Path
 
@@ -21,6 +23,7 @@ if "fail" in args["name"]:
 lr, seed = float(args["trainer.lr"]), int(args["seed"])
 dev = {1e-3: 0.5, 5e-4: 0.7, 1e-4: 0.7}[lr] + seed / 100
 (run_dir / "metrics.json").write_text(json.dumps({"name": args["name"], "metric": "phrase_acc", "best_dev": dev,
+    "dev": [{"epoch": 1, "phrase_acc": dev}],
     "test": {"phrase_acc": dev - 0.1}, "init_from": args.get("init_from")}))
 (run_dir / "config.yaml").write_text("\n".join(sys.argv[1:]))
 (run_dir / "test_predictions.jsonl").write_text('{"tree": "(2 a)"}\n')
@@ -115,3 +118,34 @@ def test_a_run_left_by_a_stopped_runner_holds_its_slot_and_is_collected_after(tm
                         lambda run_dir: run_dir.name in left and next(polls) < 2)
     assert run_campaign(campaign, runs, results, jobs=1, poll=0.05) == 0
     assert (results / "pre-s1" / "metrics.json").is_file() and (results / "abl-s1" / "metrics.json").is_file()
+
+
+def test_a_lost_checkpoint_is_rebuilt_before_the_runs_that_start_from_it(tmp_path, fake_training, caplog):
+    caplog.set_level(logging.INFO, logger=campaign_module.__name__)
+    path = write_campaign(tmp_path)
+    campaign, results, runs = load_campaign(path), path.parent / "results", tmp_path / "runs"
+    assert run_campaign(campaign, runs, results, jobs=1, poll=0.05) == 0
+    committed = (results / "pre-s1" / "metrics.json").read_bytes()
+    assert json.loads((results / "sb-s2" / "metrics.json").read_text())["campaign"]["init_from"] == {
+        "run": "pre-s1", "best_dev": 0.71}
+
+    # A fresh machine: no run dirs; sb-s2 is still to do, so pre-s1's checkpoint is trained again (not collected).
+    shutil.rmtree(runs)
+    shutil.rmtree(results / "sb-s2")
+    assert "pre-s1" in dry_run(campaign, results, runs, jobs=1).split("rebuilds")[0]
+    assert "1 left (and 1 lost checkpoints to rebuild)" in dry_run(campaign, results, runs, jobs=1)
+    assert run_campaign(campaign, runs, results, jobs=1, poll=0.05) == 0
+    assert (results / "pre-s1" / "metrics.json").read_bytes() == committed
+    assert (runs / "pre-s1" / "campaign.done").is_file() and (results / "sb-s2" / "metrics.json").is_file()
+    assert not (runs / "abl-s1").exists()  # finished runs stay finished
+    assert "rebuilt pre-s1: its dev scores equal the committed results" in caplog.text
+
+    # Committed results that the rebuild does not reproduce: said, and the dependent records what it started from.
+    shutil.rmtree(runs)
+    shutil.rmtree(results / "sb-s2")
+    metrics = json.loads(committed)
+    (results / "pre-s1" / "metrics.json").write_text(json.dumps({**metrics, "dev": [], "best_dev": 0.5}))
+    assert run_campaign(campaign, runs, results, jobs=1, poll=0.05) == 0
+    assert "rebuilt pre-s1: its dev scores differ from the committed results (best_dev 0.71, committed 0.5)" \
+        in caplog.text
+    assert json.loads((results / "sb-s2" / "metrics.json").read_text())["campaign"]["init_from"]["best_dev"] == 0.71

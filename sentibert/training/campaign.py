@@ -6,7 +6,9 @@ encoder, variant) and expands into runs, each a named set of `sentibert train` o
   then run at it, and the picked grid run counts as the first seed. Ties go to the lr listed first.
 - `lr_from: GROUP`: the lr that GROUP's grid picked. `lr`: a fixed one.
 - `init_from: GROUP`: GROUP's first run's best_model/ (e.g. the pre-training checkpoint).
-A run waits until what it depends on has results. Ready runs start in file order, `--jobs` at a time, each with
+A run waits until what it depends on has results. Checkpoints are not results: on a fresh machine (an empty runs
+dir) a source that others still need is trained again, same overrides, into the runs dir only; its dev scores are
+compared with its committed results (logged), and each dependent's results name the source and its best_dev. Ready runs start in file order, `--jobs` at a time, each with
 `--threads` torch threads. Each run trains in `<runs-dir>/<run>/` with `resume=true`, so an interrupted run continues
 from its last checkpoint when the command is repeated; a run whose results exist is skipped.
 
@@ -36,6 +38,8 @@ from sentibert.io import atomic_write_json
 
 log = logging.getLogger(__name__)
 RESULTS_FILES = (run_files.METRICS_FILE, run_files.CONFIG_FILE)  # copied as they are; predictions are gzipped
+LOG_FILE, PID_FILE = "campaign.log", "campaign.pid"
+DONE_FILE = "campaign.done"  # in a run dir: training ended there, so its best_model/ is final
 GROUP_KEYS = {"group", "task", "model", "encoder", "variant", "overrides", "seeds", "lr", "lr_grid", "lr_from",
               "init_from"}
 FILE_KEYS = {"overrides", "paper_test", "minutes_per_sst_epoch", "epoch_cost", "pretraining_cost", "groups"}
@@ -175,10 +179,38 @@ def resolve(campaign: Campaign, run: Run, results: Path, runs_dir: Path) -> list
                  f"name={run.name}"]
     if run.group.init_from:
         source = first_run(campaign, run.group.init_from, results)
-        if source is None or read_results(results, source.name) is None:
+        if source is None or read_results(results, source.name) is None or not checkpoint_here(runs_dir, source):
             return None
         overrides.append(f"init_from={(runs_dir / source.name / run_files.BEST_MODEL).resolve()}")
     return overrides
+
+
+def checkpoint_here(runs_dir: Path, run: Run) -> bool:
+    return (runs_dir / run.name / DONE_FILE).is_file()
+
+
+def lost_checkpoints(campaign: Campaign, results: Path, runs_dir: Path, only: str = "*") -> list[Run]:
+    """Sources with results but no finished run dir here, that a run still to do (matching `only`) starts from."""
+    lost = []
+    for run in campaign.runs:
+        if (not run.group.init_from or not fnmatch.fnmatch(run.name, only)
+                or read_results(results, run.name) is not None):
+            continue
+        source = first_run(campaign, run.group.init_from, results)
+        if (source is not None and source not in lost and read_results(results, source.name) is not None
+                and not checkpoint_here(runs_dir, source)):
+            lost.append(source)
+    return lost
+
+
+def compare_rebuilt(results: Path, run: Run, run_dir: Path) -> str:
+    """How a rebuilt source's dev scores compare with its committed results (floating-point equality)."""
+    committed = read_results(results, run.name)
+    rebuilt = json.loads((run_dir / run_files.METRICS_FILE).read_text(encoding="utf-8"))
+    if rebuilt["dev"] == committed["dev"]:
+        return f"rebuilt {run.name}: its dev scores equal the committed results (best_dev {rebuilt['best_dev']})"
+    return (f"rebuilt {run.name}: its dev scores differ from the committed results (best_dev {rebuilt['best_dev']}, "
+            f"committed {committed['best_dev']}); its dependents record the rebuilt one")
 
 
 # ---- running ------------------------------------------------------------------------------------------------
@@ -206,6 +238,10 @@ def collect(campaign: Campaign, run: Run, run_dir: Path, results: Path, lr: floa
     metrics["campaign"] = {"run": run.name, "group": group.group, "task": group.task, "model": group.model,
                            "encoder": group.encoder, "variant": group.variant, "seed": run.seed, "lr": lr,
                            "grid": run.grid, "seconds": round(seconds), **code_commit()}
+    if group.init_from:  # the checkpoint it started from, which may have been rebuilt (lost_checkpoints)
+        source = first_run(campaign, group.init_from, results)
+        started_from = json.loads((run_dir.parent / source.name / run_files.METRICS_FILE).read_text(encoding="utf-8"))
+        metrics["campaign"]["init_from"] = {"run": source.name, "best_dev": started_from["best_dev"]}
     atomic_write_json(tmp / run_files.METRICS_FILE, metrics)
     shutil.copy(run_dir / run_files.CONFIG_FILE, tmp / run_files.CONFIG_FILE)
     for source, target in ((run_files.PREDICTIONS_FILE, f"{run_files.PREDICTIONS_FILE}.gz"),
@@ -237,6 +273,7 @@ class Job:
     run_dir: Path
     lr: float
     started: float
+    rebuild: bool = False  # retraining a source whose checkpoint is lost: nothing is collected
     process: subprocess.Popen | None = None
 
 
@@ -252,11 +289,13 @@ def run_campaign(campaign: Campaign, runs_dir: Path, results: Path, jobs: int = 
         # Runs a stopped runner left training hold cores too; the next pass resumes and collects them once they end.
         elsewhere = {run.name for run in campaign.runs
                      if run.name not in busy and running_elsewhere(runs_dir / run.name)}
+        lost = {run.name for run in lost_checkpoints(campaign, results, runs_dir, only)}
         for run in campaign.runs:
             if len(active) + len(elsewhere) >= jobs:
                 break
-            if (run.name in busy or run.name in elsewhere or run.name in failed or not fnmatch.fnmatch(run.name, only)
-                    or read_results(results, run.name) is not None):
+            rebuild = run.name in lost
+            if (run.name in busy or run.name in elsewhere or run.name in failed
+                    or not rebuild and (not fnmatch.fnmatch(run.name, only) or read_results(results, run.name))):
                 continue
             overrides = resolve(campaign, run, results, runs_dir)
             if overrides is None:
@@ -264,10 +303,12 @@ def run_campaign(campaign: Campaign, runs_dir: Path, results: Path, jobs: int = 
             run_dir = runs_dir / run.name
             run_dir.mkdir(parents=True, exist_ok=True)
             lr = float(next(o for o in overrides if o.startswith("trainer.lr=")).split("=", 1)[1])
-            job = Job(run, commands(campaign, run, overrides, run_dir), run_dir, lr, time.time())
+            steps = commands(campaign, run, overrides, run_dir)
+            job = Job(run, steps[:1] if rebuild else steps, run_dir, lr, time.time(), rebuild)
             _start_next(job, env)
             active.append(job)
-            log.info("started %s (lr %s, seed %d): %s", run.name, lr, run.seed, run_dir / "campaign.log")
+            log.info("%s %s (lr %s, seed %d): %s", "rebuilding the lost checkpoint of" if rebuild else "started",
+                     run.name, lr, run.seed, run_dir / LOG_FILE)
         if not active and not elsewhere:
             return len(failed)
         time.sleep(poll)
@@ -278,28 +319,32 @@ def run_campaign(campaign: Campaign, runs_dir: Path, results: Path, jobs: int = 
             if code != 0:
                 failed.add(job.run.name)
                 active.remove(job)
-                log.error("%s failed (exit %d): see %s", job.run.name, code, job.run_dir / "campaign.log")
+                log.error("%s failed (exit %d): see %s", job.run.name, code, job.run_dir / LOG_FILE)
             elif job.steps:
                 _start_next(job, env)
             else:
                 active.remove(job)
-                final = collect(campaign, job.run, job.run_dir, results, job.lr, time.time() - job.started)
-                log.info("%s done: %s", job.run.name, final)
+                (job.run_dir / DONE_FILE).touch()
+                if job.rebuild:
+                    log.info(compare_rebuilt(results, job.run, job.run_dir))
+                else:
+                    final = collect(campaign, job.run, job.run_dir, results, job.lr, time.time() - job.started)
+                    log.info("%s done: %s", job.run.name, final)
 
 
 def _start_next(job: Job, env: dict) -> None:
     step = job.steps.pop(0)
-    with (job.run_dir / "campaign.log").open("a") as out:
+    with (job.run_dir / LOG_FILE).open("a") as out:
         out.write(f"$ {' '.join(step)}\n")
         out.flush()
         job.process = subprocess.Popen(step, stdout=out, stderr=subprocess.STDOUT, env=env)
-    (job.run_dir / "campaign.pid").write_text(str(job.process.pid))
+    (job.run_dir / PID_FILE).write_text(str(job.process.pid))
 
 
 def running_elsewhere(run_dir: Path) -> bool:
     """A process started by an earlier runner (one that was stopped) may still be training in `run_dir`."""
     try:
-        pid = int((run_dir / "campaign.pid").read_text())
+        pid = int((run_dir / PID_FILE).read_text())
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (OSError, ValueError):
         return False
@@ -324,20 +369,20 @@ def estimate_minutes(campaign: Campaign, run: Run) -> float | None:
 
 def dry_run(campaign: Campaign, results: Path, runs_dir: Path, jobs: int, only: str = "*") -> str:
     lines, total, unknown = [], 0.0, 0
+    lost = lost_checkpoints(campaign, results, runs_dir, only)
     for run in campaign.runs:
-        if not fnmatch.fnmatch(run.name, only):
-            continue
-        if read_results(results, run.name) is not None:
+        if run not in lost and (not fnmatch.fnmatch(run.name, only) or read_results(results, run.name) is not None):
             continue
         minutes = estimate_minutes(campaign, run)
         ready = resolve(campaign, run, results, runs_dir) is not None
         started = (runs_dir / run.name / run_files.CHECKPOINTS / "latest").is_file()
-        state = "resumes" if started else "ready" if ready else "waits"
+        state = "rebuilds" if run in lost else "resumes" if started else "ready" if ready else "waits"
         lines.append(f"{run.name:<58} {state:<8} {'?' if minutes is None else f'{minutes:6.0f} min'}")
         total += minutes or 0.0
         unknown += minutes is None
     done = sum(read_results(results, run.name) is not None for run in campaign.runs)
-    lines.append(f"{done} of {len(campaign.runs)} runs have results; {len(lines)} left, about {total / 60:.1f} "
-                 f"core-hours ({total / 60 / jobs:.1f} h with --jobs {jobs})"
+    rebuilds = f" (and {len(lost)} lost checkpoints to rebuild)" if lost else ""
+    lines.append(f"{done} of {len(campaign.runs)} runs have results; {len(lines) - len(lost)} left{rebuilds}, "
+                 f"about {total / 60:.1f} core-hours ({total / 60 / jobs:.1f} h with --jobs {jobs})"
                  + (f"; {unknown} without an estimate" if unknown else ""))
     return "\n".join(lines)
