@@ -46,7 +46,8 @@ def sst5_test(phrase: float, root: float, contrast: float) -> dict:
 
 
 def write_run(results: Path, run: str, group: str, seed: int, lr: float, best_dev: float, test: dict | None,
-              paper_test: dict | None = None, commit: str = "a" * 40, dirty: bool = False) -> None:
+              paper_test: dict | None = None, commit: str = "a" * 40, dirty: bool = False,
+              init_from: dict | None = None) -> None:
     task, model, variant = GROUPS[group]
     folder = results / run
     folder.mkdir(parents=True)
@@ -55,6 +56,8 @@ def write_run(results: Path, run: str, group: str, seed: int, lr: float, best_de
                "campaign": {"run": run, "group": group, "task": task, "model": model, "encoder": "tiny",
                             "variant": variant, "seed": seed, "lr": lr, "grid": "-lr" in run, "seconds": 1800,
                             "commit": commit, "dirty": dirty}}
+    if init_from is not None:
+        metrics["campaign"]["init_from"] = init_from
     if test is not None:
         metrics.update(test=test, reported={metrics["metric"]: next(iter(test.values()))})
     (folder / "metrics.json").write_text(json.dumps(metrics))
@@ -77,9 +80,11 @@ def campaign(tmp_path):
     write_run(results, "sb-lr5e-05-s1", "sb", 1, 5e-5, 0.62, sst5_test(0.70, 0.55, 0.40),
               sst5_test(0.71, 0.56, 0.375))
     write_run(results, "sb-lr1e-04-s1", "sb", 1, 1e-4, 0.62, sst5_test(0.10, 0.10, 0.10))
-    write_run(results, "sb-s2", "sb", 2, 5e-5, 0.61, sst5_test(0.68, 0.57, 0.50), commit="b" * 40, dirty=True)
+    write_run(results, "sb-s2", "sb", 2, 5e-5, 0.61, sst5_test(0.68, 0.57, 0.50), commit="b" * 40, dirty=True,
+              init_from={"run": "pre-s1", "best_dev": 0.5})  # the committed checkpoint
     write_run(results, "mp-lr2e-05-s1", "mp", 1, 2e-5, 0.55, sst5_test(0.6, 0.5, 0.3))
-    write_run(results, "s3-s1", "s3", 1, 5e-5, 0.74, {"sst3_root_acc": 0.75, "phrase_acc": 0.8})
+    write_run(results, "s3-s1", "s3", 1, 5e-5, 0.74, {"sst3_root_acc": 0.75, "phrase_acc": 0.8},
+              init_from={"run": "pre-s1", "best_dev": 0.4999})  # pre-s1's checkpoint, rebuilt
     write_run(results, "joy-s1", "joy", 1, 2e-5, 0.6, {"pearson": 0.6, "accuracy": 0.4, "macro_f1": 0.3, "n": 5})
     return root
 
@@ -138,6 +143,9 @@ def test_tables_from_the_picked_lr_and_the_other_seeds(campaign, capsys):
     assert "| sentibert | tiny | pre-trained | 1/2 | 5e-05 (from sb) | 75.00 | 77.34 | aaaaaaa |" in md
     assert "| sb | sb-lr5e-05-s1 sb-s2 | sb-s3 | aaaaaaa, bbbbbbb (dirty) | 1.0 |" in md  # the runs and the missing
     assert "| pre | tiny | 1/1 | 2e-05 | phrase_acc | 50.00 | 1 | aaaaaaa |" in md
+    # s3-s1 started from a rebuilt pre-s1 (another dev score); sb-s2 from the committed one, so it is not listed
+    assert "| run | started from | its dev | committed dev |\n| --- | --- | --- | --- |\n" \
+           "| s3-s1 | pre-s1 | 49.99 | 50.00 |\n\n" in md
     # the fine-grained analyses, mean over seeds
     assert "| sentibert | tiny | pre-trained | 2/3 | 80.00 / 50.00 / 100.00 | 45.00 | 90.00 / – / – | " \
            "75.00 / – / – / – / – |" in md

@@ -582,7 +582,26 @@ def _pretraining(tables: Tables) -> list[str]:
                           row.commits()])
         sections += ["## Pre-training\n", "A stage, not a result: its dev metric is logged, not used to select.\n",
                      _table(["group", "encoder", "seeds", "lr", "dev metric", "dev", "epoch", "commits"], lines)]
+        sections += _rebuilt_starts(tables, {run.run.name: run.metrics["best_dev"] for row in stages for run in row.runs})
     return sections
+
+
+def _rebuilt_starts(tables: Tables, committed: dict[str, float]) -> list[str]:
+    """Runs whose pre-training checkpoint is not the committed one: it was lost with a machine and trained again."""
+    lines = []
+    for row in tables.rows:
+        for run in row.runs:
+            source = run.info.get("init_from")  # recorded by the runner since the rebuild (e94f4b6)
+            if source and source["best_dev"] != committed.get(source["run"]):
+                dev = committed.get(source["run"])
+                lines.append([run.run.name, source["run"], f"{100 * source['best_dev']:.2f}",
+                              DASH if dev is None else f"{100 * dev:.2f}"])
+    if not lines:
+        return []
+    return ["Runs that started from a rebuilt checkpoint: its run directory was lost with a machine, so the campaign "
+            "trained it again (same code, config and seed; `sentibert.training.campaign.lost_checkpoints`), and "
+            "floating-point differences gave it another dev score than the committed run's.\n",
+            _table(["run", "started from", "its dev", "committed dev"], lines)]
 
 
 def _runs(tables: Tables) -> list[str]:
