@@ -582,7 +582,8 @@ def _pretraining(tables: Tables) -> list[str]:
                           row.commits()])
         sections += ["## Pre-training\n", "A stage, not a result: its dev metric is logged, not used to select.\n",
                      _table(["group", "encoder", "seeds", "lr", "dev metric", "dev", "epoch", "commits"], lines)]
-        sections += _rebuilt_starts(tables, {run.run.name: run.metrics["best_dev"] for row in stages for run in row.runs})
+        committed = {run.run.name: run.metrics["best_dev"] for row in stages for run in row.runs}
+        sections += _rebuilt_starts(tables, committed)
     return sections
 
 
@@ -592,8 +593,8 @@ def _rebuilt_starts(tables: Tables, committed: dict[str, float]) -> list[str]:
     for row in tables.rows:
         for run in row.runs:
             source = run.info.get("init_from")  # recorded by the runner since the rebuild (e94f4b6)
-            if source and source["best_dev"] != committed.get(source["run"]):
-                dev = committed.get(source["run"])
+            dev = committed.get(source["run"]) if source else None
+            if source and source["best_dev"] != dev:
                 lines.append([run.run.name, source["run"], f"{100 * source['best_dev']:.2f}",
                               DASH if dev is None else f"{100 * dev:.2f}"])
     if not lines:

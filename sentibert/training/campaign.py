@@ -8,9 +8,10 @@ encoder, variant) and expands into runs, each a named set of `sentibert train` o
 - `init_from: GROUP`: GROUP's first run's best_model/ (e.g. the pre-training checkpoint).
 A run waits until what it depends on has results. Checkpoints are not results: on a fresh machine (an empty runs
 dir) a source that others still need is trained again, same overrides, into the runs dir only; its dev scores are
-compared with its committed results (logged), and each dependent's results name the source and its best_dev. Ready runs start in file order, `--jobs` at a time, each with
-`--threads` torch threads. Each run trains in `<runs-dir>/<run>/` with `resume=true`, so an interrupted run continues
-from its last checkpoint when the command is repeated; a run whose results exist is skipped.
+compared with its committed results (logged), and each dependent's results name the source and its best_dev.
+Ready runs start in file order, `--jobs` at a time, each with `--threads` torch threads. Each run trains in
+`<runs-dir>/<run>/` with `resume=true`, so an interrupted run continues from its last checkpoint when the command
+is repeated; a run whose results exist is skipped.
 
 Results (`<results>/<run>/`, committed; never checkpoints): metrics.json (train's, plus a `campaign` block: the run's
 labels, lr, seed, the code's git commit, wall time), config.yaml, test_predictions.jsonl.gz and, for runs matching
