@@ -100,6 +100,17 @@ def test_runs_in_dependency_order_and_picks_the_lr_on_dev(tmp_path, fake_trainin
     assert json.loads((results / "abl-s1" / "metrics.json").read_text())["marker"] == 1
 
 
+def test_a_resumed_runs_wall_time_counts_its_earlier_runners(tmp_path, fake_training):
+    path = write_campaign(tmp_path)
+    campaign, results, runs = load_campaign(path), path.parent / "results", tmp_path / "runs"
+    (runs / "pre-s1").mkdir(parents=True)
+    (runs / "pre-s1" / "campaign.seconds").write_text("1000\n")  # what a stopped runner left
+    assert run_campaign(campaign, runs, results, jobs=1, only="pre-*", poll=0.05) == 0
+    seconds = json.loads((results / "pre-s1" / "metrics.json").read_text())["campaign"]["seconds"]
+    assert 1000 <= seconds < 1100
+    assert float((runs / "pre-s1" / "campaign.seconds").read_text()) >= 1000
+
+
 def test_a_failed_run_is_reported_and_what_depends_on_it_waits(tmp_path, fake_training):
     path = write_campaign(tmp_path, CAMPAIGN.replace("group: pre,", "group: pre_fail,").replace(
         "init_from: pre,", "init_from: pre_fail,"))

@@ -35,12 +35,13 @@ from pathlib import Path
 import yaml
 
 from sentibert import runs as run_files
-from sentibert.io import atomic_write_json
+from sentibert.io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 RESULTS_FILES = (run_files.METRICS_FILE, run_files.CONFIG_FILE)  # copied as they are; predictions are gzipped
 LOG_FILE, PID_FILE = "campaign.log", "campaign.pid"
 DONE_FILE = "campaign.done"  # in a run dir: training ended there, so its best_model/ is final
+SECONDS_FILE = "campaign.seconds"  # in a run dir: its wall time so far, over every runner that worked on it
 GROUP_KEYS = {"group", "task", "model", "encoder", "variant", "overrides", "seeds", "lr", "lr_grid", "lr_from",
               "init_from"}
 FILE_KEYS = {"overrides", "paper_test", "minutes_per_sst_epoch", "epoch_cost", "pretraining_cost", "groups"}
@@ -273,7 +274,7 @@ class Job:
     steps: list[list[str]]
     run_dir: Path
     lr: float
-    started: float
+    started: float  # time.time() at its start, less the wall time of the run's earlier runners
     rebuild: bool = False  # retraining a source whose checkpoint is lost: nothing is collected
     process: subprocess.Popen | None = None
 
@@ -305,7 +306,7 @@ def run_campaign(campaign: Campaign, runs_dir: Path, results: Path, jobs: int = 
             run_dir.mkdir(parents=True, exist_ok=True)
             lr = float(next(o for o in overrides if o.startswith("trainer.lr=")).split("=", 1)[1])
             steps = commands(campaign, run, overrides, run_dir)
-            job = Job(run, steps[:1] if rebuild else steps, run_dir, lr, time.time(), rebuild)
+            job = Job(run, steps[:1] if rebuild else steps, run_dir, lr, time.time() - seconds_so_far(run_dir), rebuild)
             _start_next(job, env)
             active.append(job)
             log.info("%s %s (lr %s, seed %d): %s", "rebuilding the lost checkpoint of" if rebuild else "started",
@@ -314,6 +315,8 @@ def run_campaign(campaign: Campaign, runs_dir: Path, results: Path, jobs: int = 
             return len(failed)
         time.sleep(poll)
         for job in list(active):
+            # A resumed run's wall time counts its earlier runners too (to within one poll of each stop).
+            atomic_write_text(job.run_dir / SECONDS_FILE, f"{time.time() - job.started:.0f}\n")
             code = job.process.poll()
             if code is None:
                 continue
@@ -331,6 +334,11 @@ def run_campaign(campaign: Campaign, runs_dir: Path, results: Path, jobs: int = 
                 else:
                     final = collect(campaign, job.run, job.run_dir, results, job.lr, time.time() - job.started)
                     log.info("%s done: %s", job.run.name, final)
+
+
+def seconds_so_far(run_dir: Path) -> float:
+    path = run_dir / SECONDS_FILE
+    return float(path.read_text(encoding="utf-8")) if path.is_file() else 0.0
 
 
 def _start_next(job: Job, env: dict) -> None:
