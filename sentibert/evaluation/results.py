@@ -610,7 +610,7 @@ def _runs(tables: Tables) -> list[str]:
     sections = ["## Runs\n", "Every group of the campaign: the runs with results, what is still missing, the "
                  "code and the wall time (hours, summed over the row's runs). Runs collected before the runner kept "
                  "`campaign.seconds` (2026-12-06) count only their last runner's time if they were stopped and "
-                 "resumed, so those hours are lower bounds (the GLUE pair: about 0.6 h each, not 0.0 / 0.1).\n"]
+                 "resumed, so those hours are lower bounds.\n"]
     order = {name: i for i, name in enumerate(tables.campaign.groups)}
     lines = [[row.group.group, " ".join(r.run.name for r in row.runs) or DASH, " ".join(row.missing) or DASH,
               row.commits(), f"{sum(r.info.get('seconds') or 0 for r in row.runs) / 3600:.1f}" if row.runs else DASH]
