@@ -54,6 +54,7 @@ class ModelConfig:
     mlm: bool = False  # pre-training: an MLM head and the pre-training phrase head (needs trainer.mlm_probability > 0)
     max_length: Optional[int] = "${encoder.max_length}"  # saved with the model: evaluate and predict use it too
     lora_rank: int = 0  # > 0: freeze the encoder, train LoRA adapters of this rank in it (model=sentibert_lora)
+    lora_targets: Optional[str] = None  # peft's target_modules: None = its defaults (query, value); all-linear
 
 
 @dataclass

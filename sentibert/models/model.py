@@ -78,8 +78,9 @@ class TreeSentimentModel(nn.Module):
     encoder: a name or path for `sentibert.models.encoder` (weights loaded), or a transformers config (random weights:
     `from_pretrained` loads them next). root_only: supervise the root node only. mlm: keep a masked-LM head, and
     use the pre-training phrase head. max_length: the longest input in wordpieces (None: the encoder's limit).
-    lora_rank: > 0 freezes the encoder and trains LoRA adapters of this rank in it (peft; the targets are peft's
-    defaults for the encoder type, e.g. query and value); the composition and the head train in full.
+    lora_rank: > 0 freezes the encoder and trains LoRA adapters of this rank in it (peft); the composition and the
+    head train in full. lora_targets: peft's `target_modules`: None for its defaults for the encoder type (query and
+    value), `all-linear` for every linear layer of the encoder.
     """
 
     registry: dict[str, type[TreeSentimentModel]] = {}  # class name -> class, for from_pretrained
@@ -89,7 +90,8 @@ class TreeSentimentModel(nn.Module):
         TreeSentimentModel.registry[cls.__name__] = cls
 
     def __init__(self, encoder: str | PretrainedConfig = "minilm", num_classes: int = 5, dropout: float = 0.1,
-                 root_only: bool = False, mlm: bool = False, max_length: int | None = None, lora_rank: int = 0):
+                 root_only: bool = False, mlm: bool = False, max_length: int | None = None, lora_rank: int = 0,
+                 lora_targets: str | None = None):
         super().__init__()
         auto = AutoModelForMaskedLM if mlm else AutoModel  # a checkpoint without an MLM head gets a new, tied one
         if isinstance(encoder, PretrainedConfig):
@@ -100,16 +102,16 @@ class TreeSentimentModel(nn.Module):
         if getattr(self.encoder, "pooler", None) is not None:
             self.encoder.pooler = None  # unused: its weights would get no gradient (DDP complains) and fill checkpoints
         if lora_rank:
-            self.add_lora(lora_rank, dropout, mlm)
+            self.add_lora(lora_rank, dropout, mlm, lora_targets)
         self.hparams = dict(encoder=encoder if isinstance(encoder, str) else None, num_classes=num_classes,
                             dropout=dropout, root_only=root_only, mlm=mlm, max_length=max_length,
-                            lora_rank=lora_rank)  # constructor kwargs, saved in config.json
+                            lora_rank=lora_rank, lora_targets=lora_targets)  # constructor kwargs, saved in config.json
         self.hidden_size = self.backbone.config.hidden_size
         self.root_only = root_only
         self.dropout = nn.Dropout(dropout)
         self.new_head(num_classes, pretraining=mlm)
 
-    def add_lora(self, rank: int, dropout: float, mlm: bool) -> None:
+    def add_lora(self, rank: int, dropout: float, mlm: bool, targets: str | None = None) -> None:
         """Freeze the encoder and add trainable LoRA adapters to it (alpha = rank: the adapters' scale is 1)."""
         from peft import LoraConfig, inject_adapter_in_model
 
@@ -117,7 +119,8 @@ class TreeSentimentModel(nn.Module):
             raise ValueError("lora_rank > 0 fine-tunes adapters; masked-LM pre-training (mlm=true) needs the full "
                              "encoder")
         self.backbone.requires_grad_(False)
-        inject_adapter_in_model(LoraConfig(r=rank, lora_alpha=rank, lora_dropout=dropout), self.backbone)
+        config = LoraConfig(r=rank, lora_alpha=rank, lora_dropout=dropout, target_modules=targets)
+        inject_adapter_in_model(config, self.backbone)
 
     def merge_lora(self) -> TreeSentimentModel:
         """For inference: fold the LoRA adapters into the encoder's weights (plain encoder speed); no more training
@@ -337,8 +340,9 @@ class SentiBERT(TreeSentimentModel):
 
     def __init__(self, encoder: str | PretrainedConfig = "minilm", num_classes: int = 5, dropout: float = 0.1,
                  root_only: bool = False, mlm: bool = False, max_length: int | None = None, lora_rank: int = 0,
-                 attend_tokens: bool = True, attend_children: bool = True, recursive: bool = False):
-        super().__init__(encoder, num_classes, dropout, root_only, mlm, max_length, lora_rank)
+                 lora_targets: str | None = None, attend_tokens: bool = True, attend_children: bool = True,
+                 recursive: bool = False):
+        super().__init__(encoder, num_classes, dropout, root_only, mlm, max_length, lora_rank, lora_targets)
         self.hparams.update(attend_tokens=attend_tokens, attend_children=attend_children, recursive=recursive)
         self.composition = PhraseComposition(self.hidden_size, dropout, attend_tokens, attend_children, recursive)
         self.init_new_weights(self.composition)
@@ -368,8 +372,9 @@ class TreeLSTM(TreeSentimentModel):
     """Binary constituency Tree-LSTM over the encoder: a word's state is the mean of its wordpieces' states."""
 
     def __init__(self, encoder: str | PretrainedConfig = "minilm", num_classes: int = 5, dropout: float = 0.1,
-                 root_only: bool = False, mlm: bool = False, max_length: int | None = None, lora_rank: int = 0):
-        super().__init__(encoder, num_classes, dropout, root_only, mlm, max_length, lora_rank)
+                 root_only: bool = False, mlm: bool = False, max_length: int | None = None, lora_rank: int = 0,
+                 lora_targets: str | None = None):
+        super().__init__(encoder, num_classes, dropout, root_only, mlm, max_length, lora_rank, lora_targets)
         self.composition = TreeLSTMComposition(self.hidden_size)
         self.init_new_weights(self.composition)
 
