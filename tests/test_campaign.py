@@ -160,3 +160,10 @@ def test_a_lost_checkpoint_is_rebuilt_before_the_runs_that_start_from_it(tmp_pat
     assert "rebuilt pre-s1: its dev scores differ from the committed results (best_dev 0.71, committed 0.5)" \
         in caplog.text
     assert json.loads((results / "sb-s2" / "metrics.json").read_text())["campaign"]["init_from"]["best_dev"] == 0.71
+
+
+def test_only_takes_comma_separated_globs():
+    from sentibert.training.campaign import matches
+
+    assert matches("mpnet-sst3-sentibert-s1", "minilm-*, mpnet-sst3-*")
+    assert not matches("mpnet-sst3-sentibert-s1", "minilm-*,mpnet-emoint*")

@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", help="where results go (default: results/ beside the campaign file)")
     parser.add_argument("--jobs", type=_positive, default=1, help="runs at a time")
     parser.add_argument("--threads", type=_positive, default=1, help="torch threads per run")
-    parser.add_argument("--only", default="*", help="run names matching this glob only")
+    parser.add_argument("--only", default="*", help="run names matching these globs only (comma-separated)")
     parser.add_argument("--dry-run", action="store_true", help="list what is left, with a time estimate")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")

@@ -144,6 +144,11 @@ def expand(group: Group) -> list[Run]:
     return [Run(f"{group.group}-s{seed}", group, seed, group.lr) for seed in group.seeds]
 
 
+def matches(name: str, only: str) -> bool:
+    """`only`: comma-separated globs; a run matching any of them is in."""
+    return any(fnmatch.fnmatch(name, glob.strip()) for glob in only.split(","))
+
+
 # ---- state, from the results folder -------------------------------------------------------------------------
 def read_results(results: Path, run: str) -> dict | None:
     path = results / run / run_files.METRICS_FILE
@@ -195,7 +200,7 @@ def lost_checkpoints(campaign: Campaign, results: Path, runs_dir: Path, only: st
     """Sources with results but no finished run dir here, that a run still to do (matching `only`) starts from."""
     lost = []
     for run in campaign.runs:
-        if (not run.group.init_from or not fnmatch.fnmatch(run.name, only)
+        if (not run.group.init_from or not matches(run.name, only)
                 or read_results(results, run.name) is not None):
             continue
         source = first_run(campaign, run.group.init_from, results)
@@ -297,7 +302,7 @@ def run_campaign(campaign: Campaign, runs_dir: Path, results: Path, jobs: int = 
                 break
             rebuild = run.name in lost
             if (run.name in busy or run.name in elsewhere or run.name in failed
-                    or not rebuild and (not fnmatch.fnmatch(run.name, only) or read_results(results, run.name))):
+                    or not rebuild and (not matches(run.name, only) or read_results(results, run.name))):
                 continue
             overrides = resolve(campaign, run, results, runs_dir)
             if overrides is None:
@@ -380,7 +385,7 @@ def dry_run(campaign: Campaign, results: Path, runs_dir: Path, jobs: int, only: 
     lines, total, unknown = [], 0.0, 0
     lost = lost_checkpoints(campaign, results, runs_dir, only)
     for run in campaign.runs:
-        if run not in lost and (not fnmatch.fnmatch(run.name, only) or read_results(results, run.name) is not None):
+        if run not in lost and (not matches(run.name, only) or read_results(results, run.name) is not None):
             continue
         minutes = estimate_minutes(campaign, run)
         ready = resolve(campaign, run, results, runs_dir) is not None
