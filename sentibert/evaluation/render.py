@@ -218,24 +218,34 @@ document.body.dataset.ready = "true";
 def to_html(predictions: Sequence[TreePrediction], title: str = "SentiBERT: phrase sentiment") -> str:
     """A self-contained page (inline CSS and JS, nothing fetched): one SVG tree per sentence."""
     e = html.escape
-    legend = "".join(f'<li><span style="background:{c}"></span>{k} {e(name)}</li>'
-                     for k, (name, c) in enumerate(zip(LABEL_NAMES, COLOURS)))
     sections = []
     for s, prediction in enumerate(predictions):
         doc = to_json(prediction)
-        tips = "".join(_tip(doc, s, i) for i in range(len(doc["nodes"])))
         sections.append(f'<section class="sentence" id="s{s}">\n<h2>{s + 1}. {e(doc["text"])} &rarr; '
-                        f'<b>{e(LABEL_NAMES[doc["label"]])}</b></h2>\n<div class="scroll">{_svg(doc, s)}</div>\n'
-                        f'{tips}\n</section>')
-    body = "\n".join(sections)
+                        f'<b>{e(LABEL_NAMES[doc["label"]])}</b></h2>\n{tree_html(doc, s)}\n</section>')
+    return page(title, "\n".join(sections))
+
+
+def page(title: str, body: str, css: str = "") -> str:
+    """The self-contained page around `body` (HTML, already escaped): the title, the colour legend, and the hover
+    script that wires every tree's boxes (`tree_html`). css: rules added to the page's own."""
+    e = html.escape
+    legend = "".join(f'<li><span style="background:{c}"></span>{k} {e(name)}</li>'
+                     for k, (name, c) in enumerate(zip(LABEL_NAMES, COLOURS)))
     return (f'<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{e(title)}</title>\n'
-            f'<style>{_CSS}</style>\n</head>\n<body>\n<h1>{e(title)}</h1>\n<ul class="legend">{legend}</ul>\n'
+            f'<style>{_CSS}{css}</style>\n</head>\n<body>\n<h1>{e(title)}</h1>\n<ul class="legend">{legend}</ul>\n'
             f'<p>Each circle is a phrase, coloured by its predicted sentiment; hover over it (or tab to it) for the '
             f'phrase, its probabilities and its top attention weights.</p>\n{body}\n<script>{_JS}</script>\n'
             f'</body>\n</html>\n')
 
 
-def _svg(doc: dict, s: int) -> str:
+def tree_html(doc: dict, key: int | str) -> str:
+    """One sentence's tree (`to_json`'s document) and its hover boxes; `key` makes their ids unique in a page."""
+    tips = "".join(_tip(doc, key, i) for i in range(len(doc["nodes"])))
+    return f'<div class="scroll">{_svg(doc, key)}</div>\n{tips}'
+
+
+def _svg(doc: dict, s: int | str) -> str:
     e = html.escape
     lay = layout(doc)
     parts = [f'<svg class="tree" xmlns="http://www.w3.org/2000/svg" width="{lay.width:.0f}" '
@@ -255,7 +265,7 @@ def _svg(doc: dict, s: int) -> str:
     return "\n".join(parts + ["</svg>"])
 
 
-def _tip(doc: dict, s: int, i: int) -> str:
+def _tip(doc: dict, s: int | str, i: int) -> str:
     """The hover box of node i: its phrase, its distribution, its top attention weights."""
     e = html.escape
     node = doc["nodes"][i]
