@@ -67,7 +67,7 @@ class SentiBERTConfig(ModelConfig):
 
 @dataclass
 class DataConfig:
-    dataset: str = MISSING  # a name in sentibert.data.datasets.DATASETS: `sst`, `sst-paper`
+    dataset: str = MISSING  # a name in sentibert.data.datasets.DATASETS: `sst`, `sst-paper`; or `labelled`
     root: Optional[str] = None  # where `sentibert data prepare` wrote (paths.data_dir); None: $SENTIBERT_DATA_DIR, data
     # > 0: dev is this fraction of train, drawn with `dev_seed` (fixed, so all seeds of a sweep share
     # one dev set) and removed from train. 0: the dataset's own dev split.
@@ -77,6 +77,19 @@ class DataConfig:
     batch_size: int = 32  # per process; under DDP the effective batch is batch_size x world size
     eval_batch_size: int = 64
     bucket_batches: int = 50  # length-sorted buckets of this many batches (spans.BucketBatchSampler)
+
+
+@dataclass
+class LabelledDataConfig(DataConfig):
+    """`data=labelled` (conf/data/labelled.yaml): the user's own labelled text files, parsed into trees; only here do
+    the keys below exist, so `data=sst data.train=...` is refused as a typo."""
+    train: Optional[str] = None  # a .tsv, .csv or .jsonl file; relative paths from the working directory
+    dev: Optional[str] = None  # None: dev is `dev_from_train` of train (a dev file wins over the hold-out)
+    test: Optional[str] = None
+    num_classes: Optional[int] = None  # required: labels are class ids 0 to num_classes - 1
+    text_column: Optional[str] = None  # None: `text`, else GLUE's `sentence` (transfer.TEXT_COLUMNS)
+    label_column: str = "label"
+    label_names: Optional[list[str]] = None  # one per class, lowest first; a label may be a name; None: numbered
 
 
 @dataclass
@@ -179,6 +192,7 @@ def register() -> None:
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="evaluate_schema", node=EvaluateConfig)
     cs.store(name="bench_schema", node=BenchConfig)
+    cs.store(group="data", name="schema_labelled", node=LabelledDataConfig)
     cs.store(group="model", name="schema_model", node=ModelConfig)
     cs.store(group="model", name="schema_sentibert", node=SentiBERTConfig)
     cs.store(group="logger", name="schema_logger", node=LoggerConfig)
@@ -240,6 +254,7 @@ RANGES: dict[str, Range] = {
     "data.eval_batch_size": COUNT,
     "data.bucket_batches": COUNT,
     "data.dev_from_train": FRACTION,
+    "data.num_classes": Range(2, optional=True),  # data=labelled
     "encoder.max_length": Range(2),  # [CLS] and [SEP] alone take two wordpieces
     "model.dropout": FRACTION,
     "limit_eval_batches": OPTIONAL_COUNT,  # evaluate

@@ -7,6 +7,7 @@ Datasets
 - `sst`: the Stanford Sentiment Treebank, standard split 8544 / 1101 / 2210 sentences.
 - `sst-paper`: the subset the SentiBERT paper trains and tests on (8379 / 2184, no dev split): the
   standard train/test trees minus sentences with non-ASCII characters or backslash escapes.
+- `labelled` (not prepared): the user's own labelled text files that `data=labelled` names (conf/data/labelled.yaml).
 """
 from __future__ import annotations
 
@@ -38,8 +39,9 @@ class TreeFile:
 class Dataset:
     url: str | None  # default source: a .zip, or a base URL the file names are relative to; None: --source only
     files: dict[str, TreeFile]  # split -> file
-    # Labelled text (TSV with these text and label columns) instead of trees: parsed on loading, label on the root.
-    text_columns: tuple[str, str] | None = None
+    # Labelled text (these text and label columns; text None: transfer.TEXT_COLUMNS) instead of trees: parsed on
+    # loading, label on the root.
+    text_columns: tuple[str | None, str] | None = None
     num_classes: int = 5
 
     @property
@@ -98,6 +100,9 @@ DATASETS: dict[str, Dataset] = {
 }
 
 
+LABELLED = "labelled"  # data.dataset of data=labelled: the files its config names, not a prepared dataset
+
+
 def data_root(out: str | Path | None = None) -> Path:
     return Path(out or os.environ.get("SENTIBERT_DATA_DIR") or "data")
 
@@ -106,6 +111,26 @@ def dataset_info(name: str) -> Dataset:
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; choose from: {', '.join(DATASETS)}")
     return DATASETS[name]
+
+
+def data_info(data) -> Dataset:
+    """The Dataset a data config (conf/data) reads: a prepared one by name; for data=labelled, the columns and
+    classes its config sets (its files are the config's data.train, data.dev, data.test)."""
+    if data.dataset != LABELLED:
+        return dataset_info(data.dataset)
+    if "num_classes" not in data:  # a DataConfig: `data.dataset=labelled` on another data config
+        raise DataError("data.dataset=labelled: use data=labelled (conf/data/labelled.yaml), which names the files")
+    if data.num_classes is None:
+        raise DataError("data=labelled needs data.num_classes=N: the labels are the class ids 0 to N-1")
+    if data.label_names is not None and len(data.label_names) != data.num_classes:
+        raise DataError(f"data.label_names has {len(data.label_names)} names for data.num_classes={data.num_classes}"
+                        " classes: give one name per class")
+    return Dataset(url=None, files={}, text_columns=(data.text_column, data.label_column), num_classes=data.num_classes)
+
+
+def is_labelled_text(data) -> bool:
+    """Whether a data config reads labelled text (a label on each root only: the transfer metrics), not trees."""
+    return data_info(data).text_columns is not None
 
 
 # ---- loading -----------------------------------------------------------------------------------------
@@ -140,24 +165,42 @@ def load_split(name: str, split: str, data_dir: str | Path | None = None) -> lis
     return trees
 
 
+def load_labelled_split(data, split: str) -> list[BinaryTree]:
+    """The trees of data=labelled's file for `split` (data.train, data.dev or data.test), parsed (cached), each
+    label on its root. Errors (LabelledTextError) name file:line: a malformed row, a missing column, a label that is
+    not a class."""
+    info, path = data_info(data), data[split]
+    if not path:
+        raise DataError(f"data=labelled has no {split} file: set data.{split}=FILE (.tsv, .csv or .jsonl)")
+    from sentibert.data.transfer import load_labelled  # needs the parser: imported only for text datasets
+
+    trees = load_labelled(path, *info.text_columns, num_classes=info.num_classes, names=data.label_names)
+    if not trees:
+        raise DataError(f"{path}: empty, data.{split} has no labelled rows")
+    return trees
+
+
 SPLITS = ("train", "dev", "test")
 
 
 def load_splits(data, splits: Sequence[str] = SPLITS) -> dict[str, list[BinaryTree]]:
     """The trees of the named splits of a data config (conf/data). With `data.dev_from_train` > 0, dev is that
-    fraction of train, drawn with `data.dev_seed`, and train is the rest (datasets without a dev split: sst-paper)."""
+    fraction of train, drawn with `data.dev_seed`, and train is the rest (datasets without a dev split: sst-paper;
+    data=labelled without a data.dev file)."""
+    labelled = data.dataset == LABELLED
+
     def read(split: str) -> list[BinaryTree]:
-        return load_split(data.dataset, split, data.root)
+        return load_labelled_split(data, split) if labelled else load_split(data.dataset, split, data.root)
 
     held_out = {}
-    if data.dev_from_train > 0 and {"train", "dev"} & set(splits):
+    if data.dev_from_train > 0 and not (labelled and data.dev) and {"train", "dev"} & set(splits):
         train = read("train")
         dev = set(random.Random(data.dev_seed).sample(range(len(train)), round(data.dev_from_train * len(train))))
         held_out = {"train": [t for i, t in enumerate(train) if i not in dev],
                     "dev": [t for i, t in enumerate(train) if i in dev]}
         for split, trees in held_out.items():
             if not trees:
-                source = split_path(data.dataset, "train", data.root)
+                source = data.train if labelled else split_path(data.dataset, "train", data.root)
                 raise DataError(f"data.dev_from_train={data.dev_from_train} leaves {split} empty: it holds out "
                                 f"{len(dev)} of the {len(train)} trees of {source}; choose a fraction that leaves "
                                 "trees in both")
@@ -166,7 +209,7 @@ def load_splits(data, splits: Sequence[str] = SPLITS) -> dict[str, list[BinaryTr
 
 def task_classes(data) -> int:
     """How many classes a model for this data config predicts: the dataset's, or 3 with label_view=sst3."""
-    info = dataset_info(data.dataset)
+    info = data_info(data)
     if data.label_view is None:
         return info.num_classes
     if data.label_view not in LABEL_VIEWS:

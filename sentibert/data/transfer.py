@@ -18,16 +18,18 @@ from sentibert.data.tree import UNLABELED, BinaryTree
 from sentibert.io import TextFileError, read_lines
 
 FORMATS = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
+TEXT_COLUMNS = ("text", "sentence")  # text=None: the first of these a row has (`sentence`: GLUE)
 
 
 class LabelledTextError(ValueError):
     pass
 
 
-def read_labelled(path: str | Path, text: str = "text", label: str = "label", fmt: str | None = None,
-                  num_classes: int | None = None) -> tuple[list[str], list[int]]:
+def read_labelled(path: str | Path, text: str | None = "text", label: str = "label", fmt: str | None = None,
+                  num_classes: int | None = None, names: Sequence[str] | None = None) -> tuple[list[str], list[int]]:
     """Rows of (text, integer label); errors name the file, the line and the column. With `num_classes`, every
-    label must be one of the dataset's classes, 0 to num_classes - 1."""
+    label must be one of the dataset's classes, 0 to num_classes - 1. With `names` (one per class), a label may also
+    be a class name. text=None: the first of TEXT_COLUMNS a row has."""
     path = Path(path)
     fmt = fmt or FORMATS.get(path.suffix.lower())
     if fmt not in ("tsv", "csv", "jsonl"):
@@ -40,7 +42,7 @@ def read_labelled(path: str | Path, text: str = "text", label: str = "label", fm
     except TextFileError as err:
         raise LabelledTextError(str(err)) from None
     if fmt == "jsonl":
-        rows = [(n, json.loads(line)) for n, line in enumerate(lines, start=1) if line.strip()]
+        rows = [(n, _json_row(line, f"{path}:{n}")) for n, line in enumerate(lines, start=1) if line.strip()]
     else:  # tweets and GLUE phrases hold bare quotes: TSV is read without quoting
         quoting = csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL
         reader = csv.DictReader((line + "\n" for line in lines), delimiter="\t" if fmt == "tsv" else ",",
@@ -53,20 +55,39 @@ def read_labelled(path: str | Path, text: str = "text", label: str = "label", fm
             raise LabelledTextError(f"{path}:{line}: not a {fmt.upper()} row ({reason})") from None
     texts, labels = [], []
     for line, row in rows:
-        missing = [c for c in (text, label) if c not in row]
+        if fmt != "jsonl" and (None in row or None in row.values()):  # DictReader's marks of too many or too few
+            header = [c for c in row if c is not None]
+            raise LabelledTextError(f"{path}:{line}: not a {fmt.upper()} row: {'more' if None in row else 'fewer'} "
+                                    f"fields than the header's {len(header)} ({', '.join(header)})")
+        column = text or next((c for c in TEXT_COLUMNS if c in row), TEXT_COLUMNS)  # the tuple: none of them
+        missing = [c for c in (column, label) if c not in row]
         if missing:
-            raise LabelledTextError(f"{path}:{line}: no column {missing[0]!r}; columns are {sorted(row)}")
+            wanted = " or ".join(map(repr, missing[0])) if isinstance(missing[0], tuple) else repr(missing[0])
+            raise LabelledTextError(f"{path}:{line}: no column {wanted}; columns are {sorted(row)}")
         value = str(row[label]).strip()
+        if names and value in names:
+            value = str(list(names).index(value))
         if not value.lstrip("-").isdigit():
-            raise LabelledTextError(f"{path}:{line}: label {value!r} in column {label!r} is not an integer class")
+            what = f"neither a class name ({', '.join(names)}) nor" if names else "not"
+            raise LabelledTextError(f"{path}:{line}: label {value!r} in column {label!r} is {what} an integer class")
         if num_classes is not None and not 0 <= int(value) < num_classes:
             raise LabelledTextError(f"{path}:{line}: label {value} in column {label!r} is out of range: this "
                                     f"dataset's classes are 0-{num_classes - 1}")
-        if not str(row[text]).strip():
-            raise LabelledTextError(f"{path}:{line}: empty text in column {text!r}")
-        texts.append(str(row[text]).strip())
+        if not str(row[column]).strip():
+            raise LabelledTextError(f"{path}:{line}: empty text in column {column!r}")
+        texts.append(str(row[column]).strip())
         labels.append(int(value))
     return texts, labels
+
+
+def _json_row(line: str, where: str) -> dict:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise LabelledTextError(f"{where}: not a JSON line ({err.msg})") from None
+    if not isinstance(row, dict):
+        raise LabelledTextError(f"{where}: not a JSON object of columns")
+    return row
 
 
 def label_roots(trees: Sequence[BinaryTree], labels: Sequence[int]) -> list[BinaryTree]:
@@ -75,11 +96,11 @@ def label_roots(trees: Sequence[BinaryTree], labels: Sequence[int]) -> list[Bina
             for t, y in zip(trees, labels)]
 
 
-def load_labelled(path: str | Path, text: str = "text", label: str = "label", fmt: str | None = None,
-                  parser=None, num_classes: int | None = None) -> list[BinaryTree]:
+def load_labelled(path: str | Path, text: str | None = "text", label: str = "label", fmt: str | None = None,
+                  parser=None, num_classes: int | None = None, names: Sequence[str] | None = None) -> list[BinaryTree]:
     from sentibert.parsing.parse import load_parser
 
-    texts, labels = read_labelled(path, text, label, fmt, num_classes)
+    texts, labels = read_labelled(path, text, label, fmt, num_classes, names)
     if not texts:  # nothing to parse: the parser need not load
         return []
     trees = (parser or load_parser()).parse(texts, source=str(path))

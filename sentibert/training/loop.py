@@ -37,8 +37,8 @@ from transformers import get_linear_schedule_with_warmup
 
 from sentibert import runs
 from sentibert.config import Select
-from sentibert.data.datasets import dataset_info, first_batches, load_splits, task_classes
-from sentibert.data.labels import relabel
+from sentibert.data.datasets import first_batches, is_labelled_text, load_splits, task_classes
+from sentibert.data.labels import label_names, relabel
 from sentibert.data.spans import BucketBatchSampler, TreeDataset
 from sentibert.data.tree import BinaryTree
 from sentibert.evaluation.evaluate import evaluate_model, summary
@@ -95,7 +95,7 @@ def check_config(cfg: DictConfig) -> None:
         raise ValueError(f"model.num_classes={cfg.model.num_classes} but {cfg.data.dataset}"
                          f"{' (label_view=' + cfg.data.label_view + ')' if cfg.data.label_view else ''} "
                          f"has {num_classes} classes")
-    reported = headline_metrics(bool(dataset_info(cfg.data.dataset).text_columns), num_classes)
+    reported = headline_metrics(is_labelled_text(cfg.data), num_classes)
     if cfg.metric not in reported:
         raise ValueError(f"metric={cfg.metric!r} is not reported for {cfg.data.dataset} with {num_classes} classes: "
                          f"choose from {', '.join(reported)}")
@@ -153,6 +153,8 @@ def setup(cfg: DictConfig, run_dir: Path, procs: Processes) -> Run:
     trainer, data = cfg.trainer, cfg.data
     seed_everything(cfg.seed)  # the same on every rank: identical initial weights
     model = build_model(cfg).to(procs.device)
+    # Its task's class names, saved with it: every output of the model names them.
+    model.label_names = label_names(cfg.model.num_classes, data.dataset, data.label_view, data.get("label_names"))
     splits = load_splits(data, ("train", "dev", "test") if cfg.test else ("train", "dev"))
     train_trees = [relabel(t, data.label_view) for t in splits["train"]] if data.label_view else splits["train"]
     train_set = TreeDataset(train_trees, model.tokenizer, model.max_length, name="train")
@@ -244,7 +246,7 @@ def fit_epoch(run: Run) -> bool:
 def select(run: Run) -> None:
     """Evaluate dev after an epoch (rank 0) and keep the model if it is the one `select` picks (best_model/)."""
     cfg, progress = run.cfg, run.progress
-    metrics, _ = evaluate_model(run.model, run.dev, cfg.data.eval_batch_size, cfg.data.dataset)
+    metrics, _ = evaluate_model(run.model, run.dev, cfg.data.eval_batch_size, is_labelled_text(cfg.data))
     epoch = run.sampler.epoch  # already advanced: the epoch just finished, counted from 1
     progress["dev"].append({"epoch": epoch, "step": progress["step"], **metrics})
     run.logger.log(flatten(metrics, "dev/"), progress["step"])
@@ -261,8 +263,9 @@ def test(run: Run) -> dict:
     """Evaluate the selected model (best_model/) on test once (rank 0); writes test_predictions.jsonl."""
     cfg = run.cfg
     best = get_class(cfg.model._target_).from_pretrained(run.best_dir).to(run.procs.device)
-    metrics, predictions = evaluate_model(best, run.test, cfg.data.eval_batch_size, cfg.data.dataset)
-    runs.write_predictions(run.run_dir / runs.PREDICTIONS_FILE, run.test, predictions)
+    metrics, predictions = evaluate_model(best, run.test, cfg.data.eval_batch_size, is_labelled_text(cfg.data))
+    runs.write_predictions(run.run_dir / runs.PREDICTIONS_FILE, run.test, predictions, best.label_names,
+                           cfg.data.label_view)
     run.logger.log(flatten(metrics, "test/"), run.progress["step"])
     return metrics
 
