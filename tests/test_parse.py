@@ -1,5 +1,6 @@
 """Offline parsing: the bundled chart parser, the parse cache, error messages, the bracket scorer."""
 import json
+import os
 
 import pytest
 from conftest import FIXTURES
@@ -129,3 +130,33 @@ def test_an_over_long_line_is_named(parser):
     texts = ["Fine.", " ".join(["word"] * 600), "Also fine."]
     with pytest.raises(ParserError, match=r"long\.txt:2: 60\d wordpieces, over the parser's limit of 512"):
         Parser(parser.model, use_cache=False).parse(texts, source="long.txt")
+
+
+# ---- issue 23: the cache is bounded (a server parses every client's new text) -----------------------------------
+def test_the_parse_cache_keeps_at_most_its_cap_least_recently_used_out_first(tmp_path, monkeypatch):
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    for name in parse.CHART_FILES:
+        model_dir.joinpath(name).write_bytes(b"weights")
+    parsed = []
+
+    def parse_uncached(self, batch, texts, source):  # a stand-in model: the cache is what is tested
+        parsed.extend(batch)
+        return [BinaryTree.from_ptb(f"(X (X {text}) (X .))") for text in batch]
+
+    monkeypatch.setattr(Parser, "_parse_uncached", parse_uncached)
+    parser = Parser(parse.ParserModel("fake", model_dir), cache_dir=tmp_path / "cache", max_cache_entries=10)
+    texts = [f"w{i}" for i in range(10)]
+    parser.parse(texts)
+    for age, text in enumerate(texts):  # w0 written first, w9 last
+        os.utime(parser._cache_path(text), ns=(0, (1_000_000 + age) * 10**9))
+    assert parser.parse(["w0"]) and parsed == texts  # a hit, which makes w0 the most recently used
+    parser.parse(["new"])  # 11 entries: down to 9, the least recently used first
+    kept = {text for text in [*texts, "new"] if parser._cache_path(text).exists()}
+    assert kept == {"w0", *texts[3:], "new"}
+
+    server = Parser(parser.model, cache_dir=tmp_path / "cache", max_cache_entries=10)  # counts what is there
+    for n in range(40):
+        server.parse([f"client{n}"])
+        assert len(list(server.cache_dir.glob("*.json"))) <= 10
+    assert parse.load_parser("bundled", tmp_path / "cache").max_cache_entries == parse.MAX_CACHE_ENTRIES

@@ -16,7 +16,9 @@ Models, first found wins:
 Parses are cached on disk ($SENTIBERT_CACHE or ~/.cache/sentibert, then parses/), keyed by model file
 hash and text, so a sentence is parsed once per model. An entry holds its text's and its tree's SHA-256: one
 that does not match (another sentence's tree, a damaged file) is parsed again, with a warning, and a cache
-that cannot be read or written is a warning, never an error. Stanza's n-ary output is binarised with
+that cannot be read or written is a warning, never an error. The cache is bounded, so that a server parsing every
+client's new text does not fill the disk: at most MAX_CACHE_ENTRIES parses per model, least recently used removed
+first (a hit renews an entry's mtime; past the cap, the oldest go, down to 90% of it). Stanza's n-ary output is binarised with
 `sentibert.data.tree.binarize`.
 """
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -40,6 +43,9 @@ log = logging.getLogger(__name__)
 BUNDLED_DIR = Path(__file__).resolve().parents[1] / "resources" / "parser"
 CHART_FILES = ("config.json", "model.safetensors")  # the bundled chart parser (parsing.chart.ChartParser.save)
 BATCH_SIZE = 256  # sentences per pipeline call (the cache is written after each)
+# Parses kept per model: 3 x the texts of GLUE SST-2 (68k, the largest dataset parsed here). An entry is about
+# 0.4 KB, one 4 KB block on most disks: under 1 GB in all.
+MAX_CACHE_ENTRIES = 200_000
 
 
 class ParserError(RuntimeError):
@@ -148,8 +154,10 @@ class Parser:
     """`parse(texts)` -> one BinaryTree per text; batched, cached, and the pipeline loads on first need."""
 
     def __init__(self, model: ParserModel, cache_dir: Path | None = None, use_cache: bool = True,
-                 precision: str = "32"):
+                 precision: str = "32", max_cache_entries: int = MAX_CACHE_ENTRIES):
         self.model = model
+        self.max_cache_entries = max_cache_entries
+        self._cache_entries: int | None = None  # counted on the first write
         self.precision = "32" if model.official else precision  # Stanza's models run as Stanza runs them
         suffix = "" if self.precision == "32" else f"-{self.precision}"  # bf16 parses may differ: cached apart
         self.cache_dir = (cache_dir or default_cache_dir()) / f"{model.key}{suffix}" if use_cache else None
@@ -230,13 +238,19 @@ class Parser:
                 raise ValueError("it holds another sentence's tree")
             if entry["tree_sha256"] != _sha256(entry["tree"]):
                 raise ValueError("its tree does not match its checksum")
-            return BinaryTree.from_ptb(entry["tree"], str(path))
+            tree = BinaryTree.from_ptb(entry["tree"], str(path))
         except FileNotFoundError:
             return None
         except OSError as err:  # unreadable: say so once, then parse without the cache
             self._give_up_cache(f"cannot read the parse cache {self.cache_dir} ({err.strerror or err})")
         except (ValueError, KeyError, TypeError) as err:  # bad JSON, missing keys, a bad tree
             log.warning("parse cache entry %s is unusable (%s); parsing it again", path, err)
+        else:
+            try:
+                os.utime(path)  # recently used: the last to be evicted
+            except OSError:  # a read-only cache still serves its entries
+                pass
+            return tree
         return None
 
     def _store(self, text: str, tree: BinaryTree) -> None:
@@ -244,10 +258,35 @@ class Parser:
             return
         ptb = tree.to_ptb()
         entry = {"text_sha256": _sha256(text), "tree": ptb, "tree_sha256": _sha256(ptb)}
+        path = self._cache_path(text)
+        new = not path.exists()
         try:
-            atomic_write_text(self._cache_path(text), json.dumps(entry) + "\n")
+            atomic_write_text(path, json.dumps(entry) + "\n")
+            if new:
+                self._count_new_entry()
         except OSError as err:  # read-only or full disk: the parse itself is still good
             self._give_up_cache(f"cannot write the parse cache {self.cache_dir} ({err.strerror or err})")
+
+    def _count_new_entry(self) -> None:
+        """Past max_cache_entries, remove the least recently used entries down to 90% of it: the directory is
+        scanned once per tenth of the cap, not once per write. Other processes' entries count from the next scan."""
+        if self._cache_entries is None:
+            self._cache_entries = sum(1 for name in os.listdir(self.cache_dir) if name.endswith(".json"))
+        else:
+            self._cache_entries += 1
+        if self._cache_entries <= self.max_cache_entries:
+            return
+        entries = []
+        for entry in os.scandir(self.cache_dir):
+            if entry.name.endswith(".json"):
+                try:
+                    entries.append((entry.stat().st_mtime_ns, entry.path))
+                except FileNotFoundError:  # another process evicted it
+                    pass
+        keep = int(0.9 * self.max_cache_entries)
+        for _, path in sorted(entries)[:max(len(entries) - keep, 0)]:
+            Path(path).unlink(missing_ok=True)
+        self._cache_entries = min(keep, len(entries))
 
     def _give_up_cache(self, message: str) -> None:
         log.warning("%s; parsing without it", message)
