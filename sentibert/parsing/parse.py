@@ -18,8 +18,8 @@ hash and text, so a sentence is parsed once per model. An entry holds its text's
 that does not match (another sentence's tree, a damaged file) is parsed again, with a warning, and a cache
 that cannot be read or written is a warning, never an error. The cache is bounded, so that a server parsing every
 client's new text does not fill the disk: at most MAX_CACHE_ENTRIES parses per model, least recently used removed
-first (a hit renews an entry's mtime; past the cap, the oldest go, down to 90% of it). Stanza's n-ary output is binarised with
-`sentibert.data.tree.binarize`.
+first (a hit renews an entry's mtime; past the cap, the oldest go, down to 90% of it). Stanza's n-ary output is
+binarised with `sentibert.data.tree.binarize`.
 """
 from __future__ import annotations
 
