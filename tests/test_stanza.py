@@ -13,6 +13,7 @@ import json
 import logging
 import random
 
+import numpy
 import pytest
 import torch
 
@@ -106,8 +107,11 @@ def build_models(resources, work) -> None:
 def stanza_resources(tmp_path_factory):
     logging.getLogger("stanza").setLevel(logging.ERROR)
     resources = tmp_path_factory.mktemp("stanza_resources")
+    states = random.getstate(), numpy.random.get_state()  # Stanza's trainers seed every generator
     with torch.random.fork_rng():
         build_models(resources, tmp_path_factory.mktemp("stanza_training"))
+    random.setstate(states[0])
+    numpy.random.set_state(states[1])
     return resources
 
 
