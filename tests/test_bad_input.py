@@ -470,7 +470,7 @@ def no_full_error(monkeypatch):
 
 @pytest.mark.parametrize("command, argv, message", [
     ("train", [*TRAIN, "data.root=/nonexistent"], "/nonexistent/sst/train.txt not found: run `sentibert data prepare"),
-    ("evaluate", ["checkpoint=/nonexistent", "data=fixture"], "/nonexistent is not a sentibert checkpoint"),
+    ("evaluate", ["checkpoint=/nonexistent", "data=fixture"], "/nonexistent: neither a bundled model (minilm, mpnet)"),
     ("train", [*TRAIN, "model.num_classes=3"], "model.num_classes=3 but sst has 5 classes"),  # our own ValueError
 ])
 def test_a_hydra_command_error_is_one_line(command, argv, message, tmp_path, capsys):

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from sentibert.config import SAMPLE_DATA_DIR
-from sentibert.inference.predict import BUNDLED_MODEL
+from sentibert.bundles import BUNDLES, DEFAULT_MODEL
 
 SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "bench" / "predict.py"
 
 
 def test_benchmark_reports_every_phase_of_cold_and_warm_runs(tmp_path):
-    if not (BUNDLED_MODEL / "config.json").is_file():
+    if not (BUNDLES[DEFAULT_MODEL] / "config.json").is_file():
         pytest.skip("no bundled model in this installation")
     out = tmp_path / "predict.json"
     done = subprocess.run([sys.executable, str(SCRIPT), "--trees", str(Path(SAMPLE_DATA_DIR) / "sst" / "test.txt"),

@@ -12,7 +12,7 @@ import pytest
 from test_render import TREES, colours_in, predictions
 
 from sentibert.evaluation import render
-from sentibert.evaluation.render import COLOURS
+from sentibert.evaluation.render import palette
 
 BROWSER = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
                 if shutil.which(name)), None)
@@ -76,7 +76,7 @@ def test_the_browser_builds_one_coloured_node_per_phrase_and_shows_the_text(tmp_
     assert len(nodes) == sum(len(tree) for tree in TREES)
     assert [int(attrs["data-label"]) for attrs, _ in nodes] == [label for tree in TREES for label in tree.labels]
     circles = [attrs["fill"] for attrs, _ in dom.find("circle")]
-    assert circles == [COLOURS[int(attrs["data-label"])] for attrs, _ in nodes]
+    assert circles == [palette(5)[int(attrs["data-label"])] for attrs, _ in nodes]
     drawn = [text for attrs, text in dom.find("text") if attrs.get("class") != "word"]
     assert drawn == [str(label) for tree in TREES for label in tree.labels]  # each node's circle has its label
     words = [text for _, text in dom.find("text", "word")]
@@ -102,5 +102,5 @@ def test_screenshot_shows_the_colours_of_the_predicted_labels(tmp_path):
     prediction = predictions()[1]
     page = render.to_html([prediction]).replace("</head>", "<style>.legend { display: none }</style></head>")
     chromium(tmp_path, page, f"--screenshot={tmp_path / 'shot.png'}", "--window-size=900,600")
-    drawn = colours_in(tmp_path / "shot.png") & set(COLOURS)  # with the legend hidden, only nodes are coloured
-    assert drawn == {COLOURS[label] for label in prediction.labels}
+    drawn = colours_in(tmp_path / "shot.png") & set(palette(5))  # with the legend hidden, only nodes are coloured
+    assert drawn == {palette(5)[label] for label in prediction.labels}

@@ -12,7 +12,8 @@ import transformers
 from sentibert import cli
 from sentibert.data.tree import BinaryTree
 from sentibert.inference import predict as predict_module
-from sentibert.inference.predict import PredictError, load_model, predict
+from sentibert.inference.predict import PredictError, load_network, predict
+from sentibert.models.encoder import CheckpointError
 from sentibert.models.model import MeanPool, SentiBERT
 from sentibert.parsing import parse
 
@@ -54,7 +55,7 @@ TEXTS = ["not bad at all", "a dull , lifeless film", "great", "the story is awfu
 
 
 def test_all_texts_are_parsed_in_one_call_and_the_model_runs_in_batches(checkpoint):
-    model, parser = load_model(checkpoint), FakeParser()
+    model, parser = load_network(checkpoint), FakeParser()
     forward_calls = []
     original_forward = model.forward
     model.forward = lambda batch, **kw: forward_calls.append(len(batch["input_ids"])) or original_forward(batch, **kw)
@@ -72,7 +73,7 @@ def test_all_texts_are_parsed_in_one_call_and_the_model_runs_in_batches(checkpoi
 def test_a_checkpoint_path_or_a_training_run_directory_can_stand_for_the_model(checkpoint, tmp_path):
     run_dir = tmp_path / "run"
     shutil.copytree(checkpoint, run_dir / "best_model")
-    expected = predict(["not bad"], load_model(checkpoint), FakeParser())[0].probs
+    expected = predict(["not bad"], load_network(checkpoint), FakeParser())[0].probs
     assert predict(["not bad"], str(checkpoint), FakeParser())[0].probs == expected
     assert predict(["not bad"], run_dir, FakeParser())[0].probs == expected
 
@@ -94,8 +95,31 @@ def test_a_sentence_over_the_encoder_limit_is_refused(checkpoint):
         predict(["fine", " ".join(["good"] * 200)], checkpoint, FakeParser())
 
 
+@pytest.mark.parametrize("text", ["\u200b", "\x01", "\u0301"], ids=["zero-width space", "control", "lone accent"])
+def test_a_text_with_no_wordpieces_is_refused_by_name_alone_or_beside_others(checkpoint, text):
+    for texts, n in (([text], 1), (["not bad at all", text, "great"], 2)):
+        with pytest.raises(PredictError) as refused:
+            predict(texts, checkpoint, FakeParser())
+        assert str(refused.value) == (f"text:{n}: {text!r}: the encoder reads no wordpieces in it (only invisible or "
+                                      "control characters); remove them")  # not "the encoder truncated"
+
+
+def test_a_phrase_with_no_wordpieces_is_named_in_its_text(checkpoint):
+    with pytest.raises(PredictError, match=r"text:1: 'good \\x01 \\x01': the encoder reads no wordpieces in "
+                                           r"'\\x01 \\x01' \(only"):
+        predict(["good \x01 \x01"], checkpoint, FakeParser())  # right-branching: (good (\x01 \x01))
+    assert predict(["good \x01"], checkpoint, FakeParser())[0].labels[0] is not None  # every phrase has a word
+
+
+def test_cli_refuses_a_text_with_no_wordpieces_in_one_line(checkpoint, fake_parser, capsys):
+    assert run_cli("--checkpoint", checkpoint, "fine", "\u200b") == 1
+    err = capsys.readouterr().err
+    assert err == ("sentibert predict: error: argument:2: '\\u200b': the encoder reads no wordpieces in it (only "
+                   "invisible or control characters); remove them\n")
+
+
 @pytest.mark.parametrize("remove, message", [
-    ("directory", "is not a directory"),
+    ("directory", "neither a bundled model .* nor a directory"),
     ("config.json", "config.json is missing"),
     ("model.safetensors", "model.safetensors is missing"),
 ])
@@ -104,8 +128,8 @@ def test_a_broken_checkpoint_names_what_is_missing(checkpoint, tmp_path, remove,
     if remove != "directory":
         shutil.copytree(checkpoint, broken)
         (broken / remove).unlink()
-    with pytest.raises(PredictError, match=message):
-        load_model(broken)
+    with pytest.raises((ValueError, OSError), match=message):  # CheckpointError, FileNotFoundError
+        load_network(broken)
 
 
 def test_weights_that_do_not_fit_the_model_class_are_named(tmp_path):
@@ -113,8 +137,9 @@ def test_weights_that_do_not_fit_the_model_class_are_named(tmp_path):
     checkpoint = MeanPool("tiny").save_pretrained(tmp_path / "mean_pool")
     config = json.loads((checkpoint / "config.json").read_text())
     (checkpoint / "config.json").write_text(json.dumps({**config, "model": "SentiBERT"}))
-    with pytest.raises(PredictError, match=r"(?s)weights do not fit its model class.*Missing key.*composition"):
-        load_model(checkpoint)
+    with pytest.raises(CheckpointError, match=r"model.safetensors: its weights do not fit the model its config.json "
+                                              r"describes \(Missing key.*composition.*copy or save the checkpoint"):
+        load_network(checkpoint)
 
 
 def test_emoji_entities_and_markup_come_through_as_typed_and_escaped(checkpoint):
@@ -143,7 +168,9 @@ def run_cli(*args):
 def test_cli_text_json_html_and_png(checkpoint, fake_parser, tmp_path, capsys):
     assert run_cli("--checkpoint", checkpoint, "not bad at all", "great") == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[2].endswith(") not bad at all") and lines[3] == "  not" and lines[-1] == "  great"
+    assert lines[:2] == [f"# model: {checkpoint}", "# (label name  p(very negative) p(negative) p(neutral) "
+                                                   "p(positive) p(very positive)) phrase"]
+    assert lines[3].endswith(") not bad at all") and lines[4] == "  not" and lines[-1] == "  great"
     assert fake_parser.calls == [["not bad at all", "great"]]
 
     assert run_cli("--checkpoint", checkpoint, "--format", "json", "not bad at all") == 0
@@ -163,7 +190,7 @@ def test_cli_reads_a_file_or_stdin_and_names_an_empty_line(checkpoint, fake_pars
 
     monkeypatch.setattr("sys.stdin", io.StringIO("so bad\n"))
     assert run_cli("--checkpoint", checkpoint, "--in", "-") == 0
-    assert capsys.readouterr().out.splitlines()[2].endswith(") so bad")
+    assert capsys.readouterr().out.splitlines()[3].endswith(") so bad")
 
     reviews.write_text("not bad at all\n \ngreat\n", encoding="utf-8")
     assert run_cli("--checkpoint", checkpoint, "--in", reviews) == 1
@@ -199,17 +226,18 @@ def test_real_parser_end_to_end(checkpoint, tmp_path):
 
 def test_piped_text_needs_no_flag_and_no_checkpoint_means_the_bundled_model(checkpoint, fake_parser, monkeypatch,
                                                                            capsys, tmp_path):
-    from sentibert.inference import predict as predict_module
+    from sentibert import bundles
 
     monkeypatch.setattr(sys, "stdin", io.StringIO("Not bad at all.\n"))
     assert run_cli("--checkpoint", checkpoint, "--format", "json") == 0
     assert len(json.loads(capsys.readouterr().out)) == 1
-    monkeypatch.setattr(predict_module, "BUNDLED_MODEL", tmp_path / "nothing")
+    monkeypatch.setitem(bundles.BUNDLES, "minilm", tmp_path / "nothing")
     monkeypatch.setattr(sys, "stdin", io.StringIO("Not bad at all.\n"))
     assert run_cli() == 1
-    assert "no bundled model in this installation" in capsys.readouterr().err
-    monkeypatch.setattr(predict_module, "BUNDLED_MODEL", Path(checkpoint))
-    assert len(predict_module.predict(["Not bad at all."], parser=fake_parser)) == 1  # the Python API too
+    assert "the minilm model is not bundled with this installation" in capsys.readouterr().err
+    monkeypatch.setitem(bundles.BUNDLES, "minilm", Path(checkpoint))
+    [prediction] = predict_module.predict(["Not bad at all."], parser=fake_parser)  # the Python API too
+    assert prediction.model == "minilm"
 
 
 def test_attentions_only_when_the_format_shows_them(checkpoint, fake_parser, monkeypatch):

@@ -9,9 +9,9 @@ import pytest
 import torch
 from conftest import FIXTURES
 
-from sentibert.data.tree import read_trees
+from sentibert.data.labels import SST2_NAMES, SST3_NAMES, SST5_NAMES, relabel
+from sentibert.data.tree import BinaryTree, read_trees
 from sentibert.evaluation import render
-from sentibert.evaluation.render import COLOURS
 from sentibert.models.model import TreePrediction
 
 # Hand-made predictions: the fixture's gold labels are the "predicted" ones, so every label 0-4 appears and the
@@ -19,7 +19,10 @@ from sentibert.models.model import TreePrediction
 TREES = read_trees(FIXTURES / "predict_trees.txt")
 
 
-def make_prediction(tree) -> TreePrediction:
+COLOURS = render.palette(5)
+
+
+def make_prediction(tree, label_names=SST5_NAMES) -> TreePrediction:
     """Probabilities peaked on the tree's label; layer 1 spread evenly over each span's wordpieces (one per word,
     after [CLS]); layer 2 split between the node itself (0.6) and its left child (0.4)."""
     n, length = len(tree), len(tree.tokens) + 2
@@ -28,9 +31,10 @@ def make_prediction(tree) -> TreePrediction:
         tokens[i, start + 1:end + 1] = 1 / (end - start)
         children[i, length + i] = 0.6
         children[i, length + left if left >= 0 else -left] = 0.4  # word w is wordpiece w + 1 = -child
-    probs = [[0.6 if k == label else 0.1 for k in range(5)] for label in tree.labels]
+    probs = [[0.6 if k == label else 0.1 for k in range(len(label_names))] for label in tree.labels]
     return TreePrediction(tree=tree, probs=probs, labels=list(tree.labels),
-                          wordpieces=["[CLS]", *tree.tokens, "[SEP]"], token_attention=tokens, child_attention=children)
+                          wordpieces=["[CLS]", *tree.tokens, "[SEP]"], token_attention=tokens, child_attention=children,
+                          label_names=tuple(label_names), model="sst5-model")
 
 
 def predictions():
@@ -40,6 +44,7 @@ def predictions():
 def test_json_document_follows_the_schema():
     doc = render.to_json(make_prediction(TREES[0]))  # (3 (1 Not bad) (4 at all))
     assert doc["tokens"] == ["Not", "bad", "at", "all"] and doc["text"] == "Not bad at all" and doc["label"] == 3
+    assert doc["model"] == "sst5-model" and doc["label_names"] == list(SST5_NAMES)
     root, left, right = doc["nodes"]
     assert root["span"] == [0, 4] and root["text"] == "Not bad at all"
     assert root["children"] == [{"node": 1}, {"node": 2}]
@@ -76,7 +81,9 @@ def test_truncated_phrases_are_refused_with_a_clear_error():
 
 def test_text_tree_indents_children_under_their_phrase():
     text = render.to_text(predictions()[:1] + predictions()[3:])
-    assert text.splitlines()[2:] == [
+    assert text.splitlines()[:3] == ["# model: sst5-model", "# (label name  p(very negative) p(negative) p(neutral) "
+                                                           "p(positive) p(very positive)) phrase", ""]
+    assert text.splitlines()[3:] == [
         "(3 positive      0.10 0.10 0.10 0.60 0.10) Not bad at all",
         "  (1 negative      0.10 0.60 0.10 0.10 0.10) Not bad",
         "    Not",
@@ -171,3 +178,36 @@ def test_png_draws_every_label_colour_without_warnings(tmp_path):
 def _png_width(path) -> int:
     return int.from_bytes(path.read_bytes()[16:20], "big")  # the IHDR chunk's width field
 
+
+
+# ---- other label spaces: the names and colours follow the model's classes --------------------------------------
+def test_palette_spans_red_to_blue_for_any_class_count():
+    assert render.palette(5) == list(render.SCALE)
+    assert render.palette(3) == ["#ca0020", "#c8c8c8", "#0571b0"] and render.palette(2) == ["#ca0020", "#0571b0"]
+    four = render.palette(4)
+    assert len(set(four)) == 4 and (four[0], four[-1]) == ("#ca0020", "#0571b0")
+    assert [render.is_dark(c) for c in render.palette(5)] == [True, False, False, False, True]
+
+
+@pytest.mark.parametrize("names", [SST3_NAMES, SST2_NAMES], ids=["sst3", "sst2"])
+def test_a_model_with_other_classes_is_drawn_with_its_names_and_colours(names, tmp_path):
+    tree = relabel(TREES[0], "sst3")  # (2 (0 Not bad) (2 at all)) in SST-3; SST-2: (1 (0 Not bad) (1 at all))
+    if len(names) == 2:
+        tree = BinaryTree.from_ptb("(1 (0 (0 Not) (0 bad)) (1 (1 at) (1 all)))")
+    prediction = make_prediction(tree, names)
+    doc = render.to_json(prediction)
+    assert doc["label_names"] == list(names) and doc["nodes"][1]["label_name"] == names[0]
+    assert all(len(node["probs"]) == len(names) for node in doc["nodes"])
+    header = render.to_text([prediction]).splitlines()[1]
+    assert header == f"# (label name  {' '.join(f'p({name})' for name in names)}) phrase"
+
+    page = render.to_html([prediction])
+    elements = _Elements(page)
+    circles = [attrs["fill"] for tag, attrs in elements.tags if tag == "circle"]
+    assert circles == [render.palette(len(names))[label] for label in tree.labels]
+    legend = re.search(r'<ul class="legend">(.*?)</ul>', page).group(1)
+    assert re.findall(r"</span>(\d+ [^<]+)</li>", legend) == [f"{k} {name}" for k, name in enumerate(names)]
+    assert '<p class="model">Model: <b>sst5-model</b></p>' in page and "very positive" not in page
+
+    path = render.to_png([prediction], tmp_path / "trees.png", scale=1)
+    assert {render.palette(len(names))[label] for label in tree.labels} <= colours_in(path)

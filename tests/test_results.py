@@ -10,6 +10,7 @@ import pytest
 from conftest import FIXTURES
 
 from sentibert import cli
+from sentibert.data.labels import SST5_NAMES
 from sentibert.data.tree import read_trees
 from sentibert.evaluation.metrics import evaluate_predictions
 from sentibert.evaluation.report import load_run
@@ -206,7 +207,7 @@ def test_errors_name_the_file(campaign, capsys):
 def test_report_reads_gzipped_predictions_and_results_link_the_plots(campaign, tmp_path, monkeypatch):
     trees = read_trees(FIXTURES / "report_trees.txt")
     predictions = [[2, *tree.labels[1:]] for tree in trees]
-    plain = write_predictions(tmp_path / "test_predictions.jsonl", trees, predictions)
+    plain = write_predictions(tmp_path / "test_predictions.jsonl", trees, predictions, SST5_NAMES)
     folder = campaign / "results" / "sb-lr5e-05-s1"
     with gzip.GzipFile(folder / "test_predictions.jsonl.gz", "wb", mtime=0) as f:
         f.write(plain.read_bytes())
@@ -223,7 +224,7 @@ def test_report_reads_gzipped_predictions_and_results_link_the_plots(campaign, t
 
 
 def write_gz_predictions(folder: Path, trees, predictions) -> None:
-    plain = write_predictions(folder / "plain.jsonl", trees, predictions)
+    plain = write_predictions(folder / "plain.jsonl", trees, predictions, SST5_NAMES)
     with gzip.GzipFile(folder / "test_predictions.jsonl.gz", "wb", mtime=0) as f:
         f.write(plain.read_bytes())
     plain.unlink()

@@ -24,11 +24,13 @@ pytest.importorskip("httpx")
 from starlette.testclient import TestClient  # noqa: E402
 from test_predict import FakeParser  # noqa: E402
 
-from sentibert import cli  # noqa: E402
+from sentibert import bundles, cli  # noqa: E402
+from sentibert.bundles import installed_bundles  # noqa: E402
+from sentibert.data.labels import SST5_NAMES  # noqa: E402
 from sentibert.evaluation import render  # noqa: E402
 from sentibert.inference import app as serve  # noqa: E402
 from sentibert.inference import predict as predict_module  # noqa: E402
-from sentibert.inference.predict import PredictError, load_model, predict  # noqa: E402
+from sentibert.inference.predict import Pipeline, PredictError, load_network, predict  # noqa: E402
 from sentibert.models.model import SentiBERT  # noqa: E402
 from sentibert.parsing.parse import ParserError  # noqa: E402
 
@@ -45,12 +47,12 @@ def checkpoint(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model(checkpoint):
-    return load_model(checkpoint)
+    return load_network(checkpoint)
 
 
 @pytest.fixture(scope="module")
 def client(model, checkpoint):
-    with TestClient(serve.create_app(model, FakeParser(), checkpoint)) as client:
+    with TestClient(serve.create_app(Pipeline(model, FakeParser()))) as client:
         yield client
 
 
@@ -79,10 +81,9 @@ def test_predict_answers_what_sentibert_predict_json_prints(client, checkpoint, 
 def test_render_html_adds_each_tree_as_the_static_page_draws_it(client):
     plain = post(client, {"texts": TEXTS}).json()
     drawn = post(client, {"texts": TEXTS}, params={"render": "html"}).json()
-    assert [{k: v for k, v in doc.items() if k != "html"} for doc in drawn] == plain
+    assert [{k: v for k, v in doc.items() if k not in ("html", "legend")} for doc in drawn] == plain
     for s, doc in enumerate(drawn):
-        assert doc["html"] == (f'<div class="scroll">{render._svg(plain[s], s)}</div>'
-                               + "".join(render._tip(plain[s], s, i) for i in range(len(plain[s]["nodes"]))))
+        assert doc["html"] == render.tree_html(plain[s], s) and doc["legend"] == render.legend(plain[s]["label_names"])
         assert doc["html"].count('<g class="node"') == doc["html"].count('<div class="tip"') == len(doc["nodes"])
     assert "&lt;b&gt;bold&lt;/b&gt;" in drawn[3]["html"] and "<b>bold" not in drawn[3]["html"]  # text, escaped
 
@@ -92,8 +93,9 @@ def test_health_names_the_model_the_parser_and_the_limits(client, checkpoint):
     assert response.status_code == 200
     assert response.json() == {
         "status": "ok",
-        "model": {"class": "SentiBERT", "encoder": "tiny", "checkpoint": str(checkpoint), "max_wordpieces": 128,
-                  "device": "cpu"},
+        "model": {"name": str(checkpoint), "class": "SentiBERT", "encoder": "tiny", "label_names": list(SST5_NAMES),
+                  "max_wordpieces": 128, "device": "cpu"},
+        "models": [str(checkpoint), *installed_bundles()],
         "parser": "FakeParser",
         "limits": {"body": 65536, "texts": 64, "chars": 1000},
     }
@@ -117,8 +119,8 @@ BAD_REQUESTS = [  # (request, status, message)
     (dict(content=b"[" * 50_000, headers=JSON), 400, "not JSON: nested too deeply"),
     (dict(json=["fine"]), 400, "the request body is an array, not an object"),
     (dict(json="fine"), 400, "the request body is a string, not an object"),
-    (dict(json={}), 400, 'expected one key, "texts" or "text", not none'),
-    (dict(json={"txt": "fine"}), 400, 'expected one key, "texts" or "text", not "txt"'),
+    (dict(json={}), 400, 'expected one key, "texts" or "text" (and "model"), not none'),
+    (dict(json={"txt": "fine"}), 400, 'expected one key, "texts" or "text" (and "model"), not "txt"'),
     (dict(json={"text": "fine", "texts": ["good"]}), 400, 'not "text", "texts"'),
     (dict(json={"text": 3}), 400, '"text" is a number, not a string'),
     (dict(json={"text": ["fine"]}), 400, '"text" is an array, not a string'),
@@ -131,6 +133,10 @@ BAD_REQUESTS = [  # (request, status, message)
     (dict(json={"texts": ["fine"] * 65}), 422, "65 texts, more than 64 per request"),
     (dict(json={"texts": ["fine", "a" * 1001]}), 422, "texts:2: 1001 characters, more than the limit of 1000"),
     (dict(json={"texts": ["fine", "good " * 130]}), 422, "texts:2: 132 wordpieces, more than the encoder's limit"),
+    (dict(json={"texts": ["fine", "\u200b"]}), 422, "texts:2: '\\u200b': the encoder reads no wordpieces in it"),
+    (dict(json={"text": "\x01"}), 422, "text:1: '\\x01': the encoder reads no wordpieces in it"),
+    (dict(json={"text": "fine", "model": 3}), 400, '"model" is a number, not a string'),
+    (dict(json={"text": "fine", "model": "nosuch"}), 422, "model 'nosuch' is not one this server offers: choose "),
     (dict(content=b'{"texts": ["' + b"a" * 70_000 + b'"]}', headers=JSON), 413, "the request body is over 65536"),
     (dict(content=iter([b'{"texts": ["'] + [b"a" * 1000] * 70 + [b'"]}']), headers=JSON), 413,  # chunked:
      "the request body is over 65536"),  # no Content-Length, counted as it comes
@@ -174,14 +180,14 @@ class FlakyParser(FakeParser):
 
 def test_a_parser_refusal_is_a_422(model):
     parser = FlakyParser(ParserError("texts:1: the tokenizer found 2 sentences in 'Fine. Good.', not one"))
-    with TestClient(serve.create_app(model, parser)) as client:
+    with TestClient(serve.create_app(Pipeline(model, parser))) as client:
         response = post(client, {"texts": ["Fine. Good."]})
         assert response.status_code == 422 and "found 2 sentences" in response.json()["error"]
         assert post(client, {"texts": ["Fine. Good."]}).status_code == 200
 
 
 def test_a_bug_is_a_logged_500_and_does_not_stop_the_server(model, caplog):
-    with TestClient(serve.create_app(model, FlakyParser(KeyError("bug")))) as client:
+    with TestClient(serve.create_app(Pipeline(model, FlakyParser(KeyError("bug"))))) as client:
         with caplog.at_level(logging.ERROR, logger="sentibert.inference.app"):
             response = post(client, {"text": "fine"})
         assert response.status_code == 500
@@ -199,7 +205,7 @@ def test_inference_does_not_block_the_event_loop(model):
             assert release.wait(10)
             return super().parse(texts, source)
 
-    with TestClient(serve.create_app(model, SlowParser())) as client:
+    with TestClient(serve.create_app(Pipeline(model, SlowParser()))) as client:
         answers = []
         worker = threading.Thread(target=lambda: answers.append(post(client, {"text": "slow one"})))
         worker.start()
@@ -216,7 +222,8 @@ def test_inference_does_not_block_the_event_loop(model):
 # ---- the command ---------------------------------------------------------------------------------------------
 def test_serve_loads_the_model_and_the_parser_once_then_runs_uvicorn(checkpoint, monkeypatch):
     loads, runs = [], []
-    monkeypatch.setattr(serve, "load_parser", lambda model="auto", **kwargs: loads.append(model) or FakeParser())
+    monkeypatch.setattr(predict_module, "load_parser",
+                        lambda model="auto", **kwargs: loads.append(model) or FakeParser())
     monkeypatch.setattr("uvicorn.run", lambda app, **kwargs: runs.append((app, kwargs)))
     assert cli.main(["serve", "--checkpoint", str(checkpoint), "--port", "8123"]) == 0
     [(app, kwargs)] = runs
@@ -224,16 +231,16 @@ def test_serve_loads_the_model_and_the_parser_once_then_runs_uvicorn(checkpoint,
     with TestClient(app) as client:
         for text in ("not bad", "great", "so bad"):
             assert post(client, {"text": text}).status_code == 200
-        assert client.get("/api/health").json()["model"]["checkpoint"] == str(checkpoint)
+        assert client.get("/api/health").json()["model"]["name"] == str(checkpoint)
     assert loads == ["auto"]  # not once per request
 
 
 def test_serve_errors(checkpoint, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(serve, "load_parser", lambda model="auto", **kwargs: FakeParser())
+    monkeypatch.setattr(predict_module, "load_parser", lambda model="auto", **kwargs: FakeParser())
     monkeypatch.setattr("uvicorn.run", lambda app, **kwargs: pytest.fail("the server must not start"))
-    monkeypatch.setattr(predict_module, "BUNDLED_MODEL", tmp_path / "nothing")
+    monkeypatch.setitem(bundles.BUNDLES, "minilm", tmp_path / "nothing")
     assert cli.main(["serve"]) == 1
-    assert "sentibert serve: error: no bundled model in this installation" in capsys.readouterr().err
+    assert "sentibert serve: error: the minilm model is not bundled with this installation" in capsys.readouterr().err
     assert cli.main(["serve", "--checkpoint", str(tmp_path)]) == 1
     assert "config.json is missing" in capsys.readouterr().err
     for bad_port in ("-1", "65536", "http"):
@@ -250,7 +257,7 @@ def server(model):
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    app = serve.create_app(model, FakeParser())
+    app = serve.create_app(Pipeline(model, FakeParser()))
     uvi = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     thread = threading.Thread(target=uvi.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -412,7 +419,7 @@ def test_typing_sentences_and_clicking_predict_draws_their_trees(server, model, 
         labels = [node["label"] for doc in expected for node in doc["nodes"]]
         assert len(nodes) == sum(len(doc["nodes"]) for doc in expected) == 3 + 3
         assert [int(attrs["data-label"]) for attrs, _ in nodes] == labels
-        assert [attrs["fill"] for attrs, _ in dom.find("circle")] == [render.COLOURS[label] for label in labels]
+        assert [attrs["fill"] for attrs, _ in dom.find("circle")] == [render.palette(5)[label] for label in labels]
         assert [text for attrs, text in dom.find("text") if attrs.get("class") != "word"] == list(map(str, labels))
         assert [text for _, text in dom.find("text", "word")] == [t for doc in expected for t in doc["tokens"]]
         assert "<b>story</b>" in [text for _, text in dom.find("text", "word")]  # shown as text, not markup

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from sentibert.data.tree import read_trees
-from sentibert.inference.predict import BATCH_SIZE, load_model
+from sentibert.inference.predict import BATCH_SIZE, load_network
 
 HERE = Path(__file__).resolve().parent
 
@@ -34,7 +34,7 @@ def score(model, trees, context) -> tuple[dict, list[int]]:
 
 def main() -> None:
     trees = read_trees(Path(os.getenv("SENTIBERT_DATA_DIR", "data")) / "sst" / "dev.txt")
-    model = load_model(None)  # the bundled model, LoRA merged, as predict loads it
+    model = load_network()  # the default bundled model, LoRA merged, as predict loads it
     with warnings.catch_warnings():  # torch.ao's deprecation notice: this is a measurement, not an option
         warnings.simplefilter("ignore")
         int8 = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)  # a copy

@@ -20,6 +20,15 @@ from omegaconf import DictConfig
 from sentibert.config import CONF_DIR, ConfigError, validate
 
 
+def add_model_option(ap: argparse.ArgumentParser) -> None:
+    """--model (or --checkpoint, its older name): what `sentibert predict` and `sentibert serve` run."""
+    from sentibert.bundles import BUNDLES, DEFAULT_MODEL
+
+    ap.add_argument("--model", "--checkpoint", dest="model", default=DEFAULT_MODEL, metavar="NAME|DIR",
+                    help=f"a bundled model ({', '.join(BUNDLES)}; default {DEFAULT_MODEL}), a model saved with "
+                         "save_pretrained, or a training run directory (its best_model/)")
+
+
 def add_inference_options(ap: argparse.ArgumentParser, precision: str) -> None:
     """--parser, --no-cache, --device and --precision: what `sentibert predict` and `sentibert serve` both take."""
     ap.add_argument("--parser", default="auto", choices=["auto", "stanza", "bundled"], help="see `sentibert parse`")

@@ -1,4 +1,4 @@
-"""`sentibert predict [TEXT ...] [--checkpoint DIR] [--in FILE] [--format text|json|html|png] [--out PATH]`:
+"""`sentibert predict [TEXT ...] [--model minilm|mpnet|DIR] [--in FILE] [--format text|json|html|png] [--out PATH]`:
 the sentiment of every phrase of any text (sentibert.inference.predict; examples there)."""
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from sentibert.commands import add_inference_options, fail
+from sentibert.commands import add_inference_options, add_model_option, fail
 from sentibert.evaluation import render
-from sentibert.inference.predict import (BATCH_SIZE, BEST_MODEL, FORMATS, PRECISION, SHOWS_ATTENTION, SUFFIX_FORMATS,
-                                         TEXT_RENDERERS, check_device, check_texts, load_model, predict, timed)
+from sentibert.inference.predict import (BATCH_SIZE, FORMATS, PRECISION, SHOWS_ATTENTION, SUFFIX_FORMATS,
+                                         TEXT_RENDERERS, check_device, check_texts, load_network, predict, timed)
 from sentibert.io import atomic_write, atomic_write_text, read_lines, read_stdin_lines
 from sentibert.parsing.parse import ParserError, load_parser
 
@@ -37,8 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="sentibert predict", description="Sentiment of every phrase of each sentence (one sentence per text).")
     ap.add_argument("texts", nargs="*", metavar="TEXT", help="sentences (or --in; or piped to stdin)")
-    ap.add_argument("--checkpoint", help=f"a model saved with save_pretrained, or a training run directory (uses its "
-                                         f"{BEST_MODEL}/); default: the bundled model")
+    add_model_option(ap)
     ap.add_argument("--in", dest="input", metavar="FILE", help="one sentence per line; - reads stdin")
     ap.add_argument("--format", choices=FORMATS, help="default: from --out's suffix, else text")
     ap.add_argument("--out", metavar="PATH", help="output file (default: stdout; png needs a file)")
@@ -65,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         check_texts(texts, source)  # before the slow part: loading the model and the parser
         device, timings = check_device(args.device), {}
         with timed(timings, "load"):  # the parser's model loads when first needed: in "parse", and not if all cached
-            model = load_model(args.checkpoint).to(device)
+            model = load_network(args.model).to(device)
             parser = load_parser(args.parser, use_cache=not args.no_cache, precision=args.precision)
         predictions = predict(texts, model, parser, args.batch_size, source, fmt in SHOWS_ATTENTION, args.precision,
                               timings)

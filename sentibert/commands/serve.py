@@ -1,5 +1,5 @@
-"""`sentibert serve [--checkpoint DIR] [--host H] [--port N]`: a local page and JSON API over a model
-(sentibert.inference.app: the routes, limits and errors)."""
+"""`sentibert serve [--model minilm|mpnet|DIR] [--host H] [--port N]`: a local page and JSON API over a model; the
+page can switch to the other bundled models (sentibert.inference.app: the routes, limits and errors)."""
 from __future__ import annotations
 
 import argparse
@@ -7,9 +7,9 @@ import ipaddress
 import logging
 import sys
 
-from sentibert.commands import add_inference_options, fail
-from sentibert.inference.app import MISSING, Limits, create_app, load
-from sentibert.inference.predict import BEST_MODEL, PRECISION
+from sentibert.commands import add_inference_options, add_model_option, fail
+from sentibert.inference.app import MISSING, Limits, create_app
+from sentibert.inference.predict import PRECISION, load_model
 from sentibert.parsing.parse import ParserError
 
 log = logging.getLogger("sentibert.serve")
@@ -24,8 +24,7 @@ def port(value: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="sentibert serve",
                                  description="A local page (and JSON API) showing the sentiment of every phrase.")
-    ap.add_argument("--checkpoint", help="a model saved with save_pretrained, or a training run directory (uses "
-                                         f"its {BEST_MODEL}/); default: the bundled model")
+    add_model_option(ap)
     ap.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     ap.add_argument("--port", type=port, default=8000, help="default: 8000")
     add_inference_options(ap, PRECISION)
@@ -33,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     if MISSING:
         return fail("serve", f"needs the serve extra: pip install 'sentibert[serve]' ({MISSING} is not installed)")
     try:
-        model, parser = load(args.checkpoint, args.parser, args.device, not args.no_cache, args.precision)
+        pipeline = load_model(args.model, args.device, args.parser, args.precision, not args.no_cache)
     except (ValueError, ParserError, OSError) as err:  # PredictError, CheckpointError: ValueErrors
         return fail("serve", err)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")  # uvicorn's look
@@ -45,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("listening on %s: anyone who can reach this machine can use the server", args.host)
     import uvicorn
 
-    app = create_app(model, parser, args.checkpoint, Limits(), args.precision)
+    app = create_app(pipeline, Limits())
     uvicorn.run(app, host=args.host, port=args.port)
     return 0
 

@@ -1,7 +1,8 @@
 """Evaluate a model on trees: the paper's metrics (sentibert.evaluation.metrics) for treebanks, the transfer
-metrics for labelled text. `evaluate_checkpoint` is `sentibert evaluate checkpoint=DIR [data=sst] [split=test]`: it
-writes metrics.json and <split>_predictions.jsonl (sentibert.runs) to the run directory, runs/evaluate/<date>/ unless
-hydra.run.dir says otherwise. Training uses `evaluate_model` for dev and test.
+metrics for labelled text. `evaluate_checkpoint` is `sentibert evaluate checkpoint=NAME|DIR [data=sst] [split=test]`
+(a bundled model's name or a directory, as `sentibert.bundles` reads them): it writes metrics.json and
+<split>_predictions.jsonl (sentibert.runs) to the run directory, runs/evaluate/<date>/ unless hydra.run.dir says
+otherwise. Training uses `evaluate_model` for dev and test.
 """
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ from typing import Sequence
 from omegaconf import DictConfig
 
 from sentibert import runs
+from sentibert.bundles import load_checkpoint, model_dir
 from sentibert.data.datasets import DataError, first_batches, is_labelled_text, load_splits, task_classes
 from sentibert.data.tree import BinaryTree
 from sentibert.device import pick_device
 from sentibert.evaluation.metrics import HEADLINE_METRICS, evaluate_predictions, transfer_metrics
 from sentibert.io import atomic_write_json
-from sentibert.models.model import TreeSentimentModel
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def summary(metrics: dict) -> str:
 def evaluate_checkpoint(cfg: DictConfig, run_dir: Path) -> dict:
     """`sentibert evaluate`: the metrics of cfg.checkpoint on cfg.data's cfg.split, written to run_dir."""
     device = pick_device(cfg.device, "device")  # before the model loads
-    model = TreeSentimentModel.from_pretrained(cfg.checkpoint).to(device)
+    model = load_checkpoint(cfg.checkpoint).to(device)  # a bundle's name, a checkpoint or a run directory
     if model.hparams["num_classes"] != task_classes(cfg.data):
         raise DataError(f"{cfg.checkpoint} predicts {model.hparams['num_classes']} classes but {cfg.data.dataset}"
                         f" has {task_classes(cfg.data)}: evaluate it on the task it was trained for")
@@ -60,9 +61,10 @@ def evaluate_checkpoint(cfg: DictConfig, run_dir: Path) -> dict:
                           cfg.limit_eval_batches)
     metrics, predictions = evaluate_model(model, trees, cfg.data.eval_batch_size, is_labelled_text(cfg.data))
     atomic_write_json(run_dir / runs.METRICS_FILE, {
-        "checkpoint": str(Path(cfg.checkpoint).resolve()), "dataset": cfg.data.dataset, "split": cfg.split,
+        "checkpoint": str(model_dir(cfg.checkpoint).resolve()), "dataset": cfg.data.dataset, "split": cfg.split,
         **metrics})
-    runs.write_predictions(run_dir / runs.predictions_file(cfg.split), trees, predictions)
+    runs.write_predictions(run_dir / runs.predictions_file(cfg.split), trees, predictions, model.label_names,
+                           cfg.data.label_view)
     log.info("%s %s (%d trees): %s -> %s", cfg.data.dataset, cfg.split, len(trees), summary(metrics),
              run_dir / runs.METRICS_FILE)
     return metrics

@@ -6,14 +6,17 @@ Every format is drawn from one JSON document per sentence (`to_json`), so all fo
     {
       "text": "Not bad at all .",                 the tokens joined by spaces
       "tokens": ["Not", "bad", "at", "all", "."], the parser's words, PTB escapes undone (-LRB- is "(")
+      "model": "minilm",                          the model that answered: a bundle's name or a checkpoint's path
+      "label_names": ["very negative", ...],      its classes, lowest first (`sentibert.data.labels`): SST's five,
+                                                  SST-3's three, SST-2's two, EmoInt's four intensities, ...
       "label": 3,                                 the sentence's label: the root node's
       "nodes": [                                  phrase nodes in pre-order, root first (single words are not nodes)
         {
           "span": [0, 5],                         token range [start, end)
           "text": "Not bad at all .",
-          "label": 3,                             0 very negative, 1 negative, 2 neutral, 3 positive, 4 very positive
+          "label": 3,                             an index into label_names
           "label_name": "positive",
-          "probs": [0.01, 0.05, 0.2, 0.5, 0.24],  the 5-class distribution (4 decimals)
+          "probs": [0.01, 0.05, 0.2, 0.5, 0.24],  one probability per class (4 decimals)
           "children": [{"node": 1}, {"token": 4}],  left then right: a phrase (index into nodes) or a word
                                                   (index into tokens); a one-word sentence has that word twice
           "attention": {                          models with attention only (SentiBERT); the top weights
@@ -28,6 +31,7 @@ Every format is drawn from one JSON document per sentence (`to_json`), so all fo
 over itself, its phrase children and its word children's wordpieces). `position` indexes the encoder's input,
 where 0 is [CLS]. Weights are the model's; the top `TOP_ATTENTION` with a non-zero weight are listed.
 
+Colours run from red (the lowest class) to blue (the highest) through grey (`palette`), for any number of classes.
 Text is data everywhere: HTML and SVG output escape it, and the PNG turns off matplotlib's $math$ parsing.
 """
 from __future__ import annotations
@@ -40,16 +44,33 @@ from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
+from sentibert.data.labels import SST5_NAMES
 from sentibert.data.tree import normalize_token
 
 if TYPE_CHECKING:
     from sentibert.models.model import TreePrediction
 
-LABEL_NAMES = ("very negative", "negative", "neutral", "positive", "very positive")
-# Red to blue through grey (ColorBrewer RdBu, with a grey neutral that shows on white).
-COLOURS = ("#ca0020", "#f4a582", "#c8c8c8", "#92c5de", "#0571b0")
-DARK_LABELS = (0, 4)  # labels whose colour needs white text
+# Red to blue through grey (ColorBrewer RdBu, with a grey middle that shows on white): SST's five classes.
+SCALE = ("#ca0020", "#f4a582", "#c8c8c8", "#92c5de", "#0571b0")
 TOP_ATTENTION = 3
+
+
+def palette(num_classes: int) -> list[str]:
+    """One colour per class, evenly spaced along SCALE (linear in RGB): SCALE itself for 5 classes, red, grey and
+    blue for 3, red and blue for 2. By hand, not with matplotlib's colormaps: text and HTML never import it."""
+    rgb = [[int(colour[i:i + 2], 16) for i in (1, 3, 5)] for colour in SCALE]
+    colours = []
+    for k in range(num_classes):
+        x = k / max(num_classes - 1, 1) * (len(SCALE) - 1)  # the position along SCALE
+        i = min(int(x), len(SCALE) - 2)
+        colours.append("#" + "".join(f"{round(a + (x - i) * (b - a)):02x}" for a, b in zip(rgb[i], rgb[i + 1])))
+    return colours
+
+
+def is_dark(colour: str) -> bool:
+    """Whether text on this colour should be white (its luma is under half)."""
+    r, g, b = (int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5))
+    return 0.299 * r + 0.587 * g + 0.114 * b < 0.5
 
 
 # ---- the document every format is drawn from --------------------------------------------------------------
@@ -66,7 +87,7 @@ def to_json(prediction: TreePrediction) -> dict:
             "span": [start, end],
             "text": " ".join(tokens[start:end]),
             "label": prediction.labels[i],
-            "label_name": LABEL_NAMES[prediction.labels[i]],
+            "label_name": prediction.label_names[prediction.labels[i]],
             "probs": [round(p, 4) for p in prediction.probs[i]],
             "children": [{"node": c} if c >= 0 else {"token": -c - 1} for c in children],
         }
@@ -74,7 +95,8 @@ def to_json(prediction: TreePrediction) -> dict:
         if attention:
             node["attention"] = attention
         nodes.append(node)
-    return {"text": " ".join(tokens), "tokens": tokens, "label": prediction.labels[0], "nodes": nodes}
+    return {"text": " ".join(tokens), "tokens": tokens, "model": prediction.model,
+            "label_names": list(prediction.label_names), "label": prediction.labels[0], "nodes": nodes}
 
 
 def _top_attention(prediction: TreePrediction, node: int) -> dict:
@@ -104,12 +126,17 @@ def to_json_text(predictions: Sequence[TreePrediction]) -> str:
 # ---- text ------------------------------------------------------------------------------------------------------
 def to_text(predictions: Sequence[TreePrediction]) -> str:
     """Indented trees, one phrase per line, in the spirit of CoreNLP's sentiment trees:
-    `(label name  p0 p1 p2 p3 p4) phrase`, its children indented below it, words bare."""
-    header = "# (label name  p(very negative) ... p(very positive)) phrase"
-    return "\n\n".join([header] + [_text_tree(to_json(p)) for p in predictions]) + "\n"
+    `(label name  p0 p1 ...) phrase`, its children indented below it, words bare, under a header naming the model
+    and the classes the probabilities are of."""
+    docs = [to_json(p) for p in predictions]
+    names = docs[0]["label_names"] if docs else list(SST5_NAMES)
+    header = ([f"# model: {docs[0]['model']}"] if docs and docs[0]["model"] else []) + [
+        f"# (label name  {' '.join(f'p({name})' for name in names)}) phrase"]
+    width = max(map(len, names))
+    return "\n\n".join(["\n".join(header)] + [_text_tree(doc, width) for doc in docs]) + "\n"
 
 
-def _text_tree(doc: dict) -> str:
+def _text_tree(doc: dict, width: int) -> str:
     lines = []
 
     def visit(child: dict, depth: int) -> None:
@@ -119,7 +146,7 @@ def _text_tree(doc: dict) -> str:
             return
         node = doc["nodes"][child["node"]]
         probs = " ".join(f"{p:.2f}" for p in node["probs"])
-        lines.append(f"{indent}({node['label']} {node['label_name']:<13} {probs}) {node['text']}")
+        lines.append(f"{indent}({node['label']} {node['label_name']:<{width}} {probs}) {node['text']}")
         left, right = node["children"]
         for kid in (left, right) if left != right else (left,):  # a one-word sentence has its word twice
             visit(kid, depth + 1)
@@ -218,25 +245,33 @@ document.body.dataset.ready = "true";
 def to_html(predictions: Sequence[TreePrediction], title: str = "SentiBERT: phrase sentiment") -> str:
     """A self-contained page (inline CSS and JS, nothing fetched): one SVG tree per sentence."""
     e = html.escape
-    sections = []
-    for s, prediction in enumerate(predictions):
-        doc = to_json(prediction)
-        sections.append(f'<section class="sentence" id="s{s}">\n<h2>{s + 1}. {e(doc["text"])} &rarr; '
-                        f'<b>{e(LABEL_NAMES[doc["label"]])}</b></h2>\n{tree_html(doc, s)}\n</section>')
-    return page(title, "\n".join(sections))
+    docs = [to_json(p) for p in predictions]
+    sections = [f'<section class="sentence" id="s{s}">\n<h2>{s + 1}. {e(doc["text"])} &rarr; '
+                f'<b>{e(doc["label_names"][doc["label"]])}</b></h2>\n{tree_html(doc, s)}\n</section>'
+                for s, doc in enumerate(docs)]
+    return page(title, "\n".join(sections), label_names=docs[0]["label_names"] if docs else SST5_NAMES,
+                model=docs[0]["model"] if docs else None)
 
 
-def page(title: str, body: str, css: str = "") -> str:
-    """The self-contained page around `body` (HTML, already escaped): the title, the colour legend, and the hover
-    script that wires every tree's boxes (`tree_html`). css: rules added to the page's own."""
+def page(title: str, body: str, css: str = "", label_names: Sequence[str] = SST5_NAMES,
+         model: str | None = None) -> str:
+    """The self-contained page around `body` (HTML, already escaped): the title, the model's name (if given), the
+    legend of its classes' colours, and the hover script that wires every tree's boxes (`tree_html`). css: rules
+    added to the page's own."""
     e = html.escape
-    legend = "".join(f'<li><span style="background:{c}"></span>{k} {e(name)}</li>'
-                     for k, (name, c) in enumerate(zip(LABEL_NAMES, COLOURS)))
+    named = f'<p class="model">Model: <b>{e(model)}</b></p>\n' if model else ""
     return (f'<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{e(title)}</title>\n'
-            f'<style>{_CSS}{css}</style>\n</head>\n<body>\n<h1>{e(title)}</h1>\n<ul class="legend">{legend}</ul>\n'
+            f'<style>{_CSS}{css}</style>\n</head>\n<body>\n<h1>{e(title)}</h1>\n{named}{legend(label_names)}\n'
             f'<p>Each circle is a phrase, coloured by its predicted sentiment; hover over it (or tab to it) for the '
             f'phrase, its probabilities and its top attention weights.</p>\n{body}\n<script>{_JS}</script>\n'
             f'</body>\n</html>\n')
+
+
+def legend(label_names: Sequence[str]) -> str:
+    """Each class's colour, number and name, as a list."""
+    items = "".join(f'<li><span style="background:{colour}"></span>{k} {html.escape(name)}</li>'
+                    for k, (name, colour) in enumerate(zip(label_names, palette(len(label_names)))))
+    return f'<ul class="legend">{items}</ul>'
 
 
 def tree_html(doc: dict, key: int | str) -> str:
@@ -253,12 +288,13 @@ def _svg(doc: dict, s: int | str) -> str:
              f'aria-label="{e(doc["text"])}">']
     parts += [f'<line class="edge" x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}"/>'
               for (x1, y1), (x2, y2) in _edges(doc, lay)]
+    colours = palette(len(doc["label_names"]))
     for i, (node, (x, y)) in enumerate(zip(doc["nodes"], lay.nodes)):
         label = node["label"]
-        light = ' class="light"' if label in DARK_LABELS else ""
+        light = ' class="light"' if is_dark(colours[label]) else ""
         parts.append(f'<g class="node" tabindex="0" data-node="{i}" data-label="{label}" data-tip="tip-{s}-{i}" '
                      f'aria-label="{e(node["text"])}: {e(node["label_name"])}">'
-                     f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{RADIUS}" fill="{COLOURS[label]}"/>'
+                     f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{RADIUS}" fill="{colours[label]}"/>'
                      f'<text x="{x:.1f}" y="{y:.1f}"{light}>{label}</text></g>')
     parts += [f'<text class="word" x="{x:.1f}" y="{y:.1f}">{e(token)}</text>'
               for token, (x, y) in zip(doc["tokens"], lay.words)]
@@ -268,11 +304,11 @@ def _svg(doc: dict, s: int | str) -> str:
 def _tip(doc: dict, s: int | str, i: int) -> str:
     """The hover box of node i: its phrase, its distribution, its top attention weights."""
     e = html.escape
-    node = doc["nodes"][i]
+    node, names = doc["nodes"][i], doc["label_names"]
     rows = "".join(
         f'<tr{" class=top" if k == node["label"] else ""}><td>{k} {e(name)}</td><td class="bar">'
-        f'<span style="width:{100 * p:.1f}%;background:{COLOURS[k]}"></span></td><td>{p:.2f}</td></tr>'
-        for k, (name, p) in enumerate(zip(LABEL_NAMES, node["probs"])))
+        f'<span style="width:{100 * p:.1f}%;background:{colour}"></span></td><td>{p:.2f}</td></tr>'
+        for k, (name, p, colour) in enumerate(zip(names, node["probs"], palette(len(names)))))
 
     def key_name(key: dict) -> str:
         if "wordpiece" in key:
@@ -313,14 +349,16 @@ def to_png(predictions: Sequence[TreePrediction], path: str | Path, scale: float
         ax.set_xlim(0, lay.width)
         ax.set_ylim(lay.height, 0)
         ax.axis("off")
-        ax.text(MARGIN, -TITLE_HEIGHT / 2, f"{s + 1}. {LABEL_NAMES[doc['label']]} ({doc['label']})",
-                ha="left", va="center", fontsize=font * 1.1)  # above the tree: y grows downwards from its top
+        model = f"  (model: {doc['model']})" if doc["model"] else ""
+        ax.text(MARGIN, -TITLE_HEIGHT / 2, f"{s + 1}. {doc['label_names'][doc['label']]} ({doc['label']}){model}",
+                ha="left", va="center", fontsize=font * 1.1, parse_math=False)  # above the tree: y grows downwards
+        colours = palette(len(doc["label_names"]))
         for (x1, y1), (x2, y2) in _edges(doc, lay):
             ax.plot([x1, x2], [y1, y2], color="#999999", linewidth=0.8, zorder=1)
         for node, (x, y) in zip(doc["nodes"], lay.nodes):
             label = node["label"]
-            ax.add_patch(Circle((x, y), RADIUS, facecolor=COLOURS[label], edgecolor="#555555", zorder=2))
-            ax.text(x, y, str(label), color="white" if label in DARK_LABELS else "black", zorder=3, **text)
+            ax.add_patch(Circle((x, y), RADIUS, facecolor=colours[label], edgecolor="#555555", zorder=2))
+            ax.text(x, y, str(label), color="white" if is_dark(colours[label]) else "black", zorder=3, **text)
         for token, (x, y) in zip(doc["tokens"], lay.words):
             ax.text(x, y, token, **text)
         top += lay.height

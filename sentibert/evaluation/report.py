@@ -4,12 +4,13 @@ Everything comes from the run directories `sentibert train` writes, several runs
 against mean pooling):
   metrics.json            its `test` block (`sentibert.evaluation.metrics`): phrase and root accuracies, negation, contrast,
                           local and global difficulty; and the best dev epoch
-  test_predictions.jsonl  the test trees with gold and predicted node labels (`sentibert.runs.write_predictions`; or gzipped,
-                          .jsonl.gz, as the campaign's results keep them), for the
-                          confusion matrix and the accuracy by phrase length; a run without it is left out of
-                          those two, and the summary says so
+  test_predictions.jsonl  the test trees with gold and predicted node labels in the run's classes
+                          (`sentibert.runs.write_predictions`; or gzipped, .jsonl.gz, as the campaign's results keep
+                          them), for the confusion matrix (one row and column per class) and the accuracy by phrase
+                          length; a run without it is left out of those two, and the summary says so
   config.yaml             names the run by its model class (`model._target_`); runs that would share a name, or
-                          have no config.yaml, are named by their directory
+                          have no config.yaml, are named by their directory. Its task (data.dataset, data.label_view,
+                          model.num_classes) reads predictions files written before they named their classes
 
 Writes to --out (default `report/`): report.md, overview.png, confusion.png, length.png, fine_grained.png.
 
@@ -25,9 +26,9 @@ from typing import Sequence
 
 import yaml
 
+from sentibert.data.labels import label_names
 from sentibert.data.tree import BinaryTree
 from sentibert.evaluation.metrics import ANALYSES, METRIC_LABELS
-from sentibert.evaluation.render import LABEL_NAMES
 from sentibert.io import atomic_write, atomic_write_text
 from sentibert.runs import CONFIG_FILE, METRICS_FILE, PREDICTIONS_FILE, ReportError, read_predictions
 
@@ -49,6 +50,7 @@ class Run:
     best_epoch: int | None
     test: dict  # sentibert.evaluation.metrics.evaluate_records' output
     predictions: list[tuple[BinaryTree, list[int]]] | None  # None: the run has no test_predictions.jsonl
+    label_names: tuple[str, ...] = ()  # the predictions' classes
 
 
 def load_run(path: str | Path) -> Run:
@@ -64,22 +66,31 @@ def load_run(path: str | Path) -> Run:
     if "test" not in metrics:
         raise ReportError(f"{path / METRICS_FILE} has no test results: `sentibert train` writes them when "
                           "the run finishes")
+    config = _run_config(path)
+    model, data = config.get("model", {}), config.get("data", {})
+    # The model class (`sentibert.models.model.MeanPool` -> MeanPool), else the directory's name.
+    name = model["_target_"].rsplit(".", 1)[-1] if model.get("_target_") else path.resolve().name
     found = [p for p in (path / PREDICTIONS_FILE, path / f"{PREDICTIONS_FILE}.gz") if p.is_file()]
-    predictions = read_predictions(found[0]) if found else None
-    return Run(path, _model_name(path), metrics.get("best_epoch"), metrics["test"], predictions)
+    if not found:
+        return Run(path, name, metrics.get("best_epoch"), metrics["test"], None)
+    # The run's task names the classes of a file written before predictions files named them.
+    names = label_names(model.get("num_classes", 5), data.get("dataset"), data.get("label_view"))
+    predictions = read_predictions(found[0], data.get("label_view"), names)
+    return Run(path, name, metrics.get("best_epoch"), metrics["test"], predictions.records, predictions.label_names)
 
 
-def _model_name(path: Path) -> str:
-    """The model class in config.yaml (`sentibert.models.model.MeanPool` -> MeanPool), else the directory's name."""
+def _run_config(path: Path) -> dict:
+    """The run's config.yaml ({} without one); its model and data parts are mappings."""
     config = path / CONFIG_FILE
-    if config.is_file():
-        try:
-            target = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("model", {}).get("_target_")
-        except (yaml.YAMLError, AttributeError) as err:  # not YAML, or not a mapping
-            raise ReportError(f"{config}: not a run configuration ({err})") from None
-        if target:
-            return target.rsplit(".", 1)[-1]
-    return path.resolve().name
+    if not config.is_file():
+        return {}
+    try:
+        loaded = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+        if not all(isinstance(loaded.get(part, {}), dict) for part in ("model", "data")):
+            raise AttributeError("model or data is not a mapping")
+    except (yaml.YAMLError, AttributeError) as err:  # not YAML, or not a mapping
+        raise ReportError(f"{config}: not a run configuration ({err})") from None
+    return loaded
 
 
 def load_runs(paths: Sequence[str | Path]) -> list[Run]:
@@ -92,9 +103,9 @@ def load_runs(paths: Sequence[str | Path]) -> list[Run]:
 
 
 # ---- statistics from the predictions ----------------------------------------------------------------------------
-def confusion(predictions: list[tuple[BinaryTree, list[int]]]) -> list[list[int]]:
-    """5 x 5 counts over all phrase nodes: rows gold, columns predicted (unlabelled gold nodes are skipped)."""
-    counts = [[0] * len(LABEL_NAMES) for _ in LABEL_NAMES]
+def confusion(predictions: list[tuple[BinaryTree, list[int]]], num_classes: int) -> list[list[int]]:
+    """Class x class counts over all phrase nodes: rows gold, columns predicted (unlabelled gold nodes are skipped)."""
+    counts = [[0] * num_classes for _ in range(num_classes)]
     for tree, pred in predictions:
         for gold, p in zip(tree.labels, pred):
             if gold >= 0:
@@ -112,7 +123,7 @@ LENGTH_BIN_NAMES = [length_bin(i * LENGTH_BIN_WIDTH + 1) for i in range(LENGTH_B
 
 
 def accuracy_by_length(predictions: list[tuple[BinaryTree, list[int]]]) -> dict[str, dict]:
-    """5-class accuracy of phrase nodes grouped by length in words: {bin: {"acc", "n"}}, empty bins left out."""
+    """Accuracy of phrase nodes grouped by length in words: {bin: {"acc", "n"}}, empty bins left out."""
     hits: dict[str, list[bool]] = {name: [] for name in LENGTH_BIN_NAMES}
     for tree, pred in predictions:
         for (start, end), gold, p in zip(tree.spans, tree.labels, pred):
@@ -174,9 +185,9 @@ def plot_fine_grained(runs: list[Run], path: Path) -> Path:
 def plot_confusion(runs: list[Run], path: Path) -> Path:
     """Per run, the confusion matrix coloured by row (the share of each gold class), annotated with counts."""
     fig = _figure(4.2 * len(runs), 4.2)
-    short = [name.replace("very ", "v. ") for name in LABEL_NAMES]
     for ax, run in zip(fig.subplots(1, len(runs), squeeze=False)[0], runs):
-        counts = confusion(run.predictions)
+        short = [name.replace("very ", "v. ") for name in run.label_names]
+        counts = confusion(run.predictions, len(run.label_names))
         shares = [[c / max(sum(row), 1) for c in row] for row in counts]
         ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
         for gold, row in enumerate(counts):
@@ -199,7 +210,7 @@ def plot_length(runs: list[Run], path: Path) -> Path:
         ax.plot(LENGTH_BIN_NAMES, [100 * by_length[b]["acc"] if b in by_length else math.nan
                                    for b in LENGTH_BIN_NAMES], marker="o", label=run.label)
     ax.set_xlabel("phrase length (words)")
-    ax.set_ylabel("5-class accuracy (%)")
+    ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 105)
     ax.set_title("Test accuracy by phrase length", fontsize=10)
     ax.legend(fontsize=8)
@@ -231,11 +242,12 @@ def markdown(runs: list[Run]) -> str:
     with_predictions = [run for run in runs if run.predictions is not None]
     missing = "".join(f" {_md(run.label)} has no {PREDICTIONS_FILE} and is left out of this section."
                       for run in runs if run.predictions is None)
-    out.append("## Confusion matrix\n\nAll phrase nodes, 5 classes; rows are gold labels, colour is the share of "
-               f"the row.{missing}\n")
+    out.append("## Confusion matrix\n\nAll phrase nodes, in each run's classes; rows are gold labels, colour is the "
+               f"share of the row.{missing}\n")
     if with_predictions:
         out.append("![confusion matrix](confusion.png)\n")
-    out.append(f"## Accuracy by phrase length\n\n5-class accuracy of phrase nodes by length in words.{missing}\n")
+    out.append(f"## Accuracy by phrase length\n\nAccuracy of phrase nodes by length in words, in each run's classes."
+               f"{missing}\n")
     if with_predictions:
         rows = [[_md(run.label), *[_cell(accuracy_by_length(run.predictions).get(b)) for b in LENGTH_BIN_NAMES]]
                 for run in with_predictions]

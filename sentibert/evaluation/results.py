@@ -275,7 +275,8 @@ def compare(rows: list[Row]) -> list[Comparison]:
     def scored(row: Row) -> SentenceScores:
         if row.group.group not in scores:
             try:
-                scores[row.group.group] = sentence_scores([read_predictions(run.predictions()) for run in row.runs])
+                scores[row.group.group] = sentence_scores([read_predictions(run.predictions()).records
+                                                           for run in row.runs])
             except ValueError as err:
                 raise ResultsError(f"{', '.join(str(run.path) for run in row.runs)}: {err}") from None
         return scores[row.group.group]

@@ -1,27 +1,34 @@
 """The web app of `sentibert serve`: a local page to type sentences and see their trees, and the JSON API behind it.
 
-    sentibert serve --checkpoint runs/sst_phrase/DATE/best_model     # then open http://127.0.0.1:8000/
+    sentibert serve --model mpnet                                   # then open http://127.0.0.1:8000/
     curl --json '{"texts": ["Not bad at all.", "A dull, lifeless film."]}' http://127.0.0.1:8000/api/predict
 
-The model and the parser load once, at start-up; the server listens on 127.0.0.1 unless --host says otherwise.
+The model given (--model, default minilm) and the parser load once, at start-up; the server listens on 127.0.0.1
+unless --host says otherwise. A request may ask for another of the models the server offers, by name: the bundled
+models this installation has (`sentibert.bundles`) and the one given at start-up; each loads on first use, on the
+same device, and stays loaded.
 
-  GET  /             the page: a text box (one sentence per line) and a button; each sentence's tree is drawn as
-                     `sentibert predict --format html` draws it (`sentibert.evaluation.render`'s SVG), and hovering over a
-                     node shows its phrase, probabilities and attention. Self-contained: inline CSS and JS, nothing
-                     fetched but /api/predict. `/?q=TEXT` fills the box with TEXT and submits it.
-  POST /api/predict  body {"texts": ["...", ...]} or {"text": "..."}, sent as Content-Type: application/json;
-                     answers what `sentibert predict --format json` prints for the same texts: a list of documents,
-                     one per text, schema in `sentibert.evaluation.render`. With ?render=html each document also has "html":
-                     its SVG tree and hover boxes, `sentibert.evaluation.render`'s markup (what the page shows).
-  GET  /api/health   {"status": "ok", "model": {...}, "parser": NAME, "limits": {...}}
+  GET  /             the page: a text box (one sentence per line), a choice of model and a button; each sentence's
+                     tree is drawn as `sentibert predict --format html` draws it (`sentibert.evaluation.render`'s
+                     SVG), and hovering over a node shows its phrase, probabilities and attention. Self-contained:
+                     inline CSS and JS, nothing fetched but /api/predict. `/?q=TEXT` fills the box with TEXT and
+                     submits it.
+  POST /api/predict  body {"texts": ["...", ...]} or {"text": "..."}, and optionally "model": NAME, sent as
+                     Content-Type: application/json; answers what `sentibert predict --format json` prints for the
+                     same texts: a list of documents, one per text, schema in `sentibert.evaluation.render` ("model"
+                     names the model that answered, "label_names" its classes). With ?render=html each document also
+                     has "html", its SVG tree and hover boxes, and "legend", its classes' colours
+                     (`sentibert.evaluation.render`'s markup: what the page shows).
+  GET  /api/health   {"status": "ok", "model": {...}, "models": [NAME, ...], "parser": NAME, "limits": {...}}
 
-Errors are JSON, {"error": "..."}: 400 a body that is not {"texts": [strings]} or {"text": string} (not JSON,
-wrong keys or types), 413 a body over `Limits.body` bytes, 415 a body not sent as application/json, 422 texts the
-model cannot take (none, empty, more than `Limits.texts`, over `Limits.chars` characters, over the encoder's
-wordpiece limit, or refused by the parser), 404 / 405 other paths and methods, 500 a bug (logged, with its
-traceback). A text is named as in `sentibert predict`: texts:N, counting from 1. No request stops the server.
-Requiring application/json also keeps other web sites out: a browser sends that cross-origin only after a CORS
-preflight, which this server does not grant.
+Errors are JSON, {"error": "..."}: 400 a body that is not {"texts": [strings]} or {"text": string} (not JSON, wrong
+keys or types), 413 a body over `Limits.body` bytes, 415 a body not sent as application/json, 422 texts the model
+cannot take (none, empty, more than `Limits.texts`, over `Limits.chars` characters, over the encoder's wordpiece
+limit, with a phrase it reads no wordpieces in, or refused by the parser) and a model the server does not offer or
+cannot load, 404 / 405 other paths and methods, 500 a bug (logged, with its traceback). A text is named as in
+`sentibert predict`: texts:N, counting from 1. No request stops the server. Requiring application/json also keeps
+other web sites out: a browser sends that cross-origin only after a CORS preflight, which this server does not
+grant.
 
 Inference runs in a worker thread, one request at a time (the model is shared), so the event loop keeps serving
 the page and health checks meanwhile.
@@ -33,11 +40,12 @@ import json
 import logging
 import threading
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from typing import Sequence
 
+from sentibert.bundles import installed_bundles
 from sentibert.evaluation import render
-from sentibert.inference.predict import PRECISION, PredictError, check_device, check_texts, load_model, predict
-from sentibert.parsing.parse import ParserError, load_parser
+from sentibert.inference.predict import Pipeline, PredictError, check_texts, load_network
+from sentibert.parsing.parse import ParserError
 
 try:  # the [serve] extra
     from starlette.applications import Starlette
@@ -60,15 +68,6 @@ class Limits:
     body: int = 64 * 1024  # bytes
     texts: int = 64  # sentences
     chars: int = 1000  # characters per sentence: long ones are refused before the parser spends time on them
-
-
-def load(checkpoint: str | Path | None = None, parser: str = "auto", device: str = "cpu", use_cache: bool = True,
-         precision: str = PRECISION):
-    """The model (on `device`) and the parser, both ready: the parser's pipeline loads now, not on a first request."""
-    model = load_model(checkpoint).to(check_device(device))  # None: the bundled model
-    loaded = load_parser(parser, use_cache=use_cache, precision=precision)
-    getattr(loaded, "pipeline", None)  # a cached property: Stanza and the parser model load here
-    return model, loaded
 
 
 # ---- requests ------------------------------------------------------------------------------------------------
@@ -104,8 +103,9 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def parse_body(body: bytes, limits: Limits) -> tuple[list[str], str]:
-    """The texts of a request body, and their name in error messages; RequestError if they cannot be used."""
+def parse_body(body: bytes, limits: Limits, models: Sequence[str] = ()) -> tuple[list[str], str, str | None]:
+    """The texts of a request body, their name in error messages, and the model it asks for (one of `models`, or
+    None: the server's own); RequestError if they cannot be used."""
     if not body.strip():
         raise RequestError(400, f"the request body is empty: {SHAPE}")
     try:
@@ -116,9 +116,14 @@ def parse_body(body: bytes, limits: Limits) -> tuple[list[str], str]:
         raise RequestError(400, f"the request body is not JSON ({err}): {SHAPE}") from None
     if not isinstance(data, dict):
         raise RequestError(400, f"the request body is {json_type(data)}, not an object: {SHAPE}")
+    model = data.pop("model", None)
+    if model is not None and not isinstance(model, str):
+        raise RequestError(400, f'"model" is {json_type(model)}, not a string: {SHAPE}')
+    if model is not None and model not in models:
+        raise RequestError(422, f"model {model!r} is not one this server offers: choose {', '.join(models)}")
     if set(data) not in ({"text"}, {"texts"}):
         keys = ", ".join(json.dumps(key) for key in data) or "none"
-        raise RequestError(400, f'expected one key, "texts" or "text", not {keys}: {SHAPE}')
+        raise RequestError(400, f'expected one key, "texts" or "text" (and "model"), not {keys}: {SHAPE}')
     if "text" in data:
         source, texts = "text", [data["text"]]
         if not isinstance(data["text"], str):
@@ -141,20 +146,15 @@ def parse_body(body: bytes, limits: Limits) -> tuple[list[str], str]:
         if len(text) > limits.chars:
             raise RequestError(422, f"{source}:{n}: {len(text)} characters, more than the limit of {limits.chars}; "
                                     "split it into shorter sentences")
-    return texts, source
-
-
-def tree_html(doc: dict, s: int) -> str:
-    """Sentence s's tree and hover boxes, as `render.to_html` draws them (its ids are unique per s)."""
-    tips = "".join(render._tip(doc, s, i) for i in range(len(doc["nodes"])))
-    return f'<div class="scroll">{render._svg(doc, s)}</div>{tips}'
+    return texts, source, model
 
 
 # ---- the page ------------------------------------------------------------------------------------------------
 PAGE_CSS = """
 form { max-width: 760px; }
 form textarea { display: block; width: 100%; box-sizing: border-box; font: inherit; padding: 6px; }
-form button { margin-top: 6px; font: inherit; padding: 3px 16px; }
+form button, form select { margin-top: 6px; font: inherit; padding: 3px 16px; }
+h2 .model { color: #666; font-size: 13px; }
 #status { min-height: 1.4em; } #status.error { color: #b00020; }
 """
 
@@ -163,14 +163,17 @@ form button { margin-top: 6px; font: inherit; padding: 3px 16px; }
 PAGE_JS = """
 const form = document.getElementById("form"), box = document.getElementById("q");
 const button = form.querySelector("button"), status = document.getElementById("status");
-const results = document.getElementById("results");
+const results = document.getElementById("results"), model = document.getElementById("model");
+const legend = document.getElementById("legend");
 function wire() {%(hover)s}
 function say(message, error) { status.textContent = message; status.className = error ? "error" : ""; }
 function section(doc, s) {
   const el = document.createElement("section"), title = document.createElement("h2"), b = document.createElement("b");
   el.className = "sentence"; el.id = "s" + s;
   b.textContent = doc.nodes[0].label_name;
-  title.append(`${s + 1}. ${doc.text} \\u2192 `, b);
+  const by = document.createElement("span");  // the model that answered
+  by.className = "model"; by.textContent = ` (${doc.model})`;
+  title.append(`${s + 1}. ${doc.text} \\u2192 `, b, by);
   el.append(title);
   el.insertAdjacentHTML("beforeend", doc.html);  // the server's markup: every text in it is escaped
   return el;
@@ -182,10 +185,12 @@ async function submit(event) {
   document.body.dataset.state = "busy"; button.disabled = true; say("Predicting\\u2026");
   try {
     const response = await fetch("api/predict?render=html", {
-      method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({texts})});
+      method: "POST", headers: {"Content-Type": "application/json"},
+      body: JSON.stringify({texts, model: model.value})});
     const data = await response.json().catch(() => ({error: `${response.status} ${response.statusText}`}));
     if (!response.ok) throw new Error(data.error);
     results.replaceChildren(...data.map(section));
+    legend.innerHTML = data[0].legend;  // the answering model's classes
     wire();
     say("");
     document.body.dataset.state = "done";
@@ -207,18 +212,20 @@ PAGE_POLICY = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsaf
                "img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 
-def page(limits: Limits) -> str:
+def page(limits: Limits, models: Sequence[str], label_names: Sequence[str]) -> str:
+    """The page; `models` are the choices, the first selected, and `label_names` its classes (the legend)."""
     e = html.escape
     title = "SentiBERT: phrase sentiment"
-    legend = "".join(f'<li><span style="background:{c}"></span>{k} {e(name)}</li>'
-                     for k, (name, c) in enumerate(zip(render.LABEL_NAMES, render.COLOURS)))
+    options = "".join(f'<option{" selected" if n == 0 else ""}>{e(name)}</option>' for n, name in enumerate(models))
     return (f'<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{title}</title>\n'
             f'<link rel="icon" href="data:,">\n<style>{render._CSS}{PAGE_CSS}</style>\n</head>\n<body>\n'
             f'<h1>{title}</h1>\n<form id="form">\n<label for="q">One sentence per line (at most {limits.texts}):'
             f'</label>\n<textarea id="q" name="q" rows="4" autofocus placeholder="Not bad at all.">'
-            f'</textarea>\n<button type="submit">Predict</button>\n</form>\n<p id="status" role="status"></p>\n'
-            f'<ul class="legend">{legend}</ul>\n<p>Each circle is a phrase, coloured by its predicted sentiment; '
-            f'hover over it (or tab to it) for the phrase, its probabilities and its top attention weights.</p>\n'
+            f'</textarea>\n<label for="model">Model</label> <select id="model">{options}</select>\n'
+            f'<button type="submit">Predict</button>\n</form>\n<p id="status" role="status"></p>\n'
+            f'<div id="legend">{render.legend(label_names)}</div>\n<p>Each circle is a phrase, coloured by its '
+            f'predicted class; hover over it (or tab to it) for the phrase, its probabilities and its top attention '
+            f'weights.</p>\n'
             f'<div id="results"></div>\n<script>{PAGE_JS % {"hover": render._JS}}</script>\n</body>\n</html>\n')
 
 
@@ -227,37 +234,44 @@ def error(status: int, message: str, headers: dict | None = None) -> JSONRespons
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-def create_app(model, parser, checkpoint: str | Path | None = None, limits: Limits = Limits(),
-               precision: str = PRECISION) -> Starlette:
-    """The app around a loaded model and parser (`load`); checkpoint only names the model in /api/health;
-    precision is the model's (the parser's is set by `load`)."""
-    # Over 60 lines on purpose: the route handlers are closures over the model, the parser and one lock, and read
+def create_app(pipeline: Pipeline, limits: Limits = Limits()) -> Starlette:
+    """The app around a loaded model and its parser (`sentibert.inference.predict.load_model`). Requests may name
+    another model: any bundle this installation has, loaded on first use beside it (same parser, device, precision)."""
+    # Over 60 lines on purpose: the route handlers are closures over the models, the parser and one lock, and read
     # best together, one after the other, as the routes table at the end lists them.
     if MISSING:
         raise ModuleNotFoundError(f"sentibert serve needs the serve extra: pip install 'sentibert[serve]' "
                                   f"({MISSING} is not installed)", name=MISSING)
-    lock = threading.Lock()  # one inference at a time: the model is shared
+    lock = threading.Lock()  # one inference at a time: the models are shared
+    model, device = pipeline.model, next(pipeline.model.parameters()).device
+    start = pipeline.name or type(model).__name__
+    loaded = {start: model}  # name -> model, loaded on first use
+    models = list(dict.fromkeys([start, *installed_bundles()]))  # the one given at start-up first
     health = {
         "status": "ok",
-        "model": {"class": type(model).__name__, "encoder": model.hparams.get("encoder"),
-                  "checkpoint": None if checkpoint is None else str(checkpoint),
-                  "max_wordpieces": model.tokenizer.model_max_length,
-                  "device": str(next(model.parameters()).device)},
-        "parser": getattr(getattr(parser, "model", None), "name", type(parser).__name__),
+        "model": {"name": start, "class": type(model).__name__, "encoder": model.hparams.get("encoder"),
+                  "label_names": list(model.label_names), "max_wordpieces": model.tokenizer.model_max_length,
+                  "device": str(device)},
+        "models": models,
+        "parser": getattr(getattr(pipeline.parser, "model", None), "name", type(pipeline.parser).__name__),
         "limits": asdict(limits),
     }
-    page_html = page(limits)
+    page_html = page(limits, models, model.label_names)
 
-    def infer(texts: list[str], source: str, with_html: bool) -> list[dict]:
+    def infer(texts: list[str], source: str, name: str | None, with_html: bool) -> list[dict]:
         try:
             with lock:
-                predictions = predict(texts, model, parser, source=source, precision=precision)
-            docs = [render.to_json(p) for p in predictions]  # ValueError: a phrase the encoder did not read
+                name = name or start
+                if name not in loaded:
+                    loaded[name] = load_network(name).to(device)  # CheckpointError: one line, e.g. mpnet's encoder
+                answering = Pipeline(loaded[name], pipeline.parser, pipeline.precision)
+                predictions = answering.predict(texts, source=source)
+            docs = [render.to_json(p) for p in predictions]
         except (PredictError, ParserError, ValueError) as err:
             raise RequestError(422, str(err)) from None
         if with_html:
             for s, doc in enumerate(docs):
-                doc["html"] = tree_html(doc, s)
+                doc["html"], doc["legend"] = render.tree_html(doc, s), render.legend(doc["label_names"])
         return docs
 
     async def api_predict(request: Request) -> Response:
@@ -266,8 +280,8 @@ def create_app(model, parser, checkpoint: str | Path | None = None, limits: Limi
             raise RequestError(400, f"render={fmt}: the only rendering is render=html")
         if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
             raise RequestError(415, f"the body must be sent as JSON, with Content-Type: application/json: {SHAPE}")
-        texts, source = parse_body(await read_body(request, limits.body), limits)
-        docs = await run_in_threadpool(infer, texts, source, fmt == "html")
+        texts, source, name = parse_body(await read_body(request, limits.body), limits, models)
+        docs = await run_in_threadpool(infer, texts, source, name, fmt == "html")
         return JSONResponse(docs)
 
     async def api_health(request: Request) -> Response:

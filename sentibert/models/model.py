@@ -13,11 +13,14 @@ the encoder keeps a masked-LM head (the checkpoint's, or a new one tied to the i
 loss when the batch has `mlm_labels`, and the phrase head is the authors' pre-training head, dense -> GELU ->
 LayerNorm -> linear. Fine-tuning from such a checkpoint (`mlm=False`) drops both and starts a new linear head.
 
-Checkpoints are a directory: config.json (model class, constructor kwargs, the encoder's transformers config),
-model.safetensors and the tokenizer files; loading needs neither the original encoder nor a network.
+Checkpoints are a directory: config.json (model class, constructor kwargs, class names, the encoder's transformers
+config), model.safetensors and the tokenizer files; loading needs neither the original encoder nor a network. A
+damaged checkpoint (config, tokenizer or weights) is a CheckpointError naming the file and the fix.
 """
 from __future__ import annotations
 
+import inspect
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -27,9 +30,11 @@ import torch.nn.functional as F
 from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer, PretrainedConfig
+from transformers import (AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer, PretrainedConfig,
+                          PreTrainedTokenizerBase)
 
 from sentibert import __version__
+from sentibert.data.labels import label_names as default_label_names
 from sentibert.data.spans import IGNORE, EncodedTree, collate, encode_tree
 from sentibert.data.tree import BinaryTree
 from sentibert.io import atomic_write, atomic_write_json
@@ -61,6 +66,8 @@ class TreePrediction:
     wordpieces: list[str]  # the encoder's input, [CLS] and [SEP] included
     token_attention: Tensor | None = None
     child_attention: Tensor | None = None
+    label_names: tuple[str, ...] = ()  # the model's class names, lowest class first
+    model: str | None = None  # the name of the model that predicted (`TreeSentimentModel.name`)
 
     @property
     def label(self) -> int | None:
@@ -81,7 +88,11 @@ class TreeSentimentModel(nn.Module):
     lora_rank: > 0 freezes the encoder and trains LoRA adapters of this rank in it (peft); the composition and the
     head train in full. lora_targets: peft's `target_modules`: None for its defaults for the encoder type (query and
     value), `all-linear` for every linear layer of the encoder.
+
+    `label_names` are the classes' names (saved in config.json; training sets the task's, `sentibert.data.labels`);
+    `name` says which model this is in outputs (set by whoever loads it: a bundle's name or a checkpoint's path).
     """
+    name: str | None = None
 
     registry: dict[str, type[TreeSentimentModel]] = {}  # class name -> class, for from_pretrained
 
@@ -140,6 +151,7 @@ class TreeSentimentModel(nn.Module):
         self.head = (nn.Sequential(nn.Linear(H, H), nn.GELU(), nn.LayerNorm(H, eps=1e-12), nn.Linear(H, num_classes))
                      if pretraining else nn.Linear(H, num_classes))
         self.init_new_weights(self.head)
+        self.label_names = default_label_names(num_classes)  # a new head: training then sets its task's names
 
     @property
     def encoder(self) -> nn.Module:
@@ -230,7 +242,8 @@ class TreeSentimentModel(nn.Module):
         node_labels: list[int | None] = [None] * len(tree)
         for row, node in enumerate(item.kept_nodes):
             node_probs[node], node_labels[node] = probs[row].tolist(), int(probs[row].argmax())
-        prediction = TreePrediction(tree, node_probs, node_labels, self.tokenizer.convert_ids_to_tokens(item.input_ids))
+        prediction = TreePrediction(tree, node_probs, node_labels, self.tokenizer.convert_ids_to_tokens(item.input_ids),
+                                    label_names=tuple(self.label_names), model=self.name)
         if "tokens" in maps:
             prediction.token_attention = torch.zeros(len(tree), length)
             prediction.token_attention[kept] = maps["tokens"][:n, :length]
@@ -260,8 +273,9 @@ class TreeSentimentModel(nn.Module):
         else:  # save_model (unlike save_file) accepts tied weights such as the MLM decoder and the input embeddings
             atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_model(self, str(tmp)))
         atomic_write_json(directory / CONFIG_FILE, {
-            "model": type(self).__name__, "kwargs": self.hparams, "weights": "trainable" if trainable_only else "all",
-            "encoder_config": self.backbone.config.to_dict(), "sentibert_version": __version__})
+            "model": type(self).__name__, "kwargs": self.hparams, "label_names": list(self.label_names),
+            "weights": "trainable" if trainable_only else "all", "encoder_config": self.backbone.config.to_dict(),
+            "sentibert_version": __version__})
         return directory
 
     @classmethod
@@ -278,10 +292,11 @@ class TreeSentimentModel(nn.Module):
                 raise FileNotFoundError(f"{directory} is not a sentibert checkpoint: {name} is missing")
         config = read_checkpoint_json(directory / CONFIG_FILE)  # CheckpointError: damaged, or would run code
         read_checkpoint_json(directory / TOKENIZER_FILE)
-        _check_config(config, directory / CONFIG_FILE)
         model_class = TreeSentimentModel.registry.get(config.get("model"))
         if model_class is None or not issubclass(model_class, cls):
             raise ValueError(f"{directory} holds a {config.get('model')!r} model, not a {cls.__name__}")
+        _check_config(config, directory / CONFIG_FILE, model_class)
+        tokenizer = _load_tokenizer(directory)  # before the model: a damaged file fails fast
         kwargs = {"max_length": None, **config["kwargs"], **overrides}  # checkpoints from before max_length
         saved_mlm = config["kwargs"]["mlm"]
         if kwargs["mlm"] and not saved_mlm:
@@ -296,9 +311,14 @@ class TreeSentimentModel(nn.Module):
         partial = config.get("weights") == "trainable"  # the frozen weights come from the named encoder
         if partial:
             encoder = config["kwargs"]["encoder"]
-        model = model_class(**{**kwargs, "mlm": saved_mlm, "num_classes": saved_classes, "encoder": encoder})
+        try:
+            model = model_class(**{**kwargs, "mlm": saved_mlm, "num_classes": saved_classes, "encoder": encoder})
+        except (TypeError, ValueError) as err:  # a kwarg of the wrong type or value
+            raise CheckpointError(f"{directory / CONFIG_FILE}: its kwargs do not build a {model_class.__name__} "
+                                  f"({err}); the file is damaged: copy or save the checkpoint again") from None
         model.hparams["encoder"] = config["kwargs"]["encoder"]  # the name it was trained from, for the record
-        model.tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
+        model.tokenizer = tokenizer
+        model.label_names = tuple(config.get("label_names") or model.label_names)  # none saved: the count's names
         try:
             if partial:
                 model.load_trainable(load_file(directory / WEIGHTS_FILE), directory / WEIGHTS_FILE)
@@ -307,6 +327,12 @@ class TreeSentimentModel(nn.Module):
         except SafetensorError as err:  # a truncated or overwritten file
             raise CheckpointError(f"{directory / WEIGHTS_FILE}: damaged or truncated ({err}); copy or save the "
                                   "checkpoint again") from None
+        except RuntimeError as err:  # torch's state-dict mismatch: missing, unexpected or differently shaped weights
+            problems = [line for line in str(err).splitlines()[1:] if line.strip()] or [str(err)]
+            more = f"; {len(problems) - 1} more" if len(problems) > 1 else ""
+            raise CheckpointError(f"{directory / WEIGHTS_FILE}: its weights do not fit the model its {CONFIG_FILE} "
+                                  f"describes ({textwrap.shorten(problems[0], 200)}{more}): the config is damaged or "
+                                  "from another version of sentibert: copy or save the checkpoint again") from None
         if kwargs["num_classes"] != saved_classes or saved_mlm and not kwargs["mlm"]:
             # transfer to a task with other classes, or fine-tuning after pre-training: a new linear head
             model.new_head(kwargs["num_classes"])
@@ -325,13 +351,40 @@ class TreeSentimentModel(nn.Module):
         self.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
 
 
-def _check_config(config: dict, path: Path) -> None:
-    """The keys from_pretrained reads: a foreign or hand-edited config.json is named, not a KeyError."""
+def _check_config(config: dict, path: Path, model_class: type[TreeSentimentModel]) -> None:
+    """The keys from_pretrained reads: a foreign, damaged or hand-edited config.json is named, not a KeyError or a
+    TypeError deep in the constructor."""
     kwargs = config.get("kwargs")
     if not (isinstance(kwargs, dict) and {"mlm", "num_classes", "encoder"} <= kwargs.keys()
             and isinstance(config.get("encoder_config"), dict)):
         raise CheckpointError(f"{path}: not a sentibert checkpoint config (it needs model, kwargs and encoder_config); "
                               "save the model with save_pretrained")
+    unknown = sorted(kwargs.keys() - inspect.signature(model_class).parameters.keys())
+    if unknown:
+        raise CheckpointError(f"{path}: kwargs has {', '.join(map(repr, unknown))}, which {model_class.__name__} does "
+                              "not take (damaged, or from another version of sentibert): remove it, or copy or save "
+                              "the checkpoint again")
+    classes = kwargs["num_classes"]
+    if type(classes) is not int or classes < 2:
+        raise CheckpointError(f"{path}: num_classes is {classes!r}, not a class count of 2 or more; the file is "
+                              "damaged: copy or save the checkpoint again")
+    names = config.get("label_names")
+    if names is not None and not (isinstance(names, list) and len(names) == classes
+                                  and all(isinstance(name, str) and name.strip() for name in names)):
+        raise CheckpointError(f"{path}: label_names is not a list of {classes} names, one per class; fix it, or remove "
+                              "it to use the default names")
+
+
+def _load_tokenizer(directory: Path) -> PreTrainedTokenizerBase:
+    """A checkpoint's tokenizer, or a CheckpointError naming its damaged file."""
+    try:
+        return AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
+    except Exception as err:  # a KeyError, a JSONDecodeError or tokenizers' own plain Exception
+        damaged = next((directory / name for name in ("tokenizer.json", TOKENIZER_FILE)
+                        if (directory / name).is_file()), directory)
+        raise CheckpointError(f"{damaged}: the tokenizer cannot be loaded ({type(err).__name__}: "
+                              f"{' '.join(str(err).split())}); the file is damaged: copy or save the checkpoint "
+                              "again") from None
 
 
 # ---- models -------------------------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from transformers import get_linear_schedule_with_warmup
 from sentibert import runs
 from sentibert.config import Select
 from sentibert.data.datasets import first_batches, is_labelled_text, load_splits, task_classes
-from sentibert.data.labels import relabel
+from sentibert.data.labels import label_names, relabel
 from sentibert.data.spans import BucketBatchSampler, TreeDataset
 from sentibert.data.tree import BinaryTree
 from sentibert.evaluation.evaluate import evaluate_model, summary
@@ -153,6 +153,8 @@ def setup(cfg: DictConfig, run_dir: Path, procs: Processes) -> Run:
     trainer, data = cfg.trainer, cfg.data
     seed_everything(cfg.seed)  # the same on every rank: identical initial weights
     model = build_model(cfg).to(procs.device)
+    # Its task's class names, saved with it: every output of the model names them.
+    model.label_names = label_names(cfg.model.num_classes, data.dataset, data.label_view, data.get("label_names"))
     splits = load_splits(data, ("train", "dev", "test") if cfg.test else ("train", "dev"))
     train_trees = [relabel(t, data.label_view) for t in splits["train"]] if data.label_view else splits["train"]
     train_set = TreeDataset(train_trees, model.tokenizer, model.max_length, name="train")
@@ -262,7 +264,8 @@ def test(run: Run) -> dict:
     cfg = run.cfg
     best = get_class(cfg.model._target_).from_pretrained(run.best_dir).to(run.procs.device)
     metrics, predictions = evaluate_model(best, run.test, cfg.data.eval_batch_size, is_labelled_text(cfg.data))
-    runs.write_predictions(run.run_dir / runs.PREDICTIONS_FILE, run.test, predictions)
+    runs.write_predictions(run.run_dir / runs.PREDICTIONS_FILE, run.test, predictions, best.label_names,
+                           cfg.data.label_view)
     run.logger.log(flatten(metrics, "test/"), run.progress["step"])
     return metrics
 
