@@ -3,8 +3,10 @@ Training is replaced by a stand-in command that writes what `sentibert train` wr
 tests/test_train.py and tests/test_protocol.py (and `slow` below)."""
 import json
 import logging
+import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -129,6 +131,19 @@ def test_a_run_left_by_a_stopped_runner_holds_its_slot_and_is_collected_after(tm
                         lambda run_dir: run_dir.name in left and next(polls) < 2)
     assert run_campaign(campaign, runs, results, jobs=1, poll=0.05) == 0
     assert (results / "pre-s1" / "metrics.json").is_file() and (results / "abl-s1" / "metrics.json").is_file()
+
+
+def test_a_run_left_by_a_stopped_runner_keeps_counting_its_wall_time(tmp_path, fake_training, monkeypatch):
+    path = write_campaign(tmp_path)
+    campaign, results, runs = load_campaign(path), path.parent / "results", tmp_path / "runs"
+    (runs / "pre-s1").mkdir(parents=True)
+    seconds = runs / "pre-s1" / "campaign.seconds"
+    seconds.write_text("1000\n")  # its stopped runner's last count, written 50 s ago
+    os.utime(seconds, (time.time() - 50, time.time() - 50))
+    polls = iter(range(100))
+    monkeypatch.setattr(campaign_module, "running_elsewhere", lambda run_dir: run_dir.name == "pre-s1" and next(polls) < 2)
+    assert run_campaign(campaign, runs, results, jobs=1, only="pre-*", poll=0.05) == 0
+    assert 1050 <= json.loads((results / "pre-s1" / "metrics.json").read_text())["campaign"]["seconds"] < 1100
 
 
 def test_a_lost_checkpoint_is_rebuilt_before_the_runs_that_start_from_it(tmp_path, fake_training, caplog):

@@ -296,6 +296,10 @@ def run_campaign(campaign: Campaign, runs_dir: Path, results: Path, jobs: int = 
         # Runs a stopped runner left training hold cores too; the next pass resumes and collects them once they end.
         elsewhere = {run.name for run in campaign.runs
                      if run.name not in busy and running_elsewhere(runs_dir / run.name)}
+        for name in elsewhere:  # their wall time goes on counting: as of the last count, plus the time since
+            path = runs_dir / name / SECONDS_FILE
+            if path.is_file():
+                atomic_write_text(path, f"{seconds_so_far(path.parent) + time.time() - path.stat().st_mtime:.1f}\n")
         lost = {run.name for run in lost_checkpoints(campaign, results, runs_dir, only)}
         for run in campaign.runs:
             if len(active) + len(elsewhere) >= jobs:
