@@ -147,7 +147,6 @@ def summary(found: Sequence[Disagreement], a: Sequence[TreePrediction], b: Seque
 
 
 _CSS = """
-.pair { display: flex; gap: 24px; align-items: flex-start; } .pair > div { min-width: 0; flex: 1; }
 table.diff { border-collapse: collapse; margin: 4px 0; } table.diff td, table.diff th { padding: 1px 8px; }
 table.diff td.right { color: #1a7f37; font-weight: bold; } table.diff td.wrong { color: #b00020; }
 pre.summary { background: #f6f6f6; padding: 8px; overflow-x: auto; }

@@ -418,7 +418,6 @@ def to_markdown(doc: dict) -> str:
 _CSS = """
 table.rates { border-collapse: collapse; } table.rates td, table.rates th { padding: 2px 10px; text-align: right; }
 table.rates td:first-child, table.rates th:first-child { text-align: left; }
-.pair { display: flex; gap: 24px; align-items: flex-start; } .pair > div { min-width: 0; }
 .check { margin: 2px 0; } .check.fail { color: #b00020; }
 """
 

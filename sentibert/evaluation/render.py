@@ -207,6 +207,7 @@ h1 { font-size: 20px; } h2 { font-size: 15px; font-weight: normal; margin: 28px 
 .legend { display: flex; gap: 14px; padding: 0; list-style: none; }
 .legend span { display: inline-block; width: 12px; height: 12px; border-radius: 6px; margin-right: 4px; }
 .scroll { overflow-x: auto; }
+.pair { display: flex; gap: 24px; align-items: flex-start; } .pair > div { min-width: 0; flex: 1; }
 svg .edge { stroke: #999; stroke-width: 1; }
 svg .node circle { stroke: #555; stroke-width: 1; }
 svg .node { cursor: pointer; outline: none; }
