@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 
 COMMANDS = {
@@ -43,8 +42,6 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"sentibert: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    # transformers' own bars ("Loading weights") would bury our output; our tqdm bars are unaffected
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     module, func = COMMANDS[name][0].split(":")
     try:
         entry = getattr(importlib.import_module(module), func)

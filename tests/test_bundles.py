@@ -172,6 +172,23 @@ def test_three_lines_from_python_with_the_bundled_model_and_no_loading_warnings(
         assert len(probs) == 5 and sum(probs) == pytest.approx(1, abs=1e-4) and probs[label] == max(probs)
 
 
+def test_loading_the_bundled_model_draws_no_progress_bar_and_leaves_the_users_bars_alone(capfd):
+    if not (BUNDLES["minilm"] / "config.json").is_file():
+        pytest.skip("no bundled model in this installation")
+    hf_logging = transformers.utils.logging
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.enable_progress_bar()  # on, as in a fresh process
+    try:
+        capfd.readouterr()
+        predict_module.load_model("minilm", parser="bundled")  # the model's encoder and the parser's
+        assert capfd.readouterr().err == ""  # transformers 5.x drew "Loading weights: 100%|..." twice
+        for _ in hf_logging.tqdm(range(2), desc="a bar of the user's own"):
+            pass
+        assert "a bar of the user's own" in capfd.readouterr().err  # silenced during our loads only
+    finally:
+        (hf_logging.enable_progress_bar if was_enabled else hf_logging.disable_progress_bar)()
+
+
 def test_load_model_takes_a_run_directory_too(three_class, tmp_path, capfd):
     run = tmp_path / "run"
     shutil.copytree(three_class, run / "best_model")

@@ -15,10 +15,12 @@ import json
 import os
 import shutil
 import string
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
 
 from sentibert.io import atomic_write_json, cache_root
 
@@ -209,11 +211,28 @@ def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
+@contextmanager
+def quiet_loading():
+    """Load without transformers' "Loading weights" progress bar (5.x draws one per model on stderr: noise in a
+    researcher's terminal and logs). Only transformers' own bars, only inside the block: the process's setting and
+    any hook of its own come back after (HF_HUB_DISABLE_PROGRESS_BARS would turn off every bar, for good)."""
+    set_hook = getattr(hf_logging, "set_tqdm_hook", None)  # transformers 5.x; 4.x draws no such bar
+    if set_hook is None:
+        yield
+        return
+    previous = set_hook(lambda factory, args, kwargs: factory(*args, **{**kwargs, "disable": True}))
+    try:
+        yield
+    finally:
+        set_hook(previous)
+
+
 def load_encoder(name_or_path: str) -> PreTrainedModel:
     path = resolve_encoder(name_or_path)
     check_local_encoder(path)
     try:
-        return AutoModel.from_pretrained(path, trust_remote_code=False)
+        with quiet_loading():
+            return AutoModel.from_pretrained(path, trust_remote_code=False)
     except OSError as err:
         raise EncoderNotFound(_not_found_message(name_or_path, err)) from None
 

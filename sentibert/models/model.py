@@ -39,7 +39,8 @@ from sentibert.data.spans import IGNORE, EncodedTree, collate, encode_tree
 from sentibert.data.tree import BinaryTree
 from sentibert.io import atomic_write, atomic_write_json
 from sentibert.models.composition import PhraseComposition, TreeLSTMComposition, span_mean
-from sentibert.models.encoder import CheckpointError, load_tokenizer, read_checkpoint_json, resolve_encoder
+from sentibert.models.encoder import (CheckpointError, load_tokenizer, quiet_loading, read_checkpoint_json,
+                                      resolve_encoder)
 from sentibert.models.pretraining import MLM_IGNORE
 
 Tensor = torch.Tensor
@@ -109,7 +110,9 @@ class TreeSentimentModel(nn.Module):
             self.backbone, self.tokenizer = auto.from_config(encoder, trust_remote_code=False), None
         else:
             self.tokenizer = load_tokenizer(encoder)
-            self.backbone = auto.from_pretrained(resolve_encoder(encoder), trust_remote_code=False).train()  # eval mode
+            with quiet_loading():
+                self.backbone = auto.from_pretrained(resolve_encoder(encoder), trust_remote_code=False)
+            self.backbone.train()  # from_pretrained leaves it in eval mode
         if getattr(self.encoder, "pooler", None) is not None:
             self.encoder.pooler = None  # unused: its weights would get no gradient (DDP complains) and fill checkpoints
         if lora_rank:
