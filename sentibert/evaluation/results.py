@@ -4,6 +4,7 @@ Reads, and never changes:
   RESULTS_DIR/<run>/metrics.json        train's metrics plus the `campaign` block (sentibert.training.campaign.collect)
   RESULTS_DIR/<run>/paper_test_metrics.json   the same model on the paper's 2184-sentence test subset (SST-phrase)
   RESULTS_DIR/<run>/test_predictions.jsonl.gz (for the paired comparisons and the plots)
+  RESULTS_DIR/<run>/config.yaml         its resolved config: the precision it trained in (trainer.precision)
   RESULTS_DIR/../campaign.yaml          which runs make which row (--campaign)
   RESULTS_DIR/../paper.yaml             the paper's numbers (--paper)
 Writes RESULTS_DIR/../RESULTS.md (--out), RESULTS_DIR/summary.csv (--csv) and, with `sentibert.evaluation.report`, the plots
@@ -20,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import shutil
 import statistics
@@ -28,24 +30,25 @@ from pathlib import Path
 
 import yaml
 
+from sentibert.config import TrainerConfig
 from sentibert.evaluation.metrics import ANALYSES as METRIC_ANALYSES
 from sentibert.evaluation.metrics import METRIC_LABELS
 from sentibert.evaluation.significance import CONFIDENCE, SAMPLES, SEED, Difference, SentenceScores, \
-    paired_bootstrap, sentence_scores
+    paired_bootstrap, paired_bootstrap_roots, root_predictions, sentence_scores
 from sentibert.io import atomic_write_text
-from sentibert.runs import METRICS_FILE, PREDICTIONS_FILE, read_predictions
+from sentibert.runs import CONFIG_FILE, METRICS_FILE, PREDICTIONS_FILE, read_predictions
 from sentibert.training.campaign import Campaign, CampaignError, Group, Run, first_run, load_campaign, picked_lr
 
 PAPER_PREFIX = "paper_subset/"  # a metric on the paper's test subset (paper_test_metrics.json)
 PAPER_TEST_FILE, PREDICTIONS_FILES = "paper_test_metrics.json", (f"{PREDICTIONS_FILE}.gz", PREDICTIONS_FILE)
-CSV_COLUMNS = ["task", "model", "encoder", "variant", "n_seeds", "mean", "sd", "paper", "metric"]
+CSV_COLUMNS = ["task", "model", "encoder", "variant", "precision", "n_seeds", "mean", "sd", "paper", "metric"]
 PAPER_KEYS = {"task", "model", "variant", "metric", "value", "source"}
 # Tasks in table order: (title, headline metrics). A metric names a test-metrics key; a bucket dict counts by its acc.
 TASKS = {
     "sst_phrase": ("SST-phrase", ("phrase_acc", "sst5_root_acc", "contrast")),
     "sst5": ("SST-5", ("sst5_root_acc",)),
     "sst3": ("SST-3", ("sst3_root_acc",)),
-    "sst2_glue": ("SST-2 (GLUE; its dev set is our test)", ("accuracy",)),
+    "sst2_glue": ("SST-2 (the authors' 866-sentence GLUE dev, not GLUE's 872; our test)", ("accuracy",)),
     "emoint_joy": ("EmoInt joy", ("pearson",)),
     "emoint_anger": ("EmoInt anger", ("pearson",)),
     "emoint_sad": ("EmoInt sad", ("pearson",)),
@@ -58,6 +61,11 @@ LABELS = {key: METRIC_LABELS[key] for key in ("phrase_acc", "sst5_root_acc", "ss
                                               "pearson", "macro_f1")}
 ANALYSES = tuple((key, key.replace("_", " "), buckets) for key, buckets in METRIC_ANALYSES.items())
 DASH = "–"
+# The paper's models, by their paper.yaml keys (model, variant), and their names there. Our rows reproduce them by
+# model whatever their precision: SentiBERT is a pre-trained SentiBERT (init_from), BERT* and BERT the baselines.
+PAPER_MODELS = {("sentibert", "pre-trained"): "SentiBERT", ("mean_pool", ""): "BERT*", ("cls", ""): "BERT"}
+TRANSFER_PAIR = (("sentibert", "pre-trained"), ("cls", ""))  # the transfer claim: SentiBERT minus BERT ([CLS])
+PRECISION_OVERRIDE = "trainer.precision="  # a campaign group's override that sets its runs' precision
 
 
 class ResultsError(ValueError):
@@ -109,6 +117,7 @@ class RunResult:
     path: Path
     metrics: dict  # metrics.json
     paper_test: dict | None  # paper_test_metrics.json, if the run has one
+    precision: str = TrainerConfig.precision  # trainer.precision in its config.yaml: "32" or "bf16"
 
     @property
     def info(self) -> dict:
@@ -140,7 +149,17 @@ def load_run(results: Path, run: Run) -> RunResult | None:
         return None
     if "best_dev" not in metrics:
         raise ResultsError(f"{results / run.name / METRICS_FILE}: no best_dev; not written by `sentibert train`")
-    return RunResult(run, results / run.name, metrics, _read_json(results / run.name / PAPER_TEST_FILE))
+    return RunResult(run, results / run.name, metrics, _read_json(results / run.name / PAPER_TEST_FILE),
+                     _precision(results / run.name / CONFIG_FILE))
+
+
+def _precision(config: Path) -> str:
+    """trainer.precision in a run's config.yaml; the default where the key is missing (it predates the key)."""
+    try:
+        trainer = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("trainer") or {}
+        return str(trainer.get("precision", TrainerConfig.precision))
+    except (OSError, yaml.YAMLError, AttributeError) as err:  # AttributeError: not a mapping
+        raise ResultsError(f"{config}: cannot read the run's precision (trainer.precision) from it ({err})") from None
 
 
 @dataclass(frozen=True)
@@ -173,6 +192,11 @@ class Row:
     def seeds(self) -> str:
         return f"{len(self.runs)}/{len(self.group.seeds)}"
 
+    @property
+    def precision(self) -> str | None:
+        """The precision its runs trained in (None until one has results)."""
+        return ", ".join(dict.fromkeys(run.precision for run in self.runs)) or None
+
     def commits(self) -> str:
         seen: dict[str, bool] = {}
         for run in self.runs:
@@ -197,6 +221,17 @@ class Tables:
     orphans: list[str]  # result folders that no run of the campaign names
     paper: dict[tuple[str, str, str, str], float]  # paper.yaml
     comparisons: list[Comparison]
+    transfer: list[TransferLine]  # SentiBERT minus BERT per transfer task and encoder
+
+
+@dataclass
+class TransferLine:
+    task: str
+    encoder: str
+    sentibert: Row | None
+    cls: Row | None
+    difference: Difference | None  # SentiBERT minus BERT, paired over the test sentences and pooled over seeds
+    missing: str  # why there is no difference yet: "pending", precisions differ, ...
 
 
 def _lr(lr: float) -> str:
@@ -247,25 +282,88 @@ def build(campaign: Campaign, results: Path, paper: dict[tuple[str, str, str, st
             if _paper_tested(campaign, g):
                 metrics += tuple(PAPER_PREFIX + m for m in metrics)
         row_paper = {m: v for (task, model, variant, m), v in paper.items()
-                     if (task, model, variant) == (g.task, g.model, g.variant)}
+                     if (task, (model, variant)) == (g.task, _paper_model(g))}
         rows.append(Row(g, have, missing, lr, metrics, stage, row_paper))
     index = {g: i for i, g in enumerate(campaign.groups)}
     rows.sort(key=lambda row: (_task_rank(row.group.task), index[row.group.group]))
     known = {run.name for run in campaign.runs}
     orphans = sorted(p.name for p in results.iterdir() if (p / METRICS_FILE).is_file() and p.name not in known
                      and not p.name.startswith(".")) if results.is_dir() else []  # .RUN.tmp: being collected
-    return Tables(campaign, results, rows, grids, orphans, paper, compare(rows))
+    return Tables(campaign, results, rows, grids, orphans, paper, compare(rows), transfer_lines(rows))
 
 
-def _reference(row: Row, rows: list[Row]) -> Row | None:
-    """Whom an SST-phrase row is compared with: an ablation (or LoRA) with SentiBERT without pre-training, the
-    same initialisation; any other row with pre-trained SentiBERT on its encoder."""
+def _paper_model(g: Group) -> tuple[str, str] | None:
+    """The paper's model (a PAPER_MODELS key) that a group reproduces, if any."""
+    if g.model == "sentibert" and not g.init_from:  # without pre-training: not the paper's SentiBERT
+        return None
+    return next((key for key in PAPER_MODELS if key[0] == g.model), None)
+
+
+def _sets_precision(g: Group) -> bool:
+    return any(o.startswith(PRECISION_OVERRIDE) for o in g.overrides)
+
+
+def _precision_twin(row: Row, rows: list[Row]) -> Row | None:
+    """A group that sets trainer.precision and is otherwise another group (the same task, model, encoder, start and
+    other overrides) is a precision check: the row of that other group."""
+    def rest(g: Group) -> tuple:
+        return g.task, g.model, g.encoder, g.init_from, [o for o in g.overrides if not o.startswith(PRECISION_OVERRIDE)]
+
+    if not _sets_precision(row.group):
+        return None
+    return next((r for r in rows if not _sets_precision(r.group) and rest(r.group) == rest(row.group)), None)
+
+
+def _reference(row: Row, rows: list[Row], any_precision: bool = False) -> Row | None:
+    """Whom an SST-phrase row is compared with: a precision check with the group it repeats (`_precision_twin`); an
+    ablation (or LoRA) with SentiBERT without pre-training, the same initialisation; any other row with pre-trained
+    SentiBERT on its encoder. These only where both rows trained in one precision (any_precision: whatever it is)."""
     g = row.group
+    if twin := _precision_twin(row, rows):
+        return twin
     same = [r for r in rows if r is not row and (r.group.task, r.group.encoder) == (g.task, g.encoder)]
     references = _ablation_references(rows)
     if _ablation(row) and g.group not in references:
-        return next((r for r in same if r.group.group in references), None)
-    return next((r for r in same if r.group.model == "sentibert" and r.group.init_from), None)
+        reference = next((r for r in same if r.group.group in references), None)
+    else:
+        reference = next((r for r in same if r.group.model == "sentibert" and r.group.init_from), None)
+    return reference if any_precision or reference is None or reference.precision == row.precision else None
+
+
+def _precision_mismatches(rows: list[Row]) -> list[tuple[Row, Row]]:
+    """(row, reference) of the SST-phrase rows left uncompared because the two trained in different precisions."""
+    pairs = [(row, _reference(row, rows, any_precision=True)) for row in rows
+             if row.group.task == "sst_phrase" and not row.stage and row.runs and _reference(row, rows) is None]
+    return [(row, reference) for row, reference in pairs if reference is not None and reference.runs]
+
+
+def transfer_lines(rows: list[Row]) -> list[TransferLine]:
+    """Per encoder and transfer task: the paper's SentiBERT and BERT rows (the first group of each), and SentiBERT
+    minus BERT once both have results in one precision."""
+    lines = []
+    for encoder in dict.fromkeys(row.group.encoder for row in rows if row.group.task in TRANSFER_TASKS):
+        for task in TRANSFER_TASKS:
+            pair = [next((r for r in rows if (r.group.task, r.group.encoder) == (task, encoder)
+                          and _paper_model(r.group) == key), None) for key in TRANSFER_PAIR]
+            if any(pair):
+                lines.append(TransferLine(task, encoder, *pair, *_transfer_difference(task, *pair)))
+    return lines
+
+
+def _transfer_difference(task: str, a: Row | None, b: Row | None) -> tuple[Difference | None, str]:
+    if a is None or b is None or not a.runs or not b.runs:
+        return None, "pending"
+    if a.precision != b.precision:
+        return None, f"precisions differ: {a.precision} and {b.precision}"
+    if unpredicted := [run.path.name for row in (a, b) for run in row.runs if run.predictions() is None]:
+        return None, f"no test predictions in {', '.join(unpredicted)}"
+    try:
+        scores = [root_predictions([read_predictions(run.predictions()).records for run in row.runs])
+                  for row in (a, b)]
+        difference = paired_bootstrap_roots(*scores, TASKS[task][1][0])
+    except ValueError as err:
+        raise ResultsError(f"{a.group.group} against {b.group.group}: {err}") from None
+    return (None, "r undefined: a seed predicts one class") if math.isnan(difference.delta) else (difference, "")
 
 
 def compare(rows: list[Row]) -> list[Comparison]:
@@ -312,8 +410,8 @@ def summary_csv(tables: Tables) -> str:
         g = row.group
         for metric in row.metrics:
             s = row.stat(metric)
-            writer.writerow([g.task, g.model, g.encoder, g.variant, s.n, _num(s.mean), _num(s.sd),
-                             _num(paper_value(row, metric)), metric])
+            writer.writerow([g.task, g.model, g.encoder, g.variant, row.precision or "", s.n, _num(s.mean),
+                             _num(s.sd), _num(paper_value(row, metric)), metric])
     return out.getvalue()
 
 
@@ -342,7 +440,7 @@ def _rows_table(rows: list[Row], show_task: bool = False) -> str:
     metrics = list(dict.fromkeys(m for row in rows for m in row.metrics))
     bases = list(dict.fromkeys(m.removeprefix(PAPER_PREFIX) for m in metrics))
     with_paper = [m for m in bases if any(m in row.paper for row in rows)]
-    header = [*(["task"] if show_task else []), "model", "encoder", "variant", "seeds", "lr",
+    header = [*(["task"] if show_task else []), "model", "encoder", "variant", "precision", "seeds", "lr",
               *map(_label, metrics)]
     if with_paper:
         header.append("paper: " + " / ".join(LABELS.get(m, m) for m in with_paper))
@@ -351,7 +449,8 @@ def _rows_table(rows: list[Row], show_task: bool = False) -> str:
     for row in rows:
         g = row.group
         cells = [*([TASKS.get(g.task, (g.task,))[0]] if show_task else []), g.model, g.encoder, g.variant,
-                 row.seeds, row.lr, *(_cell(row.stat(m)) if m in row.metrics else DASH for m in metrics)]
+                 row.precision or DASH, row.seeds, row.lr,
+                 *(_cell(row.stat(m)) if m in row.metrics else DASH for m in metrics)]
         if with_paper:
             cells.append(" / ".join(_num(row.paper.get(m)) or DASH for m in with_paper))
         lines.append([*cells, row.commits()])
@@ -370,12 +469,12 @@ def _ablation_references(rows: list[Row]) -> set[str]:
 
 
 def _analyses_table(rows: list[Row], prefix: str) -> list[str]:
-    header = ["model", "encoder", "variant", "seeds",
+    header = ["model", "encoder", "variant", "precision", "seeds",
               *(f"{title} {' / '.join(buckets)}" if buckets else title for _, title, buckets in ANALYSES)]
     lines = []
     for row in rows:
         g = row.group
-        cells = [g.model, g.encoder, g.variant, row.seeds]
+        cells = [g.model, g.encoder, g.variant, row.precision or DASH, row.seeds]
         for key, _, buckets in ANALYSES:
             cells.append(" / ".join(_num(row.stat(prefix + key, b).mean) or DASH for b in buckets or [None]))
         lines.append(cells)
@@ -419,7 +518,7 @@ def markdown(tables: Tables, out: Path, csv_path: Path, paper_file: Path, comman
     """RESULTS.md: its sections in order (each built by a function below)."""
     rows = [row for row in tables.rows if not row.stage]
     return "\n".join([*_intro(tables, out, csv_path, paper_file, command), *_main_table(rows), *_grids(tables),
-                      *_ablations(rows), *_comparisons(tables), *_transfer(rows, tables.paper), *_analyses(tables, rows),
+                      *_ablations(rows), *_comparisons(tables), *_transfer(tables, rows), *_analyses(tables, rows),
                       *_plots(tables, plots_dir, out.parent), *_pretraining(tables), *_runs(tables)])
 
 
@@ -435,9 +534,13 @@ def _intro(tables: Tables, out: Path, csv_path: Path, paper_file: Path, command:
         "Every number is a test metric of the epoch that dev selected, in % (Pearson r x 100), as the mean ± the "
         "sample standard deviation over seeds (no ± with one seed; – where there is no result yet). `seeds` is "
         "runs with results / runs planned; `lr` is the learning rate of the row's runs (`grid`: picked on dev by the "
-        "group's lr grid, below; `from G`: the lr G's grid picked). `paper` is the paper's BERT-base number, on its "
-        "own 2184-sentence test subset; the columns marked † are ours on that subset (data=sst_paper), the others "
-        "on the standard 2210-sentence test split. Models: `sentibert` (variant pre-trained: initialised from the "
+        "group's lr grid, below; `from G`: the lr G's grid picked). `precision` is `trainer.precision` in the "
+        "config.yaml of the row's runs (32: float32; bf16: bfloat16 autocast; – before a run has results); rows "
+        "are compared with each other only in one precision, but for the precision checks. `paper` is the paper's "
+        "BERT-base number for the model the row reproduces, whatever its precision (SentiBERT: a pre-trained "
+        "`sentibert`; BERT*: `mean_pool`; BERT: `cls`), for SST on its own 2184-sentence test subset; the columns "
+        "marked † are ours on that subset (data=sst_paper), the others on the standard 2210-sentence test split. "
+        "Models: `sentibert` (variant pre-trained: initialised from the "
         "masked-LM pre-training run), `mean_pool` (the paper's BERT*: mean pooling of the phrase's tokens), `cls` "
         "(BERT: the [CLS] token), `tree_lstm` (a Tree-LSTM over the encoder). `commits`: the code that produced the "
         f"row's runs. The same numbers, one line per row and metric: [{csv_path.name}]({_relpath(csv_path, here)}).\n",
@@ -501,18 +604,22 @@ def _points(x: float) -> str:
 
 def _comparisons(tables: Tables) -> list[str]:
     """Row minus reference per metric, with the bootstrap interval."""
-    if not tables.comparisons:
+    mismatches = _precision_mismatches(tables.rows)
+    if not tables.comparisons and not mismatches:
         return []
-    first = tables.comparisons[0]
     lines = []
     for c in tables.comparisons:
         g = c.row.group
-        cells = [f"{_points(d.delta)}{'*' if d.excludes_zero else ''} [{_points(d.low)}, {_points(d.high)}]"
-                 for d in c.differences.values()]
-        lines.append([g.model, g.encoder, g.variant, str(len(c.row.runs)),
+        cells = [_difference(d) for d in c.differences.values()]
+        precision = c.row.precision if c.row.precision == c.reference.precision \
+            else f"{c.row.precision} vs {c.reference.precision}: precision check"
+        lines.append([g.model, g.encoder, g.variant, precision, str(len(c.row.runs)),
                       f"{_row_name(c.reference)}, {len(c.reference.runs)}", *cells])
-    header = ["model", "encoder", "variant", "seeds", "compared with, seeds",
-              *(f"Δ {LABELS[m]} [{CONFIDENCE:.0%} interval]" for m in first.differences)]
+    metrics = tables.comparisons[0].differences if tables.comparisons else {}
+    header = ["model", "encoder", "variant", "precision", "seeds", "compared with, seeds",
+              *(f"Δ {LABELS[m]} [{CONFIDENCE:.0%} interval]" for m in metrics)]
+    uncompared = [f"{_row_name(row)} on {row.group.encoder} ({row.precision}) with {_row_name(ref)} ({ref.precision})"
+                  for row, ref in mismatches]
     return ["## Paired comparisons (SST-phrase)\n",
             "Each row minus the model it is compared with, in accuracy points on the standard test split: the "
             "ablations and LoRA against SentiBERT without pre-training (the same initialisation), the other rows "
@@ -520,12 +627,22 @@ def _comparisons(tables: Tables) -> list[str]:
             "averaged over its seeds; the interval is a paired bootstrap over the test sentences "
             f"(`sentibert.evaluation.significance`: {SAMPLES:,} resamples, seed {SEED}), and * marks a difference "
             "whose interval excludes 0. It holds the test sample's luck only: the spread over seeds is the sd in "
-            "the tables above.\n", _table(header, lines)]
+            "the tables above. The two models of a pair trained in one precision, except in a precision check: a "
+            "group that repeats another with only `trainer.precision` changed (the bf16 check), against that group.\n",
+            *([_table(header, lines)] if lines else []),
+            *([f"Not compared, as the two trained in different precisions: {'; '.join(uncompared)}.\n"]
+              if uncompared else [])]
 
 
-def _transfer(rows: list[Row], paper: dict[tuple[str, str, str, str], float]) -> list[str]:
-    """SST-2 (GLUE) and EmoInt."""
-    sections = ["## Transfer\n"]
+def _difference(d: Difference) -> str:
+    """+1.23* [+0.45, +2.01]: * where the interval excludes 0."""
+    return f"{_points(d.delta)}{'*' if d.excludes_zero else ''} [{_points(d.low)}, {_points(d.high)}]"
+
+
+def _transfer(tables: Tables, rows: list[Row]) -> list[str]:
+    """SST-2 (GLUE) and EmoInt: SentiBERT against BERT per encoder, then every row."""
+    paper = tables.paper
+    sections = ["## Transfer\n", *_transfer_pairs(tables)]
     glue = [row for row in rows if row.group.task == "sst2_glue"]
     if glue:
         sections += [f"### {TASKS['sst2_glue'][0]}\n", _rows_table(glue)]
@@ -536,6 +653,34 @@ def _transfer(rows: list[Row], paper: dict[tuple[str, str, str, str], float]) ->
     if not glue and not emoint:
         sections.append("None in the campaign.\n")
     return sections
+
+
+def _transfer_pairs(tables: Tables) -> list[str]:
+    """The paper's transfer claim on each encoder: SentiBERT, BERT and SentiBERT minus BERT, beside the paper's."""
+    if not tables.transfer:
+        return []
+    names = [PAPER_MODELS[key] for key in TRANSFER_PAIR]
+    lines = []
+    for line in tables.transfer:
+        metric = TASKS[line.task][1][0]
+        pair = (line.sentibert, line.cls)
+        theirs = [tables.paper.get((line.task, *key, metric)) for key in TRANSFER_PAIR]
+        paper_delta = DASH if None in theirs else f"{theirs[0] - theirs[1]:+.2f}"
+        lines.append([TASKS[line.task][0], LABELS[metric], line.encoder,
+                      ", ".join(dict.fromkeys(row.precision for row in pair if row and row.precision)) or DASH,
+                      *(DASH if row is None else f"{_cell(row.stat(metric))} ({row.seeds})" for row in pair),
+                      _difference(line.difference) if line.difference else f"{DASH} ({line.missing})",
+                      " / ".join([*(_num(v) or DASH for v in theirs), paper_delta])])
+    header = ["task", "metric", "encoder", "precision", *(f"{name} (seeds)" for name in names),
+              f"Δ {names[0]} − {names[1]} [{CONFIDENCE:.0%} interval]", f"paper: {names[0]} / {names[1]} / Δ"]
+    return [f"### {names[0]} against {names[1]} ([CLS]), per encoder\n",
+            f"The paper's transfer claim on each encoder (MPNet is BERT-base size): pre-trained {names[0]} and "
+            f"{names[1]} ([CLS]) as mean ± sd over the seeds with results (with results / planned), and {names[0]} "
+            f"minus {names[1]} in points, with a paired bootstrap interval over the test sentences pooled over the "
+            "seeds: each resample recomputes every seed's accuracy or Pearson r on the sentences drawn, and takes "
+            f"the mean over seeds (`sentibert.evaluation.significance`: {SAMPLES:,} resamples, seed {SEED}; * "
+            "marks an interval that excludes 0). The two are compared only where they trained in one precision. "
+            "`paper`: the paper's BERT-base numbers and their difference.\n", _table(header, lines)]
 
 
 def _analyses(tables: Tables, rows: list[Row]) -> list[str]:
@@ -552,7 +697,42 @@ def _analyses(tables: Tables, rows: list[Row]) -> list[str]:
             sections += ["### The paper's test subset\n",
                          *_analyses_table([r for r in phrase if _paper_tested(tables.campaign, r.group)],
                                           PAPER_PREFIX)]
+        sections += _beside_paper(tables, phrase)
     return sections
+
+
+def _analysis_metric(key: str, bucket: str | None) -> str:
+    """paper.yaml's name for an analysis bucket: negation.2+ (or contrast, an analysis of one bucket)."""
+    return key if bucket is None else f"{key}.{bucket}"
+
+
+def _beside_paper(tables: Tables, phrase: list[Row]) -> list[str]:
+    """Our rows of the paper's models on its test subset, each model's rows followed by the paper's numbers, in the
+    analysis buckets that paper.yaml gives."""
+    def theirs(model: tuple[str, str], key: str, bucket: str | None) -> float | None:
+        return tables.paper.get(("sst_phrase", *model, _analysis_metric(key, bucket)))
+
+    columns = [(key, title, bucket) for key, title, buckets in ANALYSES for bucket in buckets or [None]
+               if any(theirs(model, key, bucket) is not None for model in PAPER_MODELS)]
+    if not columns:
+        return []
+    models = [model for model in PAPER_MODELS if any(theirs(model, k, b) is not None for k, _, b in columns)]
+    lines = []
+    for model in models:
+        lines += [[row.group.model, row.group.encoder, row.group.variant, row.precision or DASH, row.seeds,
+                   *(_cell(row.stat(PAPER_PREFIX + key, bucket)) for key, _, bucket in columns)]
+                  for row in phrase if _paper_model(row.group) == model and _paper_tested(tables.campaign, row.group)]
+        lines.append([f"{PAPER_MODELS[model]} (paper)", "BERT-base", "", DASH, DASH,
+                      *(_num(theirs(model, key, bucket)) or DASH for key, _, bucket in columns)])
+    header = ["model", "encoder", "variant", "precision", "seeds",
+              *(title if bucket is None else f"{title} {bucket}" for _, title, bucket in columns)]
+    return ["### Beside the paper\n",
+            "3-class accuracy on the paper's 2184-sentence test subset (ours: data=sst_paper, the runs' "
+            "paper_test_metrics.json), mean ± sd over the row's seeds, beside the numbers that the authors' README "
+            "gives for "
+            f"{' and '.join(PAPER_MODELS[m] for m in models)} (BERT-base; in paper.yaml): negation by the tree's count "
+            "of negations, local difficulty by the node's children of another polarity, contrast over X but Y "
+            "triples.\n", _table(header, lines)]
 
 
 def _plots(tables: Tables, plots_dir: Path, here: Path) -> list[str]:
@@ -578,11 +758,13 @@ def _pretraining(tables: Tables) -> list[str]:
         for row in stages:
             best = row.runs[0].metrics if row.runs else {}
             dev = best.get("best_dev")
-            lines.append([row.group.group, row.group.encoder, row.seeds, row.lr, best.get("metric", DASH),
+            lines.append([row.group.group, row.group.encoder, row.precision or DASH, row.seeds, row.lr,
+                          best.get("metric", DASH),
                           DASH if dev is None else f"{100 * dev:.2f}", str(best.get("best_epoch", DASH)),
                           row.commits()])
         sections += ["## Pre-training\n", "A stage, not a result: its dev metric is logged, not used to select.\n",
-                     _table(["group", "encoder", "seeds", "lr", "dev metric", "dev", "epoch", "commits"], lines)]
+                     _table(["group", "encoder", "precision", "seeds", "lr", "dev metric", "dev", "epoch", "commits"],
+                            lines)]
         committed = {run.run.name: run.metrics["best_dev"] for row in stages for run in row.runs}
         sections += _rebuilt_starts(tables, committed)
     return sections
@@ -609,14 +791,18 @@ def _rebuilt_starts(tables: Tables, committed: dict[str, float]) -> list[str]:
 def _runs(tables: Tables) -> list[str]:
     """Every group: its runs with results, what is missing, the code, the hours."""
     sections = ["## Runs\n", "Every group of the campaign: the runs with results, what is still missing, the "
-                 "code and the wall time (hours, summed over the row's runs). Runs collected before the runner kept "
-                 "`campaign.seconds` (2026-12-06) count only their last runner's time if they were stopped and "
-                 "resumed, so those hours are lower bounds.\n"]
+                 "code, the precision and the wall time (hours, summed over the row's runs). A run that was stopped "
+                 "and resumed counts the time of every runner that trained it, except where its runner was stopped "
+                 "before the campaign runner learnt to keep that count: then its hours are a lower bound. That is a "
+                 "run resumed before 69def57 (2026-12-06: a resumed run counts its earlier runners) or left training "
+                 "by a stopped runner and adopted by the next before cd50d62 (2026-12-07: the adopting runner keeps "
+                 "counting).\n"]
     order = {name: i for i, name in enumerate(tables.campaign.groups)}
     lines = [[row.group.group, " ".join(r.run.name for r in row.runs) or DASH, " ".join(row.missing) or DASH,
-              row.commits(), f"{sum(r.info.get('seconds') or 0 for r in row.runs) / 3600:.1f}" if row.runs else DASH]
+              row.commits(), row.precision or DASH,
+              f"{sum(r.info.get('seconds') or 0 for r in row.runs) / 3600:.1f}" if row.runs else DASH]
              for row in sorted(tables.rows, key=lambda row: order[row.group.group])]
-    sections.append(_table(["group", "runs with results", "missing", "commits", "hours"], lines))
+    sections.append(_table(["group", "runs with results", "missing", "commits", "precision", "hours"], lines))
     if tables.orphans:
         sections.append(f"Results that no run of the campaign file names (not in any table): "
                         f"{', '.join(tables.orphans)}.\n")
@@ -627,14 +813,16 @@ def _emoint_mean(rows: list[Row], paper: dict[tuple[str, str, str, str], float])
     """The mean over the four emotions of each (model, encoder, variant), once all four have results."""
     lines = []
     for key in dict.fromkeys((r.group.model, r.group.encoder, r.group.variant) for r in rows):
-        means = {r.group.task: r.stat("pearson").mean for r in rows
-                 if (r.group.model, r.group.encoder, r.group.variant) == key}
+        members = [r for r in rows if (r.group.model, r.group.encoder, r.group.variant) == key]
+        means = {r.group.task: r.stat("pearson").mean for r in members}
         ours = statistics.fmean(means[t] for t in EMOINT_TASKS) \
             if all(means.get(t) is not None for t in EMOINT_TASKS) else None
-        theirs = paper.get((EMOINT_MEAN, key[0], key[2], "pearson"))
-        lines.append([*key, _num(ours) or DASH, _num(theirs) or DASH])
+        model = _paper_model(members[0].group)
+        theirs = paper.get((EMOINT_MEAN, *model, "pearson")) if model else None
+        precision = ", ".join(dict.fromkeys(r.precision for r in members if r.precision)) or DASH
+        lines.append([*key, precision, _num(ours) or DASH, _num(theirs) or DASH])
     return ("The mean over the four emotions (of each emotion's mean over seeds; – until all four have results):\n\n"
-            + _table(["model", "encoder", "variant", "mean Pearson r", "paper"], lines))
+            + _table(["model", "encoder", "variant", "precision", "mean Pearson r", "paper"], lines))
 
 
 # ---- writing ---------------------------------------------------------------------------------------------------

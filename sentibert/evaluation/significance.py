@@ -5,11 +5,14 @@ Both models are scored on the same sentences. Per sentence and model: its correc
 right, averaged over the model's seeds. A resample draws sentences with replacement (a sentence's nodes stay
 together: they are not independent) and recomputes both accuracies on it; the percentiles of the resampled
 differences bound the interval. Seeds vary too: their sd is in the tables, not in this interval.
+
+Sentence-level tasks (SST-2, EmoInt: the root's prediction) are resampled the same way: each resample recomputes
+every seed's accuracy or Pearson r on the drawn sentences, and the difference is of the means over seeds.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -31,7 +34,8 @@ class SentenceScores:
 
 @dataclass(frozen=True)
 class Difference:
-    """Accuracy of a minus b (fractions): on the test set, and the bounds of the bootstrap interval."""
+    """A metric of a minus b (accuracy or Pearson r, as fractions): on the test set, and the bounds of the bootstrap
+    interval."""
     delta: float
     low: float
     high: float
@@ -41,16 +45,31 @@ class Difference:
         return self.low > 0 or self.high < 0
 
 
-def sentence_scores(runs: Sequence[Sequence[tuple[BinaryTree, Sequence[int]]]]) -> SentenceScores:
-    """From each seed's (gold tree, per-node predictions) list, all on the same test trees in the same order."""
+@dataclass(frozen=True)
+class RootPredictions:
+    """A sentence-level task's test predictions (the root's class) per seed, on S sentences."""
+    sentences: tuple[str, ...]
+    gold: np.ndarray  # (S,) gold class
+    pred: np.ndarray  # (seeds, S) predicted class
+
+
+def _same_sentences(runs: Sequence[Sequence[tuple[BinaryTree, Sequence[int]]]]) -> tuple[str, ...]:
+    """The gold trees (PTB) that every seed was tested on, in order."""
     if not runs:
         raise ValueError("no runs to score")
     sentences = tuple(tree.to_ptb() for tree, _ in runs[0])
-    correct = np.zeros(len(sentences))
-    root = np.zeros(len(sentences))
     for i, run in enumerate(runs):
         if tuple(tree.to_ptb() for tree, _ in run) != sentences:
             raise ValueError(f"seed {i + 1} of {len(runs)} was tested on other sentences than seed 1")
+    return sentences
+
+
+def sentence_scores(runs: Sequence[Sequence[tuple[BinaryTree, Sequence[int]]]]) -> SentenceScores:
+    """From each seed's (gold tree, per-node predictions) list, all on the same test trees in the same order."""
+    sentences = _same_sentences(runs)
+    correct = np.zeros(len(sentences))
+    root = np.zeros(len(sentences))
+    for run in runs:
         correct += [sum(p == g for p, g in zip(pred, tree.labels)) for tree, pred in run]
         root += [pred[0] == tree.labels[0] for tree, pred in run]
     nodes = np.array([len(tree) for tree, _ in runs[0]], dtype=float)
@@ -63,14 +82,64 @@ def paired_bootstrap(a: SentenceScores, b: SentenceScores, samples: int = SAMPLE
     if a.sentences != b.sentences:
         raise ValueError("the two models were tested on different sentences")
     n = len(a.sentences)
+    statistics = {"phrase_acc": lambda counts: counts @ (a.correct - b.correct) / (counts @ a.nodes),
+                  "sst5_root_acc": lambda counts: counts @ (a.root - b.root) / n}
+    return _bootstrap(n, statistics, samples, seed, confidence)
+
+
+def root_predictions(runs: Sequence[Sequence[tuple[BinaryTree, Sequence[int]]]]) -> RootPredictions:
+    """From each seed's (gold tree, per-node predictions) list of a sentence-level task: the roots."""
+    sentences = _same_sentences(runs)
+    gold = np.array([tree.labels[0] for tree, _ in runs[0]], dtype=float)
+    return RootPredictions(sentences, gold, np.array([[pred[0] for _, pred in run] for run in runs], dtype=float))
+
+
+def _pearson(weights: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson r of x and y, each sentence counted as often as `weights` says: one r per row of weights (B, S);
+    nan where x or y is constant (r undefined)."""
+    n = weights.sum(axis=1)
+    mean_x, mean_y = weights @ x / n, weights @ y / n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (weights @ (x * y) / n - mean_x * mean_y) / np.sqrt(
+            (weights @ (x * x) / n - mean_x ** 2) * (weights @ (y * y) / n - mean_y ** 2))
+
+
+ROOT_METRICS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] = {  # (weights, pred, gold)
+    "accuracy": lambda weights, pred, gold: weights @ (pred == gold) / weights.sum(axis=1),
+    "pearson": _pearson,
+}
+
+
+def paired_bootstrap_roots(a: RootPredictions, b: RootPredictions, metric: str, samples: int = SAMPLES,
+                           seed: int = SEED, confidence: float = CONFIDENCE) -> Difference:
+    """a - b in `metric` (a ROOT_METRICS key; each seed's, then the mean over seeds), with the percentile interval
+    over resamples of the sentences; delta is nan where r is undefined for a seed (a constant prediction)."""
+    if a.sentences != b.sentences:
+        raise ValueError("the two models were tested on different sentences")
+    score = ROOT_METRICS[metric]
+
+    def difference(weights: np.ndarray) -> np.ndarray:
+        return (np.mean([score(weights, pred, a.gold) for pred in a.pred], axis=0)
+                - np.mean([score(weights, pred, b.gold) for pred in b.pred], axis=0))
+
+    return _bootstrap(len(a.sentences), {metric: difference}, samples, seed, confidence)[metric]
+
+
+def _bootstrap(n: int, statistics: dict[str, Callable[[np.ndarray], np.ndarray]], samples: int, seed: int,
+               confidence: float) -> dict[str, Difference]:
+    """Each statistic, a function of how often each of the n sentences is drawn ((B, n) counts -> (B,)), on the
+    test set itself (every sentence once) and on `samples` resamples; the interval: the resamples' percentiles."""
     rng = np.random.default_rng(seed)
-    resampled: dict[str, list[np.ndarray]] = {metric: [] for metric in METRICS}
+    resampled: dict[str, list[np.ndarray]] = {name: [] for name in statistics}
     for start in range(0, samples, CHUNK):
         counts = rng.multinomial(n, np.full(n, 1 / n), size=min(CHUNK, samples - start))  # (B, S) times drawn
-        resampled["phrase_acc"].append(counts @ (a.correct - b.correct) / (counts @ a.nodes))
-        resampled["sst5_root_acc"].append(counts @ (a.root - b.root) / n)
-    observed = {"phrase_acc": (a.correct - b.correct).sum() / a.nodes.sum(), "sst5_root_acc": (a.root - b.root).mean()}
+        for name, statistic in statistics.items():
+            resampled[name].append(statistic(counts))
     tail = 100 * (1 - confidence) / 2
-    return {metric: Difference(float(observed[metric]),
-                               *map(float, np.percentile(np.concatenate(values), [tail, 100 - tail])))
-            for metric, values in resampled.items()}
+    out = {}
+    for name, statistic in statistics.items():
+        values = np.concatenate(resampled[name])
+        low, high = (np.nanpercentile(values, [tail, 100 - tail]) if not np.isnan(values).all()  # nan: r undefined
+                     else (np.nan, np.nan))
+        out[name] = Difference(float(statistic(np.ones((1, n)))[0]), float(low), float(high))
+    return out
