@@ -78,6 +78,8 @@ def test_the_html_draws_both_trees_of_each_disagreeing_sentence_in_rank_order():
     for section in sections:
         assert section.count("<svg") == 2 and "A: runs/a" in section and "B: runs/b" in section
     assert '<td class="right">4</td>' in sections[0] and '<td class="wrong">3</td>' in sections[0]
+    marked = [re.findall(r'<g class="node marked" tabindex="0" data-node="(\d+)"', s) for s in sections]
+    assert marked == [["0", "0"], ["0", "2", "0", "2"], ["1", "1"]]  # the nodes that differ, ringed in both trees
 
 
 # ---- the command -------------------------------------------------------------------------------------------------

@@ -6,12 +6,14 @@ Skipped without the serve extra (starlette, uvicorn; httpx for the TestClient): 
 import json
 import logging
 import os
+import re
 import select
 import socket
 import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 import torch
@@ -27,7 +29,7 @@ from test_predict import FakeParser  # noqa: E402
 from sentibert import bundles, cli  # noqa: E402
 from sentibert.bundles import installed_bundles  # noqa: E402
 from sentibert.data.labels import SST5_NAMES  # noqa: E402
-from sentibert.evaluation import render  # noqa: E402
+from sentibert.evaluation import compare, render  # noqa: E402
 from sentibert.inference import app as serve  # noqa: E402
 from sentibert.inference import predict as predict_module  # noqa: E402
 from sentibert.inference.predict import Pipeline, PredictError, load_network, predict  # noqa: E402
@@ -48,6 +50,19 @@ def checkpoint(tmp_path_factory):
 @pytest.fixture(scope="module")
 def model(checkpoint):
     return load_network(checkpoint)
+
+
+@pytest.fixture(scope="module")
+def other_checkpoint(tmp_path_factory):
+    """Another random model: it labels 11 of TEXTS' 12 phrase nodes otherwise than `checkpoint`."""
+    torch.manual_seed(1)
+    return SentiBERT("tiny").save_pretrained(tmp_path_factory.mktemp("other"))
+
+
+@pytest.fixture
+def offers_other(other_checkpoint, monkeypatch):
+    """Servers created now offer other_checkpoint by the name "other", as they offer the bundles."""
+    monkeypatch.setitem(bundles.BUNDLES, "other", other_checkpoint)
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +121,7 @@ def test_the_page_is_self_contained(client):
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
     page = response.text
     assert '<textarea id="q"' in page and '<button type="submit">' in page and "api/predict?render=html" in page
+    assert '<select id="compare"><option value="" selected>none</option>' in page  # no comparison unless chosen
     assert "://" not in page and " src=" not in page  # nothing fetched from elsewhere: it works offline
     assert "default-src 'none'" in response.headers["content-security-policy"]
 
@@ -119,8 +135,8 @@ BAD_REQUESTS = [  # (request, status, message)
     (dict(content=b"[" * 50_000, headers=JSON), 400, "not JSON: nested too deeply"),
     (dict(json=["fine"]), 400, "the request body is an array, not an object"),
     (dict(json="fine"), 400, "the request body is a string, not an object"),
-    (dict(json={}), 400, 'expected one key, "texts" or "text" (and "model"), not none'),
-    (dict(json={"txt": "fine"}), 400, 'expected one key, "texts" or "text" (and "model"), not "txt"'),
+    (dict(json={}), 400, 'expected one key, "texts" or "text" (and "model", "compare"), not none'),
+    (dict(json={"txt": "fine"}), 400, 'expected one key, "texts" or "text" (and "model", "compare"), not "txt"'),
     (dict(json={"text": "fine", "texts": ["good"]}), 400, 'not "text", "texts"'),
     (dict(json={"text": 3}), 400, '"text" is a number, not a string'),
     (dict(json={"text": ["fine"]}), 400, '"text" is an array, not a string'),
@@ -137,6 +153,8 @@ BAD_REQUESTS = [  # (request, status, message)
     (dict(json={"text": "\x01"}), 422, "text:1: '\\x01': the encoder reads no wordpieces in it"),
     (dict(json={"text": "fine", "model": 3}), 400, '"model" is a number, not a string'),
     (dict(json={"text": "fine", "model": "nosuch"}), 422, "model 'nosuch' is not one this server offers: choose "),
+    (dict(json={"text": "fine", "compare": 3}), 400, '"compare" is a number, not a string'),
+    (dict(json={"text": "fine", "compare": "nosuch"}), 422, '"compare": model \'nosuch\' is not one this server'),
     (dict(content=b'{"texts": ["' + b"a" * 70_000 + b'"]}', headers=JSON), 413, "the request body is over 65536"),
     (dict(content=iter([b'{"texts": ["'] + [b"a" * 1000] * 70 + [b'"]}']), headers=JSON), 413,  # chunked:
      "the request body is over 65536"),  # no Content-Length, counted as it comes
@@ -219,6 +237,48 @@ def test_inference_does_not_block_the_event_loop(model):
         assert answers[0].status_code == 200 and answers[0].json()[0]["text"] == "slow one"
 
 
+# ---- two models on the same text ------------------------------------------------------------------------------
+def marked_nodes(tree_html: str) -> list[int]:
+    return [int(n) for n in re.findall(r'<g class="node marked" tabindex="0" data-node="(\d+)"', tree_html)]
+
+
+def test_compare_answers_both_models_and_the_phrases_where_their_labels_differ(model, other_checkpoint, offers_other):
+    with TestClient(serve.create_app(Pipeline(model, FakeParser()))) as client:
+        answer = post(client, {"texts": TEXTS, "compare": "other"}).json()
+        assert answer["a"] == post(client, {"texts": TEXTS}).json()  # each side as the model alone answers
+        assert answer["b"] == post(client, {"texts": TEXTS, "model": "other"}).json()
+        drawn = post(client, {"texts": TEXTS, "compare": "other"}, params={"render": "html"}).json()
+    differ = {(s, i) for s, (a, b) in enumerate(zip(answer["a"], answer["b"]))
+              for i, (node_a, node_b) in enumerate(zip(a["nodes"], b["nodes"])) if node_a["label"] != node_b["label"]}
+    assert 0 < len(differ) < sum(len(doc["nodes"]) for doc in answer["a"])  # some phrases agree, some do not
+    found = answer["disagreements"]
+    assert sorted((d["sentence"], d["node"]) for d in found) == sorted(differ)
+    for d in found:
+        a, b = (answer[side][d["sentence"]]["nodes"][d["node"]] for side in "ab")
+        assert (d["text"], d["label_a"], d["label_b"]) == (a["text"], a["label"], b["label"])
+        assert d["gap"] == pytest.approx(sum(abs(x - y) for x, y in zip(a["probs"], b["probs"])) / 2, abs=1e-3)
+    ranked = compare.disagreements(predict(TEXTS, model, FakeParser()),
+                                   predict(TEXTS, load_network(other_checkpoint), FakeParser()))
+    assert [(d["sentence"], d["node"]) for d in found] == [(d.sentence, d.node) for d in ranked]  # compare's order
+
+    for side, suffix in (("a", ""), ("b", "b")):  # both trees drawn as the page draws one, the differences ringed
+        for s, doc in enumerate(drawn[side]):
+            marked = sorted(i for t, i in differ if t == s)
+            plain = {key: value for key, value in doc.items() if key not in ("html", "legend")}
+            assert plain == answer[side][s] and doc["html"] == render.tree_html(plain, f"{s}{suffix}", marked)
+            assert marked_nodes(doc["html"]) == marked and f'id="tip-{s}{suffix}-0"' in doc["html"]
+
+
+def test_compare_refuses_models_with_other_classes_and_keeps_serving(model, tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    monkeypatch.setitem(bundles.BUNDLES, "three", SentiBERT("tiny", num_classes=3).save_pretrained(tmp_path / "3"))
+    with TestClient(serve.create_app(Pipeline(model, FakeParser()))) as client:
+        response = post(client, {"text": "not bad", "compare": "three"})
+        assert response.status_code == 422 and response.json() == {
+            "error": "the models predict different numbers of classes (5 and 3): their labels cannot be compared"}
+        assert post(client, {"text": "not bad", "model": "three"}).status_code == 200
+
+
 # ---- the command ---------------------------------------------------------------------------------------------
 def test_serve_loads_the_model_and_the_parser_once_then_runs_uvicorn(checkpoint, monkeypatch):
     loads, runs = [], []
@@ -250,14 +310,13 @@ def test_serve_errors(checkpoint, tmp_path, monkeypatch, capsys):
 
 
 # ---- the page in a browser -----------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def server(model):
-    """The real server (uvicorn) in a thread, on a free port of 127.0.0.1."""
+@contextmanager
+def serving(app):
+    """The real server (uvicorn) in a thread, on a free port of 127.0.0.1: its address."""
     import uvicorn
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    app = serve.create_app(Pipeline(model, FakeParser()))
     uvi = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     thread = threading.Thread(target=uvi.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -265,10 +324,18 @@ def server(model):
     while not uvi.started:
         assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}/"
-    uvi.should_exit = True
-    thread.join(10)
-    sock.close()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    finally:
+        uvi.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+@pytest.fixture(scope="module")
+def server(model):
+    with serving(serve.create_app(Pipeline(model, FakeParser()))) as url:
+        yield url
 
 
 TRAMPOLINE = "import os, sys; os.dup2(int(sys.argv[1]), 3); os.dup2(int(sys.argv[2]), 4); " \
@@ -386,6 +453,14 @@ class Chromium:
         os.close(self.inp)
 
 
+def chromium(tmp_path) -> Chromium:
+    from test_browser import BROWSER  # skipped there without Chromium (an error in CI, which installs it)
+
+    if BROWSER is None:
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    return Chromium(BROWSER, tmp_path)
+
+
 SETTLED = """new Promise((resolve) => {
   const check = () => ["done", "error"].includes(document.body.dataset.state)
     ? resolve(document.body.dataset.state) : setTimeout(check, 20);
@@ -394,13 +469,11 @@ SETTLED = """new Promise((resolve) => {
 
 
 def test_typing_sentences_and_clicking_predict_draws_their_trees(server, model, tmp_path):
-    from test_browser import BROWSER, DOM  # skipped there without Chromium (an error in CI, which installs it)
+    from test_browser import DOM
 
-    if BROWSER is None:
-        pytest.skip("chromium is not installed (apt-get install -y chromium)")
     texts = ["not bad at all", "the <b>story</b> is awful"]
     expected = [render.to_json(p) for p in predict(texts, model, FakeParser())]
-    browser = Chromium(BROWSER, tmp_path)
+    browser = chromium(tmp_path)
     try:
         browser.call("Page.enable")
         browser.call("Page.navigate", url=server)
@@ -445,3 +518,44 @@ def test_typing_sentences_and_clicking_predict_draws_their_trees(server, model, 
         assert browser.js('[...document.querySelectorAll("#results .word")].map((w) => w.textContent)') == ["so", "bad"]
     finally:
         browser.close()
+
+
+def test_choosing_a_model_to_compare_with_draws_both_trees_and_rings_the_differences(model, other_checkpoint,
+                                                                                     offers_other, tmp_path):
+    texts = ["not bad at all", "a dull , lifeless film"]
+    a, b = ([render.to_json(p) for p in predict(texts, network, FakeParser())]
+            for network in (model, load_network(other_checkpoint)))
+    sides = """[...document.querySelectorAll("#s%d .pair > div")].map((side) => [side.querySelector("p").textContent,
+      [...side.querySelectorAll(".node")].map((n) => +n.dataset.label),
+      [...side.querySelectorAll(".node.marked")].map((n) => +n.dataset.node)])"""  # caption, labels, ringed nodes
+    browser = chromium(tmp_path)
+    with serving(serve.create_app(Pipeline(model, FakeParser()))) as url:
+        try:
+            browser.call("Page.enable")
+            browser.call("Page.navigate", url=url)
+            browser.wait_event("Page.loadEventFired")
+            browser.js('document.getElementById("compare").value = "other"')
+            browser.click("#q")
+            browser.type("\n".join(texts))
+            browser.click("#form button")
+            assert browser.js(SETTLED) == "done", browser.js('document.getElementById("status").textContent')
+
+            for s, (doc_a, doc_b) in enumerate(zip(a, b)):
+                differ = [i for i, (x, y) in enumerate(zip(doc_a["nodes"], doc_b["nodes"])) if x["label"] != y["label"]]
+                assert differ, "the fixture's models should disagree somewhere in each sentence"
+                assert browser.js(sides % s) == [
+                    [f"{doc['nodes'][0]['label_name']} ({name})", [node["label"] for node in doc["nodes"]], differ]
+                    for doc, name in ((doc_a, model.name), (doc_b, "other"))]
+                note = browser.js(f'document.querySelector("#s{s} p.differ").textContent')
+                assert all(f"\u201c{doc_a['nodes'][i]['text']}\u201d" in note for i in differ), note
+
+            browser.mouse("mouseMoved", *browser.centre('#s1 .pair > div:nth-child(2) .node[data-node="1"] circle'))
+            shown = browser.js('[...document.querySelectorAll(".tip")].filter((t) => !t.hidden).map((t) => t.id)')
+            assert shown == ["tip-1b-1"]  # the second tree's own hover box
+
+            browser.call("Page.navigate", url=url + "?q=great&compare=other")  # a link that compares
+            browser.wait_event("Page.loadEventFired")
+            assert browser.js(SETTLED) == "done"
+            assert browser.js('[...document.querySelectorAll("#results .pair svg")].length') == 2
+        finally:
+            browser.close()

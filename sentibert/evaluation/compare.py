@@ -94,6 +94,14 @@ def sentence_order(found: Sequence[Disagreement]) -> list[int]:
     return list(dict.fromkeys(d.sentence for d in found))
 
 
+def by_sentence(found: Sequence[Disagreement]) -> dict[int, list[Disagreement]]:
+    """Each sentence's disagreements, in their ranked order."""
+    grouped: dict[int, list[Disagreement]] = {}
+    for d in found:
+        grouped.setdefault(d.sentence, []).append(d)
+    return grouped
+
+
 def gold_accuracy(predictions: Sequence[TreePrediction], gold_classes: int | None) -> float | None:
     """The share of gold-labelled nodes a model labels right (None without gold)."""
     hits = []
@@ -156,19 +164,19 @@ pre.summary { background: #f6f6f6; padding: 8px; overflow-x: auto; }
 def to_html(found: Sequence[Disagreement], a: Sequence[TreePrediction], b: Sequence[TreePrediction], name_a: str,
             name_b: str, gold_classes: int | None = None, limit: int = LIMIT) -> str:
     """The summary, then the first `limit` sentences with a disagreement, ranked: a table of the phrases that differ
-    and both models' trees side by side, drawn as `predict` draws them (`sentibert.evaluation.render`)."""
+    and both models' trees side by side, drawn as `predict` draws them (`sentibert.evaluation.render`), the phrases
+    that differ ringed."""
     e = html.escape
-    by_sentence: dict[int, list[Disagreement]] = {}
-    for d in found:
-        by_sentence.setdefault(d.sentence, []).append(d)
+    grouped = by_sentence(found)
     sections = [f'<pre class="summary">{e(summary(found, a, b, name_a, name_b, gold_classes))}</pre>']
     for k, s in enumerate(sentence_order(found)[:limit]):
         rows = "".join(
             f"<tr><td>{e(phrase(a[s], d.node)) if d.node else 'the sentence'}</td>"
             f"<td>{'' if d.gold is None else d.gold}</td>{_cell(d.label_a, d.gold)}{_cell(d.label_b, d.gold)}"
-            f"<td>{d.gap:.2f}</td></tr>" for d in by_sentence[s])
-        sides = "".join(f'<div><p>{tag}: {e(name)} &rarr; <b>{p.labels[0]}</b></p>{_tree(p, f"{k}{tag}")}</div>'
-                        for tag, name, p in (("A", name_a, a[s]), ("B", name_b, b[s])))
+            f"<td>{d.gap:.2f}</td></tr>" for d in grouped[s])
+        marked = {d.node for d in grouped[s]}
+        sides = "".join(f'<div><p>{tag}: {e(name)} &rarr; <b>{p.labels[0]}</b></p>{_tree(p, f"{k}{tag}", marked)}'
+                        '</div>' for tag, name, p in (("A", name_a, a[s]), ("B", name_b, b[s])))
         sections.append(f'<section class="sentence" id="s{k}">\n<h2>{k + 1}. {e(phrase(a[s], 0))}</h2>\n'
                         f'<table class="diff"><tr><th>phrase</th><th>gold</th><th>A</th><th>B</th><th>gap</th></tr>'
                         f'{rows}</table>\n<div class="pair">{sides}</div>\n</section>')
@@ -176,10 +184,10 @@ def to_html(found: Sequence[Disagreement], a: Sequence[TreePrediction], b: Seque
                        label_names=a[0].label_names if a else render.SST5_NAMES)
 
 
-def _tree(prediction: TreePrediction, key: str) -> str:
+def _tree(prediction: TreePrediction, key: str, marked: set[int]) -> str:
     if None in prediction.labels:  # render draws whole trees only
         return "<p>(not drawn: the encoder truncated this sentence, so some of its phrases have no prediction)</p>"
-    return render.tree_html(render.to_json(prediction), key)
+    return render.tree_html(render.to_json(prediction), key, marked)
 
 
 def _cell(label: int, gold: int | None) -> str:

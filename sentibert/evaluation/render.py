@@ -42,7 +42,7 @@ import warnings
 from dataclasses import dataclass
 from itertools import accumulate
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Collection, Sequence
 
 from sentibert.data.labels import SST5_NAMES
 from sentibert.data.tree import normalize_token
@@ -212,6 +212,7 @@ svg .edge { stroke: #999; stroke-width: 1; }
 svg .node circle { stroke: #555; stroke-width: 1; }
 svg .node { cursor: pointer; outline: none; }
 svg .node:hover circle, svg .node:focus circle { stroke: #000; stroke-width: 2.5; }
+svg .node.marked circle { stroke: #000; stroke-width: 3; stroke-dasharray: 4 2; }
 svg text { font-size: 12px; text-anchor: middle; dominant-baseline: central; }
 svg .node text { pointer-events: none; }
 svg .node text.light { fill: #fff; }
@@ -275,13 +276,14 @@ def legend(label_names: Sequence[str]) -> str:
     return f'<ul class="legend">{items}</ul>'
 
 
-def tree_html(doc: dict, key: int | str) -> str:
-    """One sentence's tree (`to_json`'s document) and its hover boxes; `key` makes their ids unique in a page."""
+def tree_html(doc: dict, key: int | str, marked: Collection[int] = ()) -> str:
+    """One sentence's tree (`to_json`'s document) and its hover boxes; `key` makes their ids unique in a page.
+    marked: nodes drawn with a dashed ring (class "marked"; compare: where two models' labels differ)."""
     tips = "".join(_tip(doc, key, i) for i in range(len(doc["nodes"])))
-    return f'<div class="scroll">{_svg(doc, key)}</div>\n{tips}'
+    return f'<div class="scroll">{_svg(doc, key, marked)}</div>\n{tips}'
 
 
-def _svg(doc: dict, s: int | str) -> str:
+def _svg(doc: dict, s: int | str, marked: Collection[int] = ()) -> str:
     e = html.escape
     lay = layout(doc)
     parts = [f'<svg class="tree" xmlns="http://www.w3.org/2000/svg" width="{lay.width:.0f}" '
@@ -293,7 +295,8 @@ def _svg(doc: dict, s: int | str) -> str:
     for i, (node, (x, y)) in enumerate(zip(doc["nodes"], lay.nodes)):
         label = node["label"]
         light = ' class="light"' if is_dark(colours[label]) else ""
-        parts.append(f'<g class="node" tabindex="0" data-node="{i}" data-label="{label}" data-tip="tip-{s}-{i}" '
+        kind = "node marked" if i in marked else "node"
+        parts.append(f'<g class="{kind}" tabindex="0" data-node="{i}" data-label="{label}" data-tip="tip-{s}-{i}" '
                      f'aria-label="{e(node["text"])}: {e(node["label_name"])}">'
                      f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{RADIUS}" fill="{colours[label]}"/>'
                      f'<text x="{x:.1f}" y="{y:.1f}"{light}>{label}</text></g>')

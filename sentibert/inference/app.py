@@ -8,27 +8,35 @@ unless --host says otherwise. A request may ask for another of the models the se
 models this installation has (`sentibert.bundles`) and the one given at start-up; each loads on first use, on the
 same device, and stays loaded.
 
-  GET  /             the page: a text box (one sentence per line), a choice of model and a button; each sentence's
-                     tree is drawn as `sentibert predict --format html` draws it (`sentibert.evaluation.render`'s
-                     SVG), and hovering over a node shows its phrase, probabilities and attention. Self-contained:
-                     inline CSS and JS, nothing fetched but /api/predict. `/?q=TEXT` fills the box with TEXT and
-                     submits it.
+  GET  /             the page: a text box (one sentence per line), a choice of model, optionally a second model to
+                     compare it with, and a button; each sentence's tree is drawn as `sentibert predict --format
+                     html` draws it (`sentibert.evaluation.render`'s SVG), and hovering over a node shows its phrase,
+                     probabilities and attention. Compared, each sentence shows both trees side by side, the phrases
+                     whose labels differ ringed in both and listed above them. Self-contained: inline CSS and JS,
+                     nothing fetched but /api/predict. `/?q=TEXT` fills the box with TEXT and submits it
+                     (`&model=NAME`, `&compare=NAME` choose the models).
   POST /api/predict  body {"texts": ["...", ...]} or {"text": "..."}, and optionally "model": NAME, sent as
                      Content-Type: application/json; answers what `sentibert predict --format json` prints for the
                      same texts: a list of documents, one per text, schema in `sentibert.evaluation.render` ("model"
                      names the model that answered, "label_names" its classes). With ?render=html each document also
                      has "html", its SVG tree and hover boxes, and "legend", its classes' colours
                      (`sentibert.evaluation.render`'s markup: what the page shows).
+                     With "compare": NAME as well, both models run on the same trees and the answer is an object:
+                     {"a": [documents of "model"], "b": [documents of "compare"], "disagreements": [{"sentence": S,
+                     "node": N, "text": PHRASE, "label_a": K, "label_b": K, "gap": G}, ...]}: the phrase nodes
+                     (nodes[N] of sentence S, counting from 0) whose labels differ, ranked as `sentibert compare`
+                     ranks them (`sentibert.evaluation.compare`: roots first, then by the probability gap, the total
+                     variation distance); with ?render=html their nodes are ringed (class "marked") in both trees.
   GET  /api/health   {"status": "ok", "model": {...}, "models": [NAME, ...], "parser": NAME, "limits": {...}}
 
 Errors are JSON, {"error": "..."}: 400 a body that is not {"texts": [strings]} or {"text": string} (not JSON, wrong
 keys or types), 413 a body over `Limits.body` bytes, 415 a body not sent as application/json, 422 texts the model
 cannot take (none, empty, more than `Limits.texts`, over `Limits.chars` characters, over the encoder's wordpiece
-limit, with a phrase it reads no wordpieces in, or refused by the parser) and a model the server does not offer or
-cannot load, 404 / 405 other paths and methods, 500 a bug (logged, with its traceback). A text is named as in
-`sentibert predict`: texts:N, counting from 1. No request stops the server. Requiring application/json also keeps
-other web sites out: a browser sends that cross-origin only after a CORS preflight, which this server does not
-grant.
+limit, with a phrase it reads no wordpieces in, or refused by the parser), a model the server does not offer or
+cannot load, and two models to compare with different numbers of classes; 404 / 405 other paths and methods, 500 a
+bug (logged, with its traceback). A text is named as in `sentibert predict`: texts:N, counting from 1. No request
+stops the server. Requiring application/json also keeps other web sites out: a browser sends that cross-origin only
+after a CORS preflight, which this server does not grant.
 
 Inference runs in a worker thread, one request at a time (the model is shared), so the event loop keeps serving
 the page and health checks meanwhile.
@@ -40,12 +48,15 @@ import json
 import logging
 import threading
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from sentibert.bundles import installed_bundles
-from sentibert.evaluation import render
+from sentibert.evaluation import compare, render
 from sentibert.inference.predict import Pipeline, PredictError, check_texts, load_network
 from sentibert.parsing.parse import ParserError
+
+if TYPE_CHECKING:
+    from sentibert.models.model import TreePrediction
 
 try:  # the [serve] extra
     from starlette.applications import Starlette
@@ -103,9 +114,18 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def parse_body(body: bytes, limits: Limits, models: Sequence[str] = ()) -> tuple[list[str], str, str | None]:
-    """The texts of a request body, their name in error messages, and the model it asks for (one of `models`, or
-    None: the server's own); RequestError if they cannot be used."""
+@dataclass(frozen=True)
+class Query:
+    """What a request asks: its texts, their name in error messages (texts or text), the model to answer (one of
+    the server's models, or None: the one given at start-up) and the one to compare it with (None: no comparison)."""
+    texts: list[str]
+    source: str
+    model: str | None = None
+    compare: str | None = None
+
+
+def parse_body(body: bytes, limits: Limits, models: Sequence[str] = ()) -> Query:
+    """What a request body asks (`Query`); RequestError if it cannot be used. Named models must be in `models`."""
     if not body.strip():
         raise RequestError(400, f"the request body is empty: {SHAPE}")
     try:
@@ -116,14 +136,16 @@ def parse_body(body: bytes, limits: Limits, models: Sequence[str] = ()) -> tuple
         raise RequestError(400, f"the request body is not JSON ({err}): {SHAPE}") from None
     if not isinstance(data, dict):
         raise RequestError(400, f"the request body is {json_type(data)}, not an object: {SHAPE}")
-    model = data.pop("model", None)
-    if model is not None and not isinstance(model, str):
-        raise RequestError(400, f'"model" is {json_type(model)}, not a string: {SHAPE}')
-    if model is not None and model not in models:
-        raise RequestError(422, f"model {model!r} is not one this server offers: choose {', '.join(models)}")
+    named = {key: data.pop(key, None) for key in ("model", "compare")}
+    for key, model in named.items():
+        if model is not None and not isinstance(model, str):
+            raise RequestError(400, f'"{key}" is {json_type(model)}, not a string: {SHAPE}')
+        if model is not None and model not in models:
+            raise RequestError(422, f'"{key}": model {model!r} is not one this server offers: '
+                                    f"choose {', '.join(models)}")
     if set(data) not in ({"text"}, {"texts"}):
         keys = ", ".join(json.dumps(key) for key in data) or "none"
-        raise RequestError(400, f'expected one key, "texts" or "text" (and "model"), not {keys}: {SHAPE}')
+        raise RequestError(400, f'expected one key, "texts" or "text" (and "model", "compare"), not {keys}: {SHAPE}')
     if "text" in data:
         source, texts = "text", [data["text"]]
         if not isinstance(data["text"], str):
@@ -146,7 +168,7 @@ def parse_body(body: bytes, limits: Limits, models: Sequence[str] = ()) -> tuple
         if len(text) > limits.chars:
             raise RequestError(422, f"{source}:{n}: {len(text)} characters, more than the limit of {limits.chars}; "
                                     "split it into shorter sentences")
-    return texts, source, model
+    return Query(texts, source, **named)
 
 
 # ---- the page ------------------------------------------------------------------------------------------------
@@ -154,28 +176,47 @@ PAGE_CSS = """
 form { max-width: 760px; }
 form textarea { display: block; width: 100%; box-sizing: border-box; font: inherit; padding: 6px; }
 form button, form select { margin-top: 6px; font: inherit; padding: 3px 16px; }
-h2 .model { color: #666; font-size: 13px; }
+h2 .model, .pair .model { color: #666; font-size: 13px; }
 #status { min-height: 1.4em; } #status.error { color: #b00020; }
 """
 
 # render's hover script, run again over each new set of trees; body[data-state] says where the page is:
-# busy (a request is out), done (trees shown) or error (#status says why).
+# busy (a request is out), done (trees shown) or error (#status says why). With a model to compare with, each
+# sentence shows both trees side by side (the server rings the phrases that differ) and lists those phrases.
 PAGE_JS = """
 const form = document.getElementById("form"), box = document.getElementById("q");
 const button = form.querySelector("button"), status = document.getElementById("status");
 const results = document.getElementById("results"), model = document.getElementById("model");
-const legend = document.getElementById("legend");
+const other = document.getElementById("compare"), legend = document.getElementById("legend");
 function wire() {%(hover)s}
 function say(message, error) { status.textContent = message; status.className = error ? "error" : ""; }
+function element(tag, className, ...children) {
+  const el = document.createElement(tag);
+  if (className) el.className = className;
+  el.append(...children);
+  return el;
+}
+function answer(doc) {  // the sentence's label, and the model that answered
+  return [element("b", "", doc.nodes[0].label_name), element("span", "model", ` (${doc.model})`)];
+}
 function section(doc, s) {
-  const el = document.createElement("section"), title = document.createElement("h2"), b = document.createElement("b");
-  el.className = "sentence"; el.id = "s" + s;
-  b.textContent = doc.nodes[0].label_name;
-  const by = document.createElement("span");  // the model that answered
-  by.className = "model"; by.textContent = ` (${doc.model})`;
-  title.append(`${s + 1}. ${doc.text} \\u2192 `, b, by);
-  el.append(title);
+  const el = element("section", "sentence", element("h2", "", `${s + 1}. ${doc.text} \\u2192 `, ...answer(doc)));
+  el.id = "s" + s;
   el.insertAdjacentHTML("beforeend", doc.html);  // the server's markup: every text in it is escaped
+  return el;
+}
+function pair(a, b, differ, s) {
+  const names = (d) => `\\u201c${d.text}\\u201d ${a.label_names[d.label_a]} / ${b.label_names[d.label_b]}`;
+  const note = differ.length ? `Where the labels differ (${a.model} / ${b.model}): ${differ.map(names).join("; ")}.`
+    : "The two models label every phrase alike.";
+  const sides = [a, b].map((doc) => {
+    const side = element("div", "", element("p", "", ...answer(doc)));
+    side.insertAdjacentHTML("beforeend", doc.html);
+    return side;
+  });
+  const el = element("section", "sentence", element("h2", "", `${s + 1}. ${a.text}`), element("p", "differ", note),
+                     element("div", "pair", ...sides));
+  el.id = "s" + s;
   return el;
 }
 async function submit(event) {
@@ -186,11 +227,13 @@ async function submit(event) {
   try {
     const response = await fetch("api/predict?render=html", {
       method: "POST", headers: {"Content-Type": "application/json"},
-      body: JSON.stringify({texts, model: model.value})});
+      body: JSON.stringify({texts, model: model.value, compare: other.value || undefined})});
     const data = await response.json().catch(() => ({error: `${response.status} ${response.statusText}`}));
     if (!response.ok) throw new Error(data.error);
-    results.replaceChildren(...data.map(section));
-    legend.innerHTML = data[0].legend;  // the answering model's classes
+    const docs = Array.isArray(data) ? data : data.a;  // data.b: the compared model's, in the same order
+    results.replaceChildren(...(data === docs ? docs.map(section)
+      : docs.map((doc, s) => pair(doc, data.b[s], data.disagreements.filter((d) => d.sentence === s), s))));
+    legend.innerHTML = docs[0].legend;  // the answering model's classes
     wire();
     say("");
     document.body.dataset.state = "done";
@@ -203,7 +246,9 @@ async function submit(event) {
 }
 form.addEventListener("submit", submit);
 box.addEventListener("keydown", (e) => { if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) form.requestSubmit(); });
-const q = new URLSearchParams(location.search).get("q");
+const params = new URLSearchParams(location.search);
+for (const select of [model, other]) if (params.has(select.id)) select.value = params.get(select.id);
+const q = params.get("q");
 if (q) { box.value = q; submit(); }
 """
 
@@ -213,20 +258,23 @@ PAGE_POLICY = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsaf
 
 
 def page(limits: Limits, models: Sequence[str], label_names: Sequence[str]) -> str:
-    """The page; `models` are the choices, the first selected, and `label_names` its classes (the legend)."""
+    """The page; `models` are the choices, the first selected (and none to compare with), and `label_names` its
+    classes (the legend)."""
     e = html.escape
     title = "SentiBERT: phrase sentiment"
     options = "".join(f'<option{" selected" if n == 0 else ""}>{e(name)}</option>' for n, name in enumerate(models))
+    others = '<option value="" selected>none</option>' + "".join(f"<option>{e(name)}</option>" for name in models)
     return (f'<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{title}</title>\n'
             f'<link rel="icon" href="data:,">\n<style>{render._CSS}{PAGE_CSS}</style>\n</head>\n<body>\n'
             f'<h1>{title}</h1>\n<form id="form">\n<label for="q">One sentence per line (at most {limits.texts}):'
             f'</label>\n<textarea id="q" name="q" rows="4" autofocus placeholder="Not bad at all.">'
             f'</textarea>\n<label for="model">Model</label> <select id="model">{options}</select>\n'
+            f'<label for="compare">compared with</label> <select id="compare">{others}</select>\n'
             f'<button type="submit">Predict</button>\n</form>\n<p id="status" role="status"></p>\n'
             f'<div id="legend">{render.legend(label_names)}</div>\n<p>Each circle is a phrase, coloured by its '
             f'predicted class; hover over it (or tab to it) for the phrase, its probabilities and its top attention '
-            f'weights.</p>\n'
-            f'<div id="results"></div>\n<script>{PAGE_JS % {"hover": render._JS}}</script>\n</body>\n</html>\n')
+            f'weights. A model to compare with draws its tree beside, with the phrases whose labels differ ringed.'
+            f'</p>\n<div id="results"></div>\n<script>{PAGE_JS % {"hover": render._JS}}</script>\n</body>\n</html>\n')
 
 
 # ---- the app -------------------------------------------------------------------------------------------------
@@ -258,21 +306,32 @@ def create_app(pipeline: Pipeline, limits: Limits = Limits()) -> Starlette:
     }
     page_html = page(limits, models, model.label_names)
 
-    def infer(texts: list[str], source: str, name: str | None, with_html: bool) -> list[dict]:
+    def answer(query: Query, name: str) -> list[TreePrediction]:
+        """The named model's predictions (called under the lock)."""
+        if name not in loaded:
+            loaded[name] = load_network(name).to(device)  # CheckpointError: one line, e.g. mpnet's encoder
+        return Pipeline(loaded[name], pipeline.parser, pipeline.precision).predict(query.texts, source=query.source)
+
+    def infer(query: Query, with_html: bool) -> list[dict] | dict:
         try:
             with lock:
-                name = name or start
-                if name not in loaded:
-                    loaded[name] = load_network(name).to(device)  # CheckpointError: one line, e.g. mpnet's encoder
-                answering = Pipeline(loaded[name], pipeline.parser, pipeline.precision)
-                predictions = answering.predict(texts, source=source)
-            docs = [render.to_json(p) for p in predictions]
+                a = answer(query, query.model or start)
+                b = answer(query, query.compare) if query.compare else None
+            found = compare.disagreements(a, b) if b else []  # CompareError: other numbers of classes
         except (PredictError, ParserError, ValueError) as err:
             raise RequestError(422, str(err)) from None
-        if with_html:
-            for s, doc in enumerate(docs):
-                doc["html"], doc["legend"] = render.tree_html(doc, s), render.legend(doc["label_names"])
-        return docs
+        sides = [[render.to_json(p) for p in predictions] for predictions in ([a, b] if b else [a])]
+        if with_html:  # the phrases that differ ringed; the suffix keeps the second trees' ids apart on one page
+            marked = {s: {d.node for d in ds} for s, ds in compare.by_sentence(found).items()}
+            for docs, suffix in zip(sides, ("", "b")):
+                for s, doc in enumerate(docs):
+                    doc["html"] = render.tree_html(doc, f"{s}{suffix}", marked.get(s, ()))
+                    doc["legend"] = render.legend(doc["label_names"])
+        if b is None:
+            return sides[0]
+        differ = [{"sentence": d.sentence, "node": d.node, "text": sides[0][d.sentence]["nodes"][d.node]["text"],
+                   "label_a": d.label_a, "label_b": d.label_b, "gap": round(d.gap, 4)} for d in found]
+        return {"a": sides[0], "b": sides[1], "disagreements": differ}
 
     async def api_predict(request: Request) -> Response:
         fmt = request.query_params.get("render")
@@ -280,9 +339,8 @@ def create_app(pipeline: Pipeline, limits: Limits = Limits()) -> Starlette:
             raise RequestError(400, f"render={fmt}: the only rendering is render=html")
         if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
             raise RequestError(415, f"the body must be sent as JSON, with Content-Type: application/json: {SHAPE}")
-        texts, source, name = parse_body(await read_body(request, limits.body), limits, models)
-        docs = await run_in_threadpool(infer, texts, source, name, fmt == "html")
-        return JSONResponse(docs)
+        query = parse_body(await read_body(request, limits.body), limits, models)
+        return JSONResponse(await run_in_threadpool(infer, query, fmt == "html"))
 
     async def api_health(request: Request) -> Response:
         return JSONResponse(health)
