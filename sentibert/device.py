@@ -1,6 +1,9 @@
 """The device a command runs on, checked before anything loads."""
 from __future__ import annotations
 
+import os
+import platform
+
 import torch
 
 
@@ -27,3 +30,25 @@ def pick_device(name: str, option: str = "trainer.device") -> torch.device:
             raise DeviceError(f"{setting}: there is no such CUDA device, only cuda:0 to "
                               f"cuda:{torch.cuda.device_count() - 1}")
     return device
+
+
+def describe_machine(device: torch.device | None = None) -> str:
+    """What a timing ran on, for printing beside it: the GPU's name, or the CPU's model, its native bf16 (AVX512-BF16,
+    AMX), its cores and torch's threads."""
+    if device is not None and device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+                break
+    except OSError:  # not Linux: the platform's words
+        pass
+    bf16 = " and ".join(name for flag, name in (("avx512_bf16", "AVX512-BF16"), ("amx_bf16", "AMX")) if flag in flags)
+    native = f" (native bf16: {bf16})" if bf16 else ""
+    return f"{model}{native}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"

@@ -1,5 +1,6 @@
 """`sentibert bench` on the tiny encoder: one run times all three variants and ends with the summary line."""
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -63,3 +64,10 @@ def test_bench_without_the_dataset_uses_the_packaged_sample(tmp_path, capsys):
     assert results["source"] == "sample dev"
     assert set(results["sentences_per_s"]) == {"SentiBERT", "encoder", "SentiBERT_pad128"}
     assert "threads), sample dev: 1 batches" in capsys.readouterr().out
+
+
+def test_a_timing_names_the_machine_it_ran_on():
+    from sentibert.device import describe_machine
+
+    line = describe_machine()
+    assert f"{os.cpu_count()} cores" in line and "torch threads" in line

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,8 @@ from pathlib import Path
 from nltk.tokenize.treebank import TreebankWordDetokenizer
 
 from sentibert.data.tree import normalize_token, read_trees
+from sentibert.device import describe_machine
+from sentibert.io import cache_root
 
 HERE = Path(__file__).resolve().parent
 PHASES = ("start-up", "load", "parse", "model", "render")
@@ -40,10 +41,10 @@ def raw_sentences(trees_path: Path, n: int) -> list[str]:
     return [detokenize([normalize_token(t) for t in tree.tokens]) for tree in read_trees(trees_path)[:n]]
 
 
-def run_predict(text_file: Path, cache: Path, precision: str) -> dict[str, float]:
+def run_predict(text_file: Path, cache: Path, precision: str, model: str) -> dict[str, float]:
     """One `sentibert predict` process: its wall time and the phases it timed, start-up being the rest."""
     env = {**os.environ, "SENTIBERT_CACHE": str(cache)}
-    command = [sys.executable, "-m", "sentibert.cli", "predict", "--in", str(text_file), "--out",
+    command = [sys.executable, "-m", "sentibert.cli", "predict", "--model", model, "--in", str(text_file), "--out",
                str(cache / "out.txt"), "--precision", precision, "--timings"]
     start = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True)
@@ -70,8 +71,9 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=1000, help="sentences")
     ap.add_argument("--runs", type=int, default=3, help="cold runs (then one warm run)")
     ap.add_argument("--precision", default="auto", choices=("auto", "32", "bf16"))
-    ap.add_argument("--out", type=Path,
-                    help="JSON results (default: experiments/bench/results/predict-<precision>.json)")
+    ap.add_argument("--model", default="minilm", help="a bundled model's name or a checkpoint (sentibert.bundles)")
+    ap.add_argument("--out", type=Path, help="JSON results (default: experiments/bench/results/predict-<precision>.json, "
+                    "predict-<model>-<precision>.json for another model than minilm)")
     args = ap.parse_args()
 
     sentences = raw_sentences(args.trees, args.n)
@@ -83,20 +85,23 @@ def main() -> None:
         for run in range(args.runs):
             cache = Path(tmp) / f"cache{run}"
             cache.mkdir()
-            cold.append(run_predict(text_file, cache, args.precision))
+            if (cache_root() / "encoders").is_dir():  # installed encoders (mpnet) stay; only parses start cold
+                (cache / "encoders").symlink_to(cache_root() / "encoders")
+            cold.append(run_predict(text_file, cache, args.precision, args.model))
             print(describe(f"cold{run + 1}", cold[-1], n), flush=True)
-        warm = run_predict(text_file, cache, args.precision)
+        warm = run_predict(text_file, cache, args.precision, args.model)
     print(describe("warm", warm, n))
+    print(f"on {describe_machine()}; each predict process with its own threads")
     median = {key: statistics.median(t[key] for t in cold) for key in cold[0]}
     verdict = "met" if n / median["wall"] >= GOAL else "not met"
     print(describe("median", median, n) + f"  (cold; goal >= {GOAL}: {verdict})")
 
-    out = args.out or HERE / "results" / f"predict-{args.precision}.json"
+    stem = "predict" if args.model == "minilm" else f"predict-{Path(args.model).name}"
+    out = args.out or HERE / "results" / f"{stem}-{args.precision}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
         "command": " ".join(["python", "experiments/bench/predict.py", *sys.argv[1:]]), "sentences": n,
-        "precision": args.precision, "machine": f"{platform.machine()} {platform.processor() or ''} "
-                                                f"{os.cpu_count()} cores".replace("  ", " "),
+        "model": args.model, "precision": args.precision, "machine": describe_machine(),
         "date": time.strftime("%Y-%m-%d"), "cold_median": median, "cold": cold, "warm": warm,
         "sentences_per_s_cold_median": n / median["wall"]}, indent=2) + "\n", encoding="utf-8")
     print(f"-> {out}")

@@ -37,7 +37,7 @@ from sentibert.config import SAMPLE_DATA_DIR
 from sentibert.data.datasets import DataError, load_splits
 from sentibert.data.spans import BucketBatchSampler, TreeDataset
 from sentibert.data.tree import BinaryTree, read_trees
-from sentibert.device import pick_device
+from sentibert.device import describe_machine, pick_device
 from sentibert.io import atomic_write_json
 from sentibert.training import precision
 
@@ -147,7 +147,7 @@ def bench(cfg: DictConfig, run_dir: Path) -> dict:
     floor = flops[name] / flops["encoder"]  # training-step FLOPs, model over bare encoder: the least overhead possible
     results = {
         "encoder": cfg.encoder.name_or_path, "model": name, "device": str(device), "threads": torch.get_num_threads(),
-        "source": source, "batch_size": cfg.data.batch_size, "batches": cfg.batches, "mean_padded_length": padded,
+        "machine": describe_machine(device), "source": source, "batch_size": cfg.data.batch_size, "batches": cfg.batches, "mean_padded_length": padded,
         "sentences_per_s": {v: {k: sentences / t for k, t in times.items()} for v, times in totals.items()},
         "overhead": overhead,
         "inference_overhead": totals[name]["inference"] / totals["encoder"]["inference"],
@@ -164,7 +164,7 @@ def bench(cfg: DictConfig, run_dir: Path) -> dict:
 
 def print_results(results: dict, sentences: int) -> None:
     """The console summary of bench.json; its last line is exactly `overhead=... speedup_vs_pad128=...`."""
-    print(f"{results['encoder']} on {results['device']} ({results['threads']} threads), {results['source']}: "
+    print(f"{results['encoder']} on {results['device']} ({results['machine']}), {results['source']}: "
           f"{results['batches']} batches, {sentences} sentences, mean padded length "
           f"{results['mean_padded_length']:.1f} wordpieces")
     print(f"{'sentences/s':<24}{'train':>10}{'inference':>12}")
