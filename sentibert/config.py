@@ -156,6 +156,7 @@ class TrainConfig:
     select: Select = Select.best
     test: bool = True  # evaluate the selected model on test once, at the end (pre-training: false)
     resume: bool = False  # continue from the run directory's last checkpoint (set hydra.run.dir to it)
+    overwrite: bool = False  # replace the run that the run directory holds (else refused, unless resume)
     resume_allow_changes: list[str] = field(default_factory=list)  # keys a resume may change (else refused)
     init_from: Optional[str] = None  # start from these weights (a save_pretrained dir, e.g. a pre-training run)
 

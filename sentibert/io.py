@@ -3,12 +3,17 @@ reads: a text file is UTF-8, and its lines are separated by \n alone, so one lin
 from __future__ import annotations
 
 import codecs
+import errno
+import fcntl
 import json
 import os
+import re
+import socket
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
@@ -31,6 +36,14 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def wrapped_os_error(err: Exception, path: str | Path) -> OSError:
+    """The OSError inside a library's own write error (safetensors': "... (os error 28)"), naming `path`: a full disk
+    then reads as Python's own OSError does."""
+    code = re.search(r"os error (\d+)", str(err))
+    number = int(code[1]) if code else errno.EIO
+    return OSError(number, os.strerror(number), str(path))
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -100,3 +113,32 @@ def read_stdin_lines() -> list[str]:
     except OSError as err:
         raise TextFileError(f"cannot read it ({err.strerror or err}); pipe the text in, or give --in FILE",
                             "<stdin>") from None
+
+
+# ---- one process at a time ------------------------------------------------------------------------------------
+class LockHeld(RuntimeError):
+    """Another process holds a lock file; the message names it (pid, host) and the file."""
+
+
+@contextmanager
+def process_lock(path: str | Path, what: str, fix: str) -> Iterator[None]:
+    """Hold the lock file `path` while the block runs, or raise LockHeld: "<what> is in use by process <pid> on
+    <host> (<path>): <fix>". The lock is an flock, which the kernel drops when the process ends however it ends, so
+    a file left by a process that is gone is taken over; the file names its holder for whoever finds it held."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+", encoding="utf-8") as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.seek(0)
+            pid, _, host = file.read().strip().partition(" ")
+            raise LockHeld(f"{what} is in use by process {pid or '?'} on {host or 'this machine'} ({path}): "
+                           f"{fix}") from None
+        file.truncate(0)
+        file.write(f"{os.getpid()} {socket.gethostname()}\n")
+        file.flush()
+        try:
+            yield
+        finally:
+            file.truncate(0)  # not removed: another process may have it open, waiting to take it

@@ -7,6 +7,7 @@ predictions file's I/O. Every reader and writer of a run directory takes its fil
   best_model/              the selected model, a save_pretrained directory (sentibert.models.model)
   checkpoints/             resumable training state (sentibert.training.checkpoints)
   log.csv                  the csv logger's rows (sentibert.training.loggers)
+  train.lock               names the process training in it (sentibert.training.checkpoints.own_run_dir)
   bench.json               throughput (bench)
 
 A predictions file (test_predictions.jsonl) has one JSON object per test tree, in the test file's order:
@@ -37,7 +38,10 @@ PREDICTIONS_FILE = "test_predictions.jsonl"
 BEST_MODEL = "best_model"
 CHECKPOINTS = "checkpoints"
 LOG_CSV = "log.csv"
+LOCK_FILE = "train.lock"
 BENCH_FILE = "bench.json"
+# What a training run leaves: `overwrite=true` removes them before another run starts in the directory.
+TRAIN_OUTPUTS = (METRICS_FILE, PREDICTIONS_FILE, BEST_MODEL, CHECKPOINTS, LOG_CSV)
 
 
 def predictions_file(split: str) -> str:

@@ -8,14 +8,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from hydra.errors import CompactHydraException, InstantiationException
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from sentibert.config import CONF_DIR, ConfigError, validate
 
@@ -88,6 +90,27 @@ def _close_progress_bars() -> None:
 
 class CommandError(CompactHydraException):
     """A user error in one job of a multirun: Hydra names the job, then prints this message (no traceback)."""
+
+
+class RunDirCheck(Callback):
+    """A run directory that cannot be written (read-only, a file in its way) ends the command in one line before
+    Hydra writes into it (else Hydra's traceback). conf/{train,evaluate,bench}.yaml name it in hydra.callbacks."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.check(config, "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.check(config, "hydra.sweep.dir")
+
+    @staticmethod
+    def check(config: DictConfig, key: str) -> None:
+        directory = Path(str(OmegaConf.select(config, key)))
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=directory).close()
+        except OSError as err:  # exit here: Hydra turns a callback's exception into a warning
+            sys.exit(fail(config.hydra.job.name, f"cannot write in {key}={directory} ({err.strerror or err}): "
+                                                 "choose another"))
 
 
 def hydra_command(config_name: str, run: Callable[[DictConfig, Path], Any]) -> Callable[[list[str] | None], int]:

@@ -2,8 +2,12 @@
 run does: sentibert.training.loop). Multi-GPU: `torchrun --nproc_per_node N -m sentibert.commands.train ...`."""
 from __future__ import annotations
 
+import os
+import shlex
+import sys
 from pathlib import Path
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from sentibert.commands import hydra_command
@@ -11,8 +15,20 @@ from sentibert.training import loop
 
 
 def run(cfg: DictConfig, run_dir: Path) -> float | None:
-    results = loop.train(cfg, run_dir)
+    try:
+        results = loop.train(cfg, run_dir)
+    except loop.Interrupted as stopped:  # SIGTERM or SIGINT: checkpointed; say how to go on, exit as signalled
+        if os.environ.get("RANK", "0") == "0":
+            print(f"sentibert train: {stopped}; resume with: {resume_command(run_dir)}", file=sys.stderr)
+        sys.exit(128 + stopped.signum)
     return results["best_dev"] if results else None  # what sweepers (e.g. Optuna) optimise: dev, never test
+
+
+def resume_command(run_dir: Path) -> str:
+    """This run's command line, continuing it in `run_dir`."""
+    own = ("hydra.run.dir=", "resume=", "overwrite=")
+    overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith(own)]
+    return shlex.join(["sentibert", "train", *overrides, f"hydra.run.dir={run_dir}", "resume=true"])
 
 
 main = hydra_command("train", run)  # `sentibert train`, `python -m sentibert.commands.train` (torchrun)

@@ -37,7 +37,7 @@ from sentibert import __version__
 from sentibert.data.labels import label_names as default_label_names
 from sentibert.data.spans import IGNORE, EncodedTree, collate, encode_tree
 from sentibert.data.tree import BinaryTree
-from sentibert.io import atomic_write, atomic_write_json
+from sentibert.io import atomic_write, atomic_write_json, wrapped_os_error
 from sentibert.models.composition import PhraseComposition, TreeLSTMComposition, span_mean
 from sentibert.models.encoder import (CheckpointError, load_tokenizer, quiet_loading, read_checkpoint_json,
                                       resolve_encoder)
@@ -272,9 +272,13 @@ class TreeSentimentModel(nn.Module):
                 raise ValueError("trainable_only needs a model built from a named encoder, to take the rest from")
             state = {name: p.detach().to(dtype or p.dtype).contiguous() for name, p in self.named_parameters()
                      if p.requires_grad}
-            atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"}))
+            write = lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"})
         else:  # save_model (unlike save_file) accepts tied weights such as the MLM decoder and the input embeddings
-            atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_model(self, str(tmp)))
+            write = lambda tmp: save_model(self, str(tmp))
+        try:
+            atomic_write(directory / WEIGHTS_FILE, write)
+        except SafetensorError as err:  # a full disk, in safetensors' words
+            raise wrapped_os_error(err, directory / WEIGHTS_FILE) from err
         atomic_write_json(directory / CONFIG_FILE, {
             "model": type(self).__name__, "kwargs": self.hparams, "label_names": list(self.label_names),
             "weights": "trainable" if trainable_only else "all", "encoder_config": self.backbone.config.to_dict(),

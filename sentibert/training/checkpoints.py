@@ -1,5 +1,6 @@
-"""Resumable training state: the Checkpoints of a run directory (written atomically, only the latest kept), and the
-config fingerprint that `resume=true` compares (`check_resume`)."""
+"""Resumable training state: the Checkpoints of a run directory (written atomically, only the latest kept), the
+config fingerprint that `resume=true` compares (`check_resume`), and who may train in a run directory
+(`own_run_dir`)."""
 from __future__ import annotations
 
 import errno
@@ -8,7 +9,9 @@ import logging
 import os
 import pickle
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -16,7 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
 from sentibert import runs
-from sentibert.io import atomic_write_json, atomic_write_text
+from sentibert.io import atomic_write_json, atomic_write_text, process_lock, wrapped_os_error
 from sentibert.models.encoder import CheckpointError
 from sentibert.training.processes import Processes
 
@@ -47,8 +50,9 @@ class Checkpoints:
         return path
 
     def save(self, name: str, model, state: dict, rng: dict, config: dict) -> None:
-        """Write checkpoint `name`; on an OSError (a full disk) the partial one is removed and a CheckpointSaveError
-        says so: the previous checkpoint, and `latest` naming it, are left as they were."""
+        """Write checkpoint `name`; on an OSError (a full disk, safetensors' own error included) the partial one is
+        removed and a CheckpointSaveError says so: the previous checkpoint, and `latest` naming it, are left as they
+        were."""
         try:
             self._save(name, model, state, rng, config)
         except OSError as err:
@@ -71,7 +75,10 @@ class Checkpoints:
         self.procs.barrier()
         torch.save(rng, tmp / f"rng-{self.procs.rank}.pt")
         if self.procs.main:
-            save_model(model, str(tmp / "model.safetensors"))
+            try:
+                save_model(model, str(tmp / "model.safetensors"))
+            except SafetensorError as err:  # a full disk, in safetensors' words
+                raise wrapped_os_error(err, tmp / "model.safetensors") from err
             torch.save(state, tmp / "state.pt")
             atomic_write_json(tmp / FINGERPRINT_FILE, config)
         self.procs.barrier()
@@ -120,7 +127,7 @@ def _load_state(file: Path, **kwargs):
 
 # ---- resuming with the same config ------------------------------------------------------------------------------
 # Keys that do not change what a run computes: its name, where it logs, how often it checkpoints, where it runs.
-RESUME_EXEMPT = ("name", "resume", "resume_allow_changes", "logger", "paths", "data.root", "data.eval_batch_size",
+RESUME_EXEMPT = ("name", "resume", "resume_allow_changes", "overwrite", "logger", "paths", "data.root", "data.eval_batch_size",
                  "trainer.checkpoint_every_n_steps", "trainer.log_every_n_steps", "trainer.stop_after_steps",
                  "trainer.device", "trainer.strategy", "trainer.backend", "trainer.num_workers")
 
@@ -168,3 +175,31 @@ def check_resume(cfg: DictConfig, checkpoint: Path) -> list[dict]:
         log.warning("resuming with %s changed: %r -> %r (resume_allow_changes)", change["key"], change["from"],
                     change["to"])
     return changed
+
+
+# ---- one run per run directory ----------------------------------------------------------------------------------
+@contextmanager
+def own_run_dir(cfg: DictConfig, run_dir: Path, procs: Processes) -> Iterator[None]:
+    """Train in `run_dir` only as its one run: rank 0 holds its lock file (runs.LOCK_FILE, naming this process)
+    while the block runs, and a directory that holds another run (its metrics or checkpoints) is refused unless
+    `resume=true` continues it or `overwrite=true` replaces it (its outputs removed first)."""
+    if not procs.main:
+        yield
+        return
+    if cfg.resume and cfg.overwrite:
+        raise ValueError("resume=true and overwrite=true: choose one (continue the run, or replace it)")
+    with process_lock(run_dir / runs.LOCK_FILE, f"run directory {run_dir}",
+                      "another training runs there; wait for it to end, or choose another hydra.run.dir"):
+        held = [name for name in (runs.METRICS_FILE, runs.CHECKPOINTS) if (run_dir / name).exists()]
+        if held and cfg.overwrite:
+            log.warning("overwrite=true: removing the previous run's %s from %s", ", ".join(runs.TRAIN_OUTPUTS),
+                        run_dir)
+            for path in (run_dir / name for name in runs.TRAIN_OUTPUTS):
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink(missing_ok=True)
+        elif held and not cfg.resume:
+            raise ValueError(f"{run_dir} holds a run already ({', '.join(held)}): resume=true continues it, "
+                             "overwrite=true replaces it, or choose another hydra.run.dir")
+        yield

@@ -11,6 +11,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from sentibert import runs
+from sentibert.io import atomic_write_text
+
+TEST_PREFIX = "test/"  # the test metrics' keys (training.loop.test): logged once, when the run ends
 
 
 class Logger:
@@ -21,6 +24,9 @@ class Logger:
 
     def log(self, metrics: dict, step: int) -> None:
         pass
+
+    def rewind(self, step: int) -> None:
+        """The run (re)starts after `step`: forget what was logged after it, and the test metrics (logged again)."""
 
     def finish(self) -> None:
         pass
@@ -37,6 +43,14 @@ class CSVLogger(Logger):
     def log(self, metrics: dict, step: int) -> None:
         with self.path.open("a") as f:
             f.writelines(f"{step},{k},{v}\n" for k, v in metrics.items() if v is not None)
+
+    def rewind(self, step: int) -> None:
+        """Keep one row per step and key: a resumed run logs the steps after its checkpoint again."""
+        header, *rows = self.path.read_text().splitlines(keepends=True)
+        kept = [row for row in rows if int(row.split(",", 1)[0]) <= step
+                and not row.split(",", 2)[1].startswith(TEST_PREFIX)]
+        if len(kept) < len(rows):
+            atomic_write_text(self.path, header + "".join(kept))
 
 
 class WandbLogger(Logger):

@@ -8,7 +8,10 @@ One run:
 - evaluates test once, at the end, with that model (unless `test=false`: pre-training);
 - with `model.mlm=true` (`experiment=sst_phrase_pretrain`), adds the paper's masked LM (sentibert.models.pretraining);
 - checkpoints (sentibert.training.checkpoints) every `trainer.checkpoint_every_n_steps` steps and every epoch: weights (safetensors), optimizer,
-  scheduler, sampler position and every RNG, so `resume=true` (same run directory) continues bit for bit.
+  scheduler, sampler position and every RNG, so `resume=true` (same run directory) continues bit for bit;
+- on SIGTERM or SIGINT, checkpoints the step it has reached and stops (`Interrupted`);
+- trains in a run directory only as its one run (`checkpoints.own_run_dir`: a lock file; another run's folder is
+  refused unless `resume=true` or `overwrite=true`).
 
 The run directory (hydra.run.dir, runs/<name>/<date>/ by default) holds config.yaml (resolved), metrics.json (dev per
 epoch, best epoch, test), test_predictions.jsonl (for `sentibert report`), best_model/, checkpoints/ and the logger's
@@ -22,6 +25,7 @@ loop, not the loader, advances the sampler's position per batch consumed: a chec
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,9 +50,10 @@ from sentibert.evaluation.metrics import flatten, headline_metrics
 from sentibert.io import atomic_write_json, atomic_write_text
 from sentibert.models.pretraining import mask_tokens, sentiment_lexicon, sentiment_wordpieces
 from sentibert.training import precision
-from sentibert.training.checkpoints import Checkpoints, check_resume, fingerprint
-from sentibert.training.loggers import Logger, build_logger
-from sentibert.training.processes import Processes, rng_state, seed_everything, set_rng_state, setup_processes
+from sentibert.training.checkpoints import Checkpoints, check_resume, fingerprint, own_run_dir
+from sentibert.training.loggers import TEST_PREFIX, Logger, build_logger
+from sentibert.training.processes import (Processes, StopSignals, rng_state, seed_everything, set_rng_state,
+                                          setup_processes)
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +132,9 @@ class Run:
     progress: dict = field(default_factory=lambda: {"step": 0, "dev": [], "best": None})  # best: index into dev
     net: torch.nn.Module | None = None  # the model as trained: DDP-wrapped and/or compiled
     logger: Logger = field(default_factory=Logger)
+    stop: StopSignals = field(default_factory=StopSignals)  # signals asking training to stop
+    saved_step: int | None = None  # the step of the last checkpoint saved
+
 
     @property
     def best_dir(self) -> Path:
@@ -137,6 +145,22 @@ class Run:
                  "sampler": self.sampler.state_dict(), "scaler": self.scaler.state_dict(), "progress": self.progress}
         self.checkpoints.save(f"epoch{self.sampler.epoch}-step{self.progress['step']}", self.model, state,
                               rng_state(self.mlm_generator), fingerprint(self.cfg))
+        self.saved_step = self.progress["step"]
+
+
+class Interrupted(Exception):
+    """Training stopped by SIGTERM or SIGINT, with a checkpoint of the step it had reached."""
+
+    def __init__(self, signum: int, step: int, checkpoint: Path):
+        super().__init__(f"stopped by {signal.Signals(signum).name} at step {step}, checkpoint {checkpoint}")
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+
+
+def checkpoint_and_stop(run: Run) -> None:
+    """A signal asked training to stop: checkpoint this step (unless just done), then raise Interrupted."""
+    if run.saved_step != run.progress["step"]:
+        run.save_checkpoint()
+    raise Interrupted(run.stop.signum or signal.SIGTERM, run.progress["step"], run.checkpoints.latest())
 
 
 def shared_run_dir(run_dir: Path, procs: Processes) -> Path:
@@ -238,6 +262,9 @@ def fit_epoch(run: Run) -> bool:
             return False
         if trainer.checkpoint_every_n_steps and progress["step"] % trainer.checkpoint_every_n_steps == 0:
             run.save_checkpoint()
+        if run.stop.requested(run.procs):
+            bar.close()
+            checkpoint_and_stop(run)
     bar.close()
     sampler.set_epoch(epoch + 1)  # also when limit_train_batches ended the epoch early
     return True
@@ -266,7 +293,7 @@ def test(run: Run) -> dict:
     metrics, predictions = evaluate_model(best, run.test, cfg.data.eval_batch_size, is_labelled_text(cfg.data))
     runs.write_predictions(run.run_dir / runs.PREDICTIONS_FILE, run.test, predictions, best.label_names,
                            cfg.data.label_view)
-    run.logger.log(flatten(metrics, "test/"), run.progress["step"])
+    run.logger.log(flatten(metrics, TEST_PREFIX), run.progress["step"])
     return metrics
 
 
@@ -284,16 +311,24 @@ def run_metrics(cfg: DictConfig, progress: dict, test: dict | None = None) -> di
 
 # ---- a run --------------------------------------------------------------------------------------------------------
 def train(cfg: DictConfig, run_dir: Path) -> dict | None:
-    """Train, select on dev, test once; -> the contents of metrics.json (None if stopped by stop_after_steps)."""
+    """Train, select on dev, test once; -> the contents of metrics.json (None if stopped by stop_after_steps).
+    SIGTERM or SIGINT stop it after the current step, with a checkpoint: Interrupted."""
     check_config(cfg)
     procs = setup_processes(cfg.trainer)
     run_dir = shared_run_dir(run_dir, procs)
+    with own_run_dir(cfg, run_dir, procs), StopSignals() as signals:
+        return fit_and_test(cfg, run_dir, procs, signals)
+
+
+def fit_and_test(cfg: DictConfig, run_dir: Path, procs: Processes, signals: StopSignals) -> dict | None:
+    """`train`, in a run directory that it holds."""
     resume_from = Checkpoints(run_dir, procs).latest() if cfg.resume else None
     changes = check_resume(cfg, resume_from) if resume_from else []  # before anything is written or loaded
     if procs.main:
         log.info("run directory: %s", run_dir)
         atomic_write_text(run_dir / runs.CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
     run = setup(cfg, run_dir, procs)
+    run.stop = signals
     if resume_from is not None:
         resume(run, resume_from, changes)
     elif cfg.resume:
@@ -304,12 +339,15 @@ def train(cfg: DictConfig, run_dir: Path) -> dict | None:
     if cfg.trainer.compile:  # shapes vary from batch to batch (dynamic padding): compile for dynamic shapes
         run.net = torch.compile(run.net, dynamic=True)
     run.logger = build_logger(cfg, run_dir, procs.main)
+    run.logger.rewind(run.progress["step"])  # the steps after the checkpoint are logged again
     while run.sampler.epoch < cfg.trainer.max_epochs:
         if not fit_epoch(run):
             return None
         if procs.main:
             select(run)
         run.save_checkpoint()
+        if run.stop.requested(procs):
+            checkpoint_and_stop(run)
 
     results = None
     if procs.main:

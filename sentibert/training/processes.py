@@ -1,8 +1,12 @@
-"""The processes of a run (one, or DDP under torchrun) and their random generators (seeding, saving, restoring)."""
+"""The processes of a run (one, or DDP under torchrun), their random generators (seeding, saving, restoring), and the
+signals that ask them to stop (StopSignals)."""
 from __future__ import annotations
 
+import logging
 import os
 import random
+import signal
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,6 +15,8 @@ import torch.distributed as dist
 from omegaconf import DictConfig
 
 from sentibert.device import pick_device
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -73,3 +79,39 @@ def set_rng_state(state: dict, mlm_generator: torch.Generator) -> None:
     if state["cuda"]:
         torch.cuda.set_rng_state_all(state["cuda"])
     mlm_generator.set_state(state["mlm"])
+
+
+class StopSignals:
+    """While active (`with`), SIGTERM (Slurm's preemption, `kill`) and SIGINT (Ctrl-C) ask training to stop after the
+    current step, with a checkpoint, instead of killing it; a second signal acts at once, as it would have."""
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self):
+        self.signum: int | None = None
+        self.previous: dict[int, object] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
+            self.previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame) -> None:
+        if self.signum is not None:  # asked twice: stop now, as without this handler
+            signal.signal(signum, self.previous[signum] or signal.SIG_DFL)  # None: set outside Python
+            signal.raise_signal(signum)
+            return
+        self.signum = signum
+        log.warning("%s: stopping after this step, with a checkpoint (send it again to stop at once)",
+                    signal.Signals(signum).name)
+
+    def requested(self, procs: Processes) -> bool:
+        """Whether a signal asked to stop; under DDP, whether any rank was asked, so that all stop at one step."""
+        if procs.world_size == 1:
+            return self.signum is not None
+        asked = torch.tensor([self.signum is not None], dtype=torch.int32, device=procs.device)
+        dist.all_reduce(asked, op=dist.ReduceOp.MAX)
+        return bool(asked.item())
