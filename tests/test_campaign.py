@@ -5,12 +5,16 @@ import json
 import logging
 import os
 import shutil
+import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from sentibert.commands import campaign as campaign_command
+from sentibert.io import LockHeld
 from sentibert.training import campaign as campaign_module
 from sentibert.training.campaign import CampaignError, dry_run, load_campaign, picked_lr, run_campaign
 
@@ -72,10 +76,62 @@ def test_groups_expand_into_named_runs(tmp_path):
     (("init_from: pre,", "init_from: later,"), "'later' is not a group listed before it"),
     (("lr_from: sb", "lr_from: pre"), "lr_from 'pre', which has no lr_grid"),
     (("lr: 1.0e-4, seeds: [1]}", "seeds: [1]}"), "exactly one of lr, lr_grid, lr_from"),
+    # a group's name names folders: it cannot lead out of the runs and results folders
+    (("group: abl,", "group: ../../escape,"), r"groups\[2\]: group: '../../escape' is not a name of letters, "
+                                              "digits, _, - and . not starting with ."),
+    (("group: abl,", "group: a/b,"), "group: 'a/b' is not a name"),
+    (("group: abl,", "group: '..',"), "group: '..' is not a name"),
+    (("group: abl,", "group: '',"), "group: '' is not a name"),
+    (("group: abl,", "group: 7,"), "group: 7 is not a name"),
+    (("seeds: [1]}\n", "seeds: [1]}\n  - 7\n"), r"groups\[1\]: 7 is not a group: give a mapping"),
+    (("lr_from: sb, seeds: [1]", "lr_from: sb, seeds: []"), r"groups\[2\] \(abl\): seeds: \[\] is not a non-empty "
+                                                          "list of distinct integer seeds"),
+    (("lr_from: sb, seeds: [1]", "lr_from: sb, seeds: [1, 1]"), r"\(abl\): seeds: \[1, 1\] is not"),
+    (("lr_from: sb, seeds: [1]", "lr_from: sb, seeds: 1"), r"\(abl\): seeds: 1 is not"),
+    (("lr: 1.0e-4,", "lr: fast,"), r"groups\[0\] \(pre\): lr: 'fast' is not a number > 0"),
+    (("overrides: [experiment=sst_phrase_pretrain]", "overrides: experiment=sst_phrase_pretrain"),
+     r"\(pre\): overrides: 'experiment=sst_phrase_pretrain' is not a list of `sentibert train` overrides"),
+    (("variant: root only,", ""), r"groups\[2\]: missing keys \['variant'\]"),
+    (("overrides: [logger=none]", "overrides: logger=none"), "campaign.yaml: overrides: 'logger=none' is not a list"),
 ])
 def test_bad_campaign_files_are_refused(tmp_path, edit, message):
+    assert edit[0] in CAMPAIGN
     with pytest.raises(CampaignError, match=message):
         load_campaign(write_campaign(tmp_path, CAMPAIGN.replace(*edit)))
+
+
+def run_command(tmp_path: Path, capsys, *options: str) -> tuple[int, str, str]:
+    """`sentibert campaign experiments/campaign.yaml --runs-dir runs OPTIONS`: (exit status, stdout, stderr)."""
+    code = campaign_command.main([str(tmp_path / "experiments" / "campaign.yaml"), "--runs-dir",
+                                  str(tmp_path / "runs"), *options])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_a_group_named_out_of_the_folders_is_refused_before_anything_is_written(tmp_path, fake_training, capsys):
+    write_campaign(tmp_path, CAMPAIGN.replace("group: abl,", "group: ../x,"))
+    assert run_command(tmp_path, capsys) == (1, "", f"sentibert campaign: error: {tmp_path}/experiments/campaign.yaml: "
+                                                    "groups[2]: group: '../x' is not a name of letters, digits, _, - "
+                                                    "and . not starting with . (it names the runs' folders)\n")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["campaign.yaml", "experiments"]
+
+
+@pytest.mark.parametrize("override, message", [
+    ("experiment=nosuch", "In 'train': Could not find 'experiment/nosuch'"),
+    ("trainer.max_epochz=3", "Could not override 'trainer.max_epochz'. (Key 'max_epochz' not in 'TrainerConfig')"),
+    ("trainer.max_epochs=three", "Error merging override trainer.max_epochs=three (Value 'three' of type 'str' could "
+                                 "not be converted to Integer)"),
+    ("trainer.lr=0", "trainer.lr=0.0 is out of range: use a value > 0"),
+])
+def test_an_override_that_does_not_compose_is_refused_before_anything_runs(tmp_path, fake_training, capsys,
+                                                                          override, message):
+    write_campaign(tmp_path, CAMPAIGN.replace("model=sentibert_root_only]", f"model=sentibert_root_only, {override}]"))
+    for options in ((), ("--dry-run",)):
+        code, out, err = run_command(tmp_path, capsys, *options)
+        assert (code, out) == (1, "")
+        assert err == (f"sentibert campaign: error: {tmp_path}/experiments/campaign.yaml: groups[2] (abl): overrides: "
+                       f"{message}\n")
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "experiments" / "results").exists()
 
 
 def test_runs_in_dependency_order_and_picks_the_lr_on_dev(tmp_path, fake_training):
@@ -83,7 +139,8 @@ def test_runs_in_dependency_order_and_picks_the_lr_on_dev(tmp_path, fake_trainin
     campaign, results, runs = load_campaign(path), path.parent / "results", tmp_path / "runs"
     assert "pre-s1                " in dry_run(campaign, results, runs, jobs=2)
     assert run_campaign(campaign, runs, results, jobs=2, poll=0.05) == 0
-    metrics = {p.name: json.loads((p / "metrics.json").read_text()) for p in results.iterdir()}
+    metrics = {p.name: json.loads((p / "metrics.json").read_text()) for p in results.iterdir()
+               if not p.name.startswith(".")}  # .campaign.lock: the runner's
     assert set(metrics) == {run.name for run in campaign.runs}
     assert picked_lr(campaign, "sb", results) == 5e-4  # ties with 1e-4 on dev: the first listed wins
     assert metrics["sb-s2"]["campaign"]["lr"] == metrics["abl-s1"]["campaign"]["lr"] == 5e-4
@@ -111,6 +168,45 @@ def test_a_resumed_runs_wall_time_counts_its_earlier_runners(tmp_path, fake_trai
     seconds = json.loads((results / "pre-s1" / "metrics.json").read_text())["campaign"]["seconds"]
     assert 1000 <= seconds < 1100
     assert float((runs / "pre-s1" / "campaign.seconds").read_text()) >= 1000
+
+
+def test_a_failed_run_is_reported_then_the_summary(tmp_path, fake_training, capsys):
+    write_campaign(tmp_path, CAMPAIGN.replace("group: pre,", "group: pre_fail,").replace("init_from: pre,",
+                                                                                         "init_from: pre_fail,"))
+    code, out, err = run_command(tmp_path, capsys, "--only", "pre*")
+    assert code == 1 and "Traceback" not in err
+    assert out.splitlines()[-1].startswith("0 of 6 runs have results; 1 left")
+
+
+HOLD_LOCK = """
+import sys, time
+from sentibert.io import process_lock
+with process_lock(sys.argv[1], "test", "wait"):
+    print("holding", flush=True)
+    time.sleep(300)
+"""
+
+
+def test_one_runner_per_results_folder_and_a_dead_runners_lock_is_taken_over(tmp_path, fake_training, capsys):
+    path = write_campaign(tmp_path)
+    campaign, results = load_campaign(path), path.parent / "results"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(results / ".campaign.lock")],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "holding\n"  # as a runner holds it while it runs
+        with pytest.raises(LockHeld):
+            run_campaign(campaign, tmp_path / "runs", results, poll=0.05)
+        code, out, err = run_command(tmp_path, capsys)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert (code, out) == (1, "")
+    assert err == (f"sentibert campaign: error: results folder {results} is in use by process {holder.pid} on "
+                   f"{socket.gethostname()} ({results / '.campaign.lock'}): another `sentibert campaign` runs on it; "
+                   "wait for it to end, or stop it\n")
+    assert not (tmp_path / "runs").exists()  # no run was started
+    assert run_campaign(campaign, tmp_path / "runs", results, only="pre-*", poll=0.05) == 0  # its holder is gone
+    assert (results / "pre-s1" / "metrics.json").is_file()
 
 
 def test_a_failed_run_is_reported_and_what_depends_on_it_waits(tmp_path, fake_training):

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from sentibert.commands import fail
 from sentibert.training import campaign as campaign_module
-from sentibert.training.campaign import CampaignError, dry_run, load_campaign, run_campaign
+from sentibert.io import LockHeld
+from sentibert.training.campaign import CampaignError, check_overrides, dry_run, load_campaign, run_campaign
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
         campaign = load_campaign(args.file)
+        check_overrides(campaign)
     except CampaignError as err:
         return fail("campaign", err)
     results = Path(args.results) if args.results else campaign.path.parent / "results"
@@ -32,7 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         print(dry_run(campaign, results, runs_dir, args.jobs, args.only))
         return 0
-    failed = run_campaign(campaign, runs_dir, results, args.jobs, args.threads, args.only)
+    try:
+        failed = run_campaign(campaign, runs_dir, results, args.jobs, args.threads, args.only)
+    except LockHeld as err:
+        return fail("campaign", err)
     print(dry_run(campaign, results, runs_dir, args.jobs, args.only))
     return 1 if failed else 0
 

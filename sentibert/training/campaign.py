@@ -6,6 +6,9 @@ encoder, variant) and expands into runs, each a named set of `sentibert train` o
   then run at it, and the picked grid run counts as the first seed. Ties go to the lr listed first.
 - `lr_from: GROUP`: the lr that GROUP's grid picked. `lr`: a fixed one.
 - `init_from: GROUP`: GROUP's first run's best_model/ (e.g. the pre-training checkpoint).
+Every mistake in the file is a CampaignError naming the group and the key, before anything runs: `load_campaign`
+checks the keys and their values (a group's name names folders: letters, digits, _, - and .), `check_overrides`
+composes each group's config. One runner works on a results folder at a time (its LOCK_FILE).
 A run waits until what it depends on has results. Checkpoints are not results: on a fresh machine (an empty runs
 dir) a source that others still need is trained again, same overrides, into the runs dir only; its dev scores are
 compared with its committed results (logged), and each dependent's results name the source and its best_dev.
@@ -25,6 +28,7 @@ import gzip
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,16 +39,50 @@ from pathlib import Path
 import yaml
 
 from sentibert import runs as run_files
-from sentibert.io import atomic_write_json, atomic_write_text
+from sentibert.io import atomic_write_json, atomic_write_text, process_lock
 
 log = logging.getLogger(__name__)
 RESULTS_FILES = (run_files.METRICS_FILE, run_files.CONFIG_FILE)  # copied as they are; predictions are gzipped
 LOG_FILE, PID_FILE = "campaign.log", "campaign.pid"
+LOCK_FILE = ".campaign.lock"  # in the results folder: names the one runner working on it
 DONE_FILE = "campaign.done"  # in a run dir: training ended there, so its best_model/ is final
 SECONDS_FILE = "campaign.seconds"  # in a run dir: its wall time so far, over every runner that worked on it
-GROUP_KEYS = {"group", "task", "model", "encoder", "variant", "overrides", "seeds", "lr", "lr_grid", "lr_from",
-              "init_from"}
-FILE_KEYS = {"overrides", "paper_test", "minutes_per_sst_epoch", "epoch_cost", "pretraining_cost", "groups"}
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # a group's name names folders and goes into Hydra overrides
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _list(check, empty: bool = True):
+    return lambda x: isinstance(x, list) and (empty or bool(x)) and all(map(check, x))
+
+
+def _text(x) -> bool:
+    return isinstance(x, str)
+
+
+# Each key of a group and of the file: a check of its value, and what the check wants. A null optional key is unset.
+GROUP_KEYS = {
+    "group": (lambda x: isinstance(x, str) and NAME.fullmatch(x), "a name of letters, digits, _, - and . not "
+                                                                   "starting with . (it names the runs' folders)"),
+    **{key: (_text, "a string") for key in ("task", "model", "encoder", "variant")},
+    "overrides": (_list(_text), "a list of `sentibert train` overrides"),
+    "seeds": (lambda x: _list(lambda s: type(s) is int, empty=False)(x) and len(set(x)) == len(x),
+              "a non-empty list of distinct integer seeds"),
+    "lr": (lambda x: _number(x) and x > 0, "a number > 0"),
+    "lr_grid": (_list(lambda x: _number(x) and x > 0, empty=False), "a non-empty list of numbers > 0"),
+    "lr_from": (_text, "a group's name"), "init_from": (_text, "a group's name"),
+}
+REQUIRED_KEYS = ("group", "task", "model", "encoder", "variant")
+OPTIONAL_KEYS = ("lr", "lr_grid", "lr_from", "init_from")
+FILE_KEYS = {
+    "overrides": GROUP_KEYS["overrides"], "paper_test": GROUP_KEYS["overrides"],
+    "minutes_per_sst_epoch": (lambda x: isinstance(x, dict) and all(map(_number, x.values())), "a mapping of "
+                                                                                                "numbers"),
+    "epoch_cost": (lambda x: isinstance(x, dict) and all(map(_number, x.values())), "a mapping of numbers"),
+    "pretraining_cost": (_number, "a number"), "groups": (lambda x: isinstance(x, list), "a list"),
+}
 
 
 class CampaignError(ValueError):
@@ -105,18 +143,20 @@ def load_campaign(path: str | Path) -> Campaign:
         raise CampaignError(f"{path}: {err}") from None
     if not isinstance(spec, dict) or not isinstance(spec.get("groups"), list):
         raise CampaignError(f"{path}: expected a mapping with a `groups` list")
-    if unknown := set(spec) - FILE_KEYS:
-        raise CampaignError(f"{path}: unknown keys {sorted(unknown)}")
+    _check_keys(spec, FILE_KEYS, str(path))
     groups: dict[str, Group] = {}
     for i, entry in enumerate(spec["groups"]):
         where = f"{path}: groups[{i}]"
-        if unknown := set(entry) - GROUP_KEYS:
-            raise CampaignError(f"{where}: unknown keys {sorted(unknown)}")
-        try:
-            group = Group(**{**entry, "overrides": tuple(entry.get("overrides", ())),
-                             "seeds": tuple(entry.get("seeds", (1,))), "lr_grid": tuple(entry.get("lr_grid", ()))})
-        except TypeError as err:
-            raise CampaignError(f"{where}: {err}") from None
+        if not isinstance(entry, dict):
+            raise CampaignError(f"{where}: {entry!r} is not a group: give a mapping with keys "
+                                f"{', '.join(REQUIRED_KEYS)}, ...")
+        if missing := [key for key in REQUIRED_KEYS if key not in entry]:
+            raise CampaignError(f"{where}: missing keys {missing}")
+        _check_keys({"group": entry["group"]}, GROUP_KEYS, where)  # first: the name names the group below
+        where += f" ({entry['group']})"
+        _check_keys(entry, GROUP_KEYS, where)
+        group = Group(**{**entry, "overrides": tuple(entry.get("overrides", ())),
+                         "seeds": tuple(entry.get("seeds", (1,))), "lr_grid": tuple(entry.get("lr_grid") or ())})
         if sum(x is not None and x != () for x in (group.lr, group.lr_grid, group.lr_from)) != 1:
             raise CampaignError(f"{where} ({group.group}): give exactly one of lr, lr_grid, lr_from")
         for ref in (group.lr_from, group.init_from):
@@ -131,6 +171,37 @@ def load_campaign(path: str | Path) -> Campaign:
     return Campaign(path, groups, runs, tuple(spec.get("overrides", ())), tuple(spec.get("paper_test", ())),
                     spec.get("minutes_per_sst_epoch", {}), spec.get("epoch_cost", {}),
                     spec.get("pretraining_cost", 1.0))
+
+
+def _check_keys(spec: dict, keys: dict, where: str) -> None:
+    """Unknown keys, and values of the wrong kind, are CampaignErrors naming `where` and the key."""
+    if unknown := set(spec) - set(keys):
+        raise CampaignError(f"{where}: unknown keys {sorted(unknown)}")
+    for key, value in spec.items():
+        check, wanted = keys[key]
+        if not (value is None and key in OPTIONAL_KEYS) and not check(value):
+            raise CampaignError(f"{where}: {key}: {value!r} is not {wanted}")
+
+
+def check_overrides(campaign: Campaign) -> None:
+    """Compose each group's `sentibert train` config as its runs will (the file's overrides, then the group's), so
+    that a config that does not exist or a misspelt key is a CampaignError naming the group, before anything runs."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from sentibert.config import CONF_DIR, ConfigError, validate
+
+    checks = [(f"{campaign.path}: overrides", campaign.overrides)] + [
+        (f"{campaign.path}: groups[{i}] ({g.group}): overrides", (*campaign.overrides, *g.overrides))
+        for i, g in enumerate(campaign.groups.values())]
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        for where, overrides in checks:
+            try:
+                validate(compose("train", overrides=list(overrides)))
+            except (HydraException, OmegaConfBaseException, ConfigError) as err:
+                cause = f" ({str(err.__cause__).splitlines()[0]})" if err.__cause__ else ""
+                raise CampaignError(f"{where}: {str(err).splitlines()[0]}{cause}") from None
 
 
 def expand(group: Group) -> list[Run]:
@@ -286,7 +357,14 @@ class Job:
 
 def run_campaign(campaign: Campaign, runs_dir: Path, results: Path, jobs: int = 1, threads: int = 1,
                  only: str = "*", poll: float = 5.0) -> int:
-    """Run what is left; -> the number of runs that failed."""
+    """Run what is left, as the one runner on `results` (its LOCK_FILE); -> the number of runs that failed."""
+    with process_lock(results / LOCK_FILE, f"results folder {results}",
+                      "another `sentibert campaign` runs on it; wait for it to end, or stop it"):
+        return _run_left(campaign, runs_dir, results, jobs, threads, only, poll)
+
+
+def _run_left(campaign: Campaign, runs_dir: Path, results: Path, jobs: int, threads: int, only: str,
+              poll: float) -> int:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
            "TOKENIZERS_PARALLELISM": "false", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
     active: list[Job] = []

@@ -127,9 +127,10 @@ def _load_state(file: Path, **kwargs):
 
 # ---- resuming with the same config ------------------------------------------------------------------------------
 # Keys that do not change what a run computes: its name, where it logs, how often it checkpoints, where it runs.
-RESUME_EXEMPT = ("name", "resume", "resume_allow_changes", "overwrite", "logger", "paths", "data.root", "data.eval_batch_size",
-                 "trainer.checkpoint_every_n_steps", "trainer.log_every_n_steps", "trainer.stop_after_steps",
-                 "trainer.device", "trainer.strategy", "trainer.backend", "trainer.num_workers")
+RESUME_EXEMPT = ("name", "resume", "resume_allow_changes", "overwrite", "logger", "paths", "data.root",
+                 "data.eval_batch_size", "trainer.checkpoint_every_n_steps", "trainer.log_every_n_steps",
+                 "trainer.stop_after_steps", "trainer.device", "trainer.strategy", "trainer.backend",
+                 "trainer.num_workers")
 
 
 LEGACY_MODEL_MODULE = "sentibert.model."  # where the model classes lived before sentibert.models.model
