@@ -256,6 +256,38 @@ def test_paired_comparison_with_the_reference_row(campaign, monkeypatch, capsys)
     assert "sb-s2: seed 2 of 2 was tested on other sentences than seed 1" in capsys.readouterr().err
 
 
+def test_a_seed_without_test_predictions_is_named_not_dropped(campaign, monkeypatch):
+    monkeypatch.setattr("sentibert.evaluation.results.draw_plots", lambda tables, plots_dir: [])
+    results = campaign / "results"
+    trees = read_trees(FIXTURES / "report_trees.txt")
+    gold = [list(tree.labels) for tree in trees]
+    for run in ("sb-lr5e-05-s1", "mp-lr2e-05-s1"):  # sb-s2 has none
+        write_gz_predictions(results / run, trees, gold)
+    write_run(results, "mp-lr5e-05-s1", "mp", 1, 5e-5, 0.50, sst5_test(0.6, 0.5, 0.3))
+    run_results(str(results))
+    assert ("| mean_pool | tiny |  | 32 | 1 | sentibert (pre-trained), 2 | no test predictions in sb-s2 | – |"
+            in (campaign / "RESULTS.md").read_text())
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("test", "oops", 'test is "oops", not a JSON object of test metrics'),
+    ("campaign", ["sb", 2], 'campaign is ["sb", 2], not a JSON object (the campaign\'s record of the run)'),
+    ("best_dev", "0.7", 'best_dev is "0.7", not a number or null'),
+    ("best_dev", True, "best_dev is true, not a number or null"),
+    ("campaign.seconds", "1800", 'campaign.seconds is "1800", not a number'),
+])
+def test_a_metrics_file_with_a_value_of_the_wrong_kind_names_the_file_and_the_key(campaign, capsys, key, value,
+                                                                                    message):
+    path = campaign / "results" / "sb-s2" / "metrics.json"
+    metrics = json.loads(path.read_text())
+    block, _, name = key.rpartition(".")
+    (metrics[block] if block else metrics)[name] = value
+    path.write_text(json.dumps(metrics))
+    assert cli.main(["results", str(campaign / "results")]) == 1
+    assert capsys.readouterr().err == (f"sentibert results: error: {path}: {message}; the file is damaged: restore "
+                                       "it, or collect the run again\n")
+
+
 def test_the_committed_tables_are_regenerated_byte_for_byte(tmp_path):
     """experiments/RESULTS.md and summary.csv are what `sentibert results` makes of the committed run results (a
     result committed without regenerating the tables fails here)."""

@@ -14,7 +14,9 @@ A row is a campaign group (task, model, encoder, variant). Its runs: for a group
 dev picked (`sentibert.training.campaign.picked_lr`: the best `best_dev`, ties to the lr listed first) and the group's other
 seeds; otherwise every seed. A row shows the runs that have results (n seeds), so the tables can be regenerated at
 any point of the campaign. Numbers are test metrics of each run's selected epoch in %, mean ± sample sd over seeds.
-The output depends on nothing but these files: the same inputs give the same bytes.
+The output depends on nothing but these files: the same inputs give the same bytes. A damaged input (a metrics.json
+value of the wrong kind, METRICS_KINDS) is a ResultsError naming the file and the key; a paired comparison whose runs
+lack test predictions stays in its table, naming those runs.
 """
 from __future__ import annotations
 
@@ -33,8 +35,8 @@ import yaml
 from sentibert.config import TrainerConfig
 from sentibert.evaluation.metrics import ANALYSES as METRIC_ANALYSES
 from sentibert.evaluation.metrics import METRIC_LABELS
-from sentibert.evaluation.significance import CONFIDENCE, SAMPLES, SEED, Difference, SentenceScores, \
-    paired_bootstrap, paired_bootstrap_roots, root_predictions, sentence_scores
+from sentibert.evaluation.significance import CONFIDENCE, METRICS as PAIRED_METRICS, SAMPLES, SEED, Difference, \
+    SentenceScores, paired_bootstrap, paired_bootstrap_roots, root_predictions, sentence_scores
 from sentibert.io import atomic_write_text
 from sentibert.runs import CONFIG_FILE, METRICS_FILE, PREDICTIONS_FILE, read_predictions
 from sentibert.training.campaign import Campaign, CampaignError, Group, Run, first_run, load_campaign, picked_lr
@@ -143,12 +145,27 @@ class RunResult:
         return next((self.path / f for f in PREDICTIONS_FILES if (self.path / f).is_file()), None)
 
 
+# The keys of a run's metrics.json that the tables read (campaign.KEY: in its `campaign` block), and their kinds.
+METRICS_KINDS = {"best_dev": ((int, float, type(None)), "a number or null"), "best_epoch": ((int,), "an integer"),
+                 "metric": ((str,), "a metric's name"), "test": ((dict,), "a JSON object of test metrics"),
+                 "campaign": ((dict,), "a JSON object (the campaign's record of the run)"),
+                 "campaign.seconds": ((int, float), "a number"), "campaign.commit": ((str, type(None)), "a string"),
+                 "campaign.init_from": ((dict,), "a JSON object")}
+
+
 def load_run(results: Path, run: Run) -> RunResult | None:
-    metrics = _read_json(results / run.name / METRICS_FILE)
+    path = results / run.name / METRICS_FILE
+    metrics = _read_json(path)
     if metrics is None:
         return None
     if "best_dev" not in metrics:
-        raise ResultsError(f"{results / run.name / METRICS_FILE}: no best_dev; not written by `sentibert train`")
+        raise ResultsError(f"{path}: no best_dev; not written by `sentibert train`")
+    for key, (kinds, wanted) in METRICS_KINDS.items():
+        block, _, name = key.rpartition(".")
+        values = metrics.get(block) if block else metrics
+        if isinstance(values, dict) and name in values and type(values[name]) not in kinds:  # not bool for a number
+            raise ResultsError(f"{path}: {key} is {json.dumps(values[name])}, not {wanted}; the file is damaged: "
+                               "restore it, or collect the run again")
     return RunResult(run, results / run.name, metrics, _read_json(results / run.name / PAPER_TEST_FILE),
                      _precision(results / run.name / CONFIG_FILE))
 
@@ -210,6 +227,7 @@ class Comparison:
     row: Row
     reference: Row
     differences: dict[str, Difference]  # metric -> row minus reference, paired over the test sentences
+    missing: str = ""  # why there are none: the runs without test predictions
 
 
 @dataclass
@@ -367,7 +385,8 @@ def _transfer_difference(task: str, a: Row | None, b: Row | None) -> tuple[Diffe
 
 
 def compare(rows: list[Row]) -> list[Comparison]:
-    """Each SST-phrase row whose runs (and its reference's) have test predictions, against its reference."""
+    """Each SST-phrase row with results against its reference, over their runs' test predictions (where some are
+    missing, a Comparison that names the runs: never left out silently)."""
     scores: dict[str, SentenceScores] = {}
 
     def scored(row: Row) -> SentenceScores:
@@ -379,13 +398,13 @@ def compare(rows: list[Row]) -> list[Comparison]:
                 raise ResultsError(f"{', '.join(str(run.path) for run in row.runs)}: {err}") from None
         return scores[row.group.group]
 
-    def predicted(row: Row | None) -> bool:
-        return row is not None and bool(row.runs) and all(run.predictions() for run in row.runs)
-
     out = []
     for row in rows:
         reference = _reference(row, rows) if row.group.task == "sst_phrase" and not row.stage else None
-        if predicted(row) and predicted(reference):
+        if reference is not None and row.runs and reference.runs:
+            if missing := [run.path.name for run in (*row.runs, *reference.runs) if run.predictions() is None]:
+                out.append(Comparison(row, reference, {}, f"no test predictions in {', '.join(missing)}"))
+                continue
             try:
                 out.append(Comparison(row, reference, paired_bootstrap(scored(row), scored(reference))))
             except ValueError as err:
@@ -610,14 +629,13 @@ def _comparisons(tables: Tables) -> list[str]:
     lines = []
     for c in tables.comparisons:
         g = c.row.group
-        cells = [_difference(d) for d in c.differences.values()]
+        cells = [_difference(d) for d in c.differences.values()] or [c.missing, *[DASH] * (len(PAIRED_METRICS) - 1)]
         precision = c.row.precision if c.row.precision == c.reference.precision \
             else f"{c.row.precision} vs {c.reference.precision}: precision check"
         lines.append([g.model, g.encoder, g.variant, precision, str(len(c.row.runs)),
                       f"{_row_name(c.reference)}, {len(c.reference.runs)}", *cells])
-    metrics = tables.comparisons[0].differences if tables.comparisons else {}
     header = ["model", "encoder", "variant", "precision", "seeds", "compared with, seeds",
-              *(f"Δ {LABELS[m]} [{CONFIDENCE:.0%} interval]" for m in metrics)]
+              *(f"Δ {LABELS[m]} [{CONFIDENCE:.0%} interval]" for m in PAIRED_METRICS)]
     uncompared = [f"{_row_name(row)} on {row.group.encoder} ({row.precision}) with {_row_name(ref)} ({ref.precision})"
                   for row, ref in mismatches]
     return ["## Paired comparisons (SST-phrase)\n",
