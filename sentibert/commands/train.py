@@ -10,8 +10,10 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from sentibert.commands import hydra_command
+from sentibert.commands import RunDirCheck, fail, hydra_command
+from sentibert.io import LockHeld
 from sentibert.training import loop
+from sentibert.training.checkpoints import check_run_dir, lock_run_dir
 
 
 def run(cfg: DictConfig, run_dir: Path) -> float | None:
@@ -29,6 +31,23 @@ def resume_command(run_dir: Path) -> str:
     own = ("hydra.run.dir=", "resume=", "overwrite=")
     overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith(own)]
     return shlex.join(["sentibert", "train", *overrides, f"hydra.run.dir={run_dir}", "resume=true"])
+
+
+class RunDirClaim(RunDirCheck):
+    """RunDirCheck, then what training checks under the run directory's lock (`checkpoints.own_run_dir`: another
+    run there, another process training there), before Hydra writes its record (.hydra/, train.log) into it.
+    conf/train.yaml names it in hydra.callbacks."""
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        super().on_run_start(config, **kwargs)
+        if os.environ.get("RANK", "0") != "0":  # under torchrun rank 0 holds the directory
+            return
+        run_dir = Path(os.path.abspath(str(config.hydra.run.dir)))  # as Hydra names it
+        try:
+            with lock_run_dir(run_dir):
+                check_run_dir(config, run_dir)
+        except (ValueError, LockHeld) as err:  # exit here: Hydra turns a callback's exception into a warning
+            sys.exit(fail("train", err))
 
 
 main = hydra_command("train", run)  # `sentibert train`, `python -m sentibert.commands.train` (torchrun)

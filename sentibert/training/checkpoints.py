@@ -179,20 +179,34 @@ def check_resume(cfg: DictConfig, checkpoint: Path) -> list[dict]:
 
 
 # ---- one run per run directory ----------------------------------------------------------------------------------
+def lock_run_dir(run_dir: Path):
+    """The lock of `run_dir` (runs.LOCK_FILE), held by the process that trains there: a context manager."""
+    return process_lock(run_dir / runs.LOCK_FILE, f"run directory {run_dir}",
+                        "another training runs there; wait for it to end, or choose another hydra.run.dir")
+
+
+def check_run_dir(cfg: DictConfig, run_dir: Path) -> list[str]:
+    """Refuse a directory that holds another run (its metrics or checkpoints) unless `resume=true` continues it or
+    `overwrite=true` replaces it; -> what it holds."""
+    if cfg.resume and cfg.overwrite:
+        raise ValueError("resume=true and overwrite=true: choose one (continue the run, or replace it)")
+    held = [name for name in (runs.METRICS_FILE, runs.CHECKPOINTS) if (run_dir / name).exists()]
+    if held and not (cfg.resume or cfg.overwrite):
+        raise ValueError(f"{run_dir} holds a run already ({', '.join(held)}): resume=true continues it, "
+                         "overwrite=true replaces it, or choose another hydra.run.dir")
+    return held
+
+
 @contextmanager
 def own_run_dir(cfg: DictConfig, run_dir: Path, procs: Processes) -> Iterator[None]:
-    """Train in `run_dir` only as its one run: rank 0 holds its lock file (runs.LOCK_FILE, naming this process)
-    while the block runs, and a directory that holds another run (its metrics or checkpoints) is refused unless
-    `resume=true` continues it or `overwrite=true` replaces it (its outputs removed first)."""
+    """Train in `run_dir` only as its one run: rank 0 holds its lock while the block runs, once `check_run_dir`
+    passes; `overwrite=true` removes the previous run's outputs first. (`sentibert train` checks the same before
+    Hydra writes its record, .hydra/ and train.log, into the directory.)"""
     if not procs.main:
         yield
         return
-    if cfg.resume and cfg.overwrite:
-        raise ValueError("resume=true and overwrite=true: choose one (continue the run, or replace it)")
-    with process_lock(run_dir / runs.LOCK_FILE, f"run directory {run_dir}",
-                      "another training runs there; wait for it to end, or choose another hydra.run.dir"):
-        held = [name for name in (runs.METRICS_FILE, runs.CHECKPOINTS) if (run_dir / name).exists()]
-        if held and cfg.overwrite:
+    with lock_run_dir(run_dir):
+        if check_run_dir(cfg, run_dir) and cfg.overwrite:
             log.warning("overwrite=true: removing the previous run's %s from %s", ", ".join(runs.TRAIN_OUTPUTS),
                         run_dir)
             for path in (run_dir / name for name in runs.TRAIN_OUTPUTS):
@@ -200,7 +214,4 @@ def own_run_dir(cfg: DictConfig, run_dir: Path, procs: Processes) -> Iterator[No
                     shutil.rmtree(path)
                 else:
                     path.unlink(missing_ok=True)
-        elif held and not cfg.resume:
-            raise ValueError(f"{run_dir} holds a run already ({', '.join(held)}): resume=true continues it, "
-                             "overwrite=true replaces it, or choose another hydra.run.dir")
         yield
