@@ -163,21 +163,23 @@ train.main(sys.argv[2:])
 
 def test_sigterm_mid_epoch_checkpoints_and_resume_finishes_as_if_uninterrupted(finished, tmp_path):
     run_dir, marker = tmp_path / "run", tmp_path / "in-step-9"
-    process = subprocess.Popen([sys.executable, "-c", SIGNALLED, str(marker), *TINY, f"hydra.run.dir={run_dir}"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    command = [*TINY, "trainer.num_workers=2", f"hydra.run.dir={run_dir}"]  # workers: processes the signal reaches
+    process = subprocess.Popen([sys.executable, "-c", SIGNALLED, str(marker), *command], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                               start_new_session=True)
     try:
         while not marker.exists():  # the run is in step 9
             assert process.poll() is None, process.stderr.read()
             time.sleep(0.05)
-        process.send_signal(signal.SIGTERM)  # as Slurm's preemption, or `kill`
-        err = process.communicate(timeout=120)[1]
+        os.killpg(process.pid, signal.SIGTERM)  # as Slurm's preemption: every process of the job
+        out, err = process.communicate(timeout=120)
     finally:
         process.kill()
     assert process.returncode == 128 + signal.SIGTERM
     assert last_line(err) == (f"sentibert train: stopped by SIGTERM at step 9, checkpoint {run_dir}/checkpoints/"
-                              f"epoch1-step9; resume with: sentibert train {' '.join(TINY)} hydra.run.dir={run_dir} "
-                              "resume=true")
+                              f"epoch1-step9; resume with: sentibert train {' '.join(command[:-1])} "
+                              f"hydra.run.dir={run_dir} resume=true")
+    assert out.count("SIGTERM: stopping after this step") == 1  # the main process's log; the workers ignore it
     assert (run_dir / "checkpoints" / "latest").read_text() == "epoch1-step9"
 
     resumed = train.train(config("resume=true"), run_dir)

@@ -245,7 +245,7 @@ def fit_epoch(run: Run) -> bool:
     # random stream (collating draws nothing, so any seed will do).
     loader = DataLoader(run.train_set, batch_sampler=remaining, collate_fn=run.train_set.collate,
                         num_workers=trainer.num_workers, pin_memory=run.procs.device.type == "cuda",
-                        generator=torch.Generator())
+                        generator=torch.Generator(), worker_init_fn=StopSignals.ignore_in_worker)
     for batch in loader:
         out = train_step(run, batch)
         sampler.start_batch += 1

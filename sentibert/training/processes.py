@@ -108,6 +108,13 @@ class StopSignals:
         log.warning("%s: stopping after this step, with a checkpoint (send it again to stop at once)",
                     signal.Signals(signum).name)
 
+    @classmethod
+    def ignore_in_worker(cls, worker_id: int) -> None:
+        """A DataLoader's worker_init_fn: the main process decides when to stop (a forked worker would inherit its
+        handler, and Ctrl-C reaches every process of the terminal's group)."""
+        for signum in cls.SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
+
     def requested(self, procs: Processes) -> bool:
         """Whether a signal asked to stop; under DDP, whether any rank was asked, so that all stop at one step."""
         if procs.world_size == 1:
