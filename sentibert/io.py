@@ -6,6 +6,7 @@ import codecs
 import errno
 import fcntl
 import json
+import logging
 import os
 import re
 import socket
@@ -14,6 +15,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
+
+log = logging.getLogger(__name__)
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
@@ -124,7 +127,8 @@ class LockHeld(RuntimeError):
 def process_lock(path: str | Path, what: str, fix: str) -> Iterator[None]:
     """Hold the lock file `path` while the block runs, or raise LockHeld: "<what> is in use by process <pid> on
     <host> (<path>): <fix>". The lock is an flock, which the kernel drops when the process ends however it ends, so
-    a file left by a process that is gone is taken over; the file names its holder for whoever finds it held."""
+    a file left by a process that is gone is taken over; the file names its holder for whoever finds it held. On a
+    file system without locks (Lustre mounted without flock) the block runs unlocked, with a warning."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a+", encoding="utf-8") as file:
@@ -135,6 +139,10 @@ def process_lock(path: str | Path, what: str, fix: str) -> Iterator[None]:
             pid, _, host = file.read().strip().partition(" ")
             raise LockHeld(f"{what} is in use by process {pid or '?'} on {host or 'this machine'} ({path}): "
                            f"{fix}") from None
+        except OSError as err:
+            log.warning("%s cannot be locked (%s): going on without the lock", path, err.strerror or err)
+            yield
+            return
         file.truncate(0)
         file.write(f"{os.getpid()} {socket.gethostname()}\n")
         file.flush()

@@ -139,6 +139,18 @@ def test_a_second_trainer_is_refused_and_a_dead_holders_lock_is_taken_over(tmp_p
     assert (tmp_path / "train.lock").read_text() == ""  # released when the run ended
 
 
+def test_a_file_system_without_locks_trains_unlocked_and_says_so(tmp_path, monkeypatch, caplog):
+    import errno
+    import fcntl
+
+    def no_locks(file, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    assert train.train(config("trainer.max_epochs=1", "trainer.limit_train_batches=1"), tmp_path)
+    assert f"{tmp_path / 'train.lock'} cannot be locked (No locks available): going on without the lock" in caplog.text
+
+
 # ---- 4. SIGTERM and SIGINT: a checkpoint at the current step, then the resume command ---------------------------
 SIGNALLED = """
 import sys, time
