@@ -75,7 +75,7 @@ def test_groups_expand_into_named_runs(tmp_path):
     (("lr_grid: [1.0e-3, 5.0e-4, 1.0e-4]", "lr_gird: [1.0e-3]"), "unknown keys \\['lr_gird'\\]"),
     (("init_from: pre,", "init_from: later,"), "'later' is not a group listed before it"),
     (("lr_from: sb", "lr_from: pre"), "lr_from 'pre', which has no lr_grid"),
-    (("lr: 1.0e-4, seeds: [1]}", "seeds: [1]}"), "exactly one of lr, lr_grid, lr_from"),
+    (("lr: 1.0e-4, seeds: [1]}", "seeds: [1]}"), r"groups\[0\] \(pre\): give exactly one of lr, lr_grid, lr_from"),
     # a group's name names folders: it cannot lead out of the runs and results folders
     (("group: abl,", "group: ../../escape,"), r"groups\[2\]: group: '../../escape' is not a name of letters, "
                                               "digits, _, - and . not starting with ."),

@@ -76,13 +76,10 @@ GROUP_KEYS = {
 }
 REQUIRED_KEYS = ("group", "task", "model", "encoder", "variant")
 OPTIONAL_KEYS = ("lr", "lr_grid", "lr_from", "init_from")
-FILE_KEYS = {
-    "overrides": GROUP_KEYS["overrides"], "paper_test": GROUP_KEYS["overrides"],
-    "minutes_per_sst_epoch": (lambda x: isinstance(x, dict) and all(map(_number, x.values())), "a mapping of "
-                                                                                                "numbers"),
-    "epoch_cost": (lambda x: isinstance(x, dict) and all(map(_number, x.values())), "a mapping of numbers"),
-    "pretraining_cost": (_number, "a number"), "groups": (lambda x: isinstance(x, list), "a list"),
-}
+NUMBERS = (lambda x: isinstance(x, dict) and all(map(_number, x.values())), "a mapping of numbers")
+FILE_KEYS = {"overrides": GROUP_KEYS["overrides"], "paper_test": GROUP_KEYS["overrides"],
+             "minutes_per_sst_epoch": NUMBERS, "epoch_cost": NUMBERS, "pretraining_cost": (_number, "a number"),
+             "groups": (lambda x: isinstance(x, list), "a list")}
 
 
 class CampaignError(ValueError):
@@ -158,14 +155,14 @@ def load_campaign(path: str | Path) -> Campaign:
         group = Group(**{**entry, "overrides": tuple(entry.get("overrides", ())),
                          "seeds": tuple(entry.get("seeds", (1,))), "lr_grid": tuple(entry.get("lr_grid") or ())})
         if sum(x is not None and x != () for x in (group.lr, group.lr_grid, group.lr_from)) != 1:
-            raise CampaignError(f"{where} ({group.group}): give exactly one of lr, lr_grid, lr_from")
+            raise CampaignError(f"{where}: give exactly one of lr, lr_grid, lr_from")
         for ref in (group.lr_from, group.init_from):
             if ref is not None and ref not in groups:
-                raise CampaignError(f"{where} ({group.group}): {ref!r} is not a group listed before it")
+                raise CampaignError(f"{where}: {ref!r} is not a group listed before it")
         if group.lr_from and not groups[group.lr_from].lr_grid:
-            raise CampaignError(f"{where} ({group.group}): lr_from {group.lr_from!r}, which has no lr_grid")
+            raise CampaignError(f"{where}: lr_from {group.lr_from!r}, which has no lr_grid")
         if group.group in groups:
-            raise CampaignError(f"{where}: group {group.group!r} listed twice")
+            raise CampaignError(f"{where}: listed twice")
         groups[group.group] = group
     runs = [run for group in groups.values() for run in expand(group)]
     return Campaign(path, groups, runs, tuple(spec.get("overrides", ())), tuple(spec.get("paper_test", ())),
