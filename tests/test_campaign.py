@@ -173,9 +173,8 @@ def test_a_resumed_runs_wall_time_counts_its_earlier_runners(tmp_path, fake_trai
 def test_a_failed_run_is_reported_then_the_summary(tmp_path, fake_training, capsys):
     write_campaign(tmp_path, CAMPAIGN.replace("group: pre,", "group: pre_fail,").replace("init_from: pre,",
                                                                                          "init_from: pre_fail,"))
-    code, out, err = run_command(tmp_path, capsys, "--only", "pre*")
-    assert code == 1 and "Traceback" not in err
-    assert out.splitlines()[-1].startswith("0 of 6 runs have results; 1 left")
+    code, out, err = run_command(tmp_path, capsys, "--only", "pre*")  # returns: the summary raised nothing
+    assert code == 1 and out.splitlines()[-1].startswith("0 of 6 runs have results; 1 left")
 
 
 HOLD_LOCK = """
