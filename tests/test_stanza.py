@@ -188,8 +188,10 @@ def test_the_commands_use_stanza_when_its_models_are_installed(stanza_installed,
 
     torch.manual_seed(0)
     checkpoint = SentiBERT("tiny").save_pretrained(tmp_path / "model")
+    # float32: under bf16 autocast (`--precision auto` on a CPU with native bf16) the nearly untrained tokenizer's
+    # close calls can flip ("all." unsplit), which says nothing about sentibert's path
     assert cli.main(["predict", "--checkpoint", str(checkpoint), "--parser", "stanza", "--format", "json",
-                     TEXTS[0]]) == 0
+                     "--precision", "32", TEXTS[0]]) == 0
     [prediction] = json.loads(capsys.readouterr().out)
     assert prediction["tokens"] == SENTENCES[0]  # one phrase per node of Stanza's binarised tree
     assert [tuple(node["span"]) for node in prediction["nodes"]] == list(BinaryTree.from_ptb(lines[0]).spans)
