@@ -107,7 +107,7 @@ class TrainerConfig:
     limit_eval_batches: Optional[int] = None  # per evaluation, dev and test
     stop_after_steps: Optional[int] = None  # debug: quit abruptly after this many steps, as if killed
     log_every_n_steps: int = 10
-    precision: str = "32"  # 32 | bf16 | 16: autocast for the forward pass (training/precision.py); 16 scales the loss
+    precision: str = "32"  # 32 | bf16 | 16: autocast for the forward pass (sentibert/precision.py); 16 scales the loss
     compile: bool = False  # torch.compile the model (dynamic shapes)
     # DataLoader processes collating training batches ahead of the step (0: in the main process). They help on GPU
     # machines, where the encoder is fast enough for collating to stall it; on a 2-core CPU they cost start-up every

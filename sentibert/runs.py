@@ -35,6 +35,7 @@ from sentibert.io import TextFileError, atomic_write_text, decode_text, read_lin
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "test_predictions.jsonl"
+GZIPPED_PREDICTIONS_FILE = f"{PREDICTIONS_FILE}.gz"  # as a campaign's results keep it
 BEST_MODEL = "best_model"
 CHECKPOINTS = "checkpoints"
 LOG_CSV = "log.csv"
@@ -47,6 +48,12 @@ TRAIN_OUTPUTS = (METRICS_FILE, PREDICTIONS_FILE, BEST_MODEL, CHECKPOINTS, LOG_CS
 def predictions_file(split: str) -> str:
     """<split>_predictions.jsonl: test_predictions.jsonl for the test split."""
     return f"{split}_predictions.jsonl"
+
+
+def find_predictions(folder: Path) -> Path | None:
+    """A run folder's test predictions: PREDICTIONS_FILE, else GZIPPED_PREDICTIONS_FILE; None with neither."""
+    return next((folder / name for name in (PREDICTIONS_FILE, GZIPPED_PREDICTIONS_FILE) if (folder / name).is_file()),
+                None)
 
 
 class ReportError(RuntimeError):

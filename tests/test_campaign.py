@@ -15,8 +15,9 @@ import pytest
 
 from sentibert.commands import campaign as campaign_command
 from sentibert.io import LockHeld
-from sentibert.training import campaign as campaign_module
-from sentibert.training.campaign import CampaignError, dry_run, load_campaign, picked_lr, run_campaign
+from sentibert.campaign import runner
+from sentibert.campaign.runner import dry_run, run_campaign
+from sentibert.campaign.spec import CampaignError, load_campaign, picked_lr
 
 # best_dev of a stand-in run: a function of its lr and seed; lr 5e-4 wins the grid.
 FAKE_TRAIN = r"""
@@ -52,7 +53,7 @@ groups:
 
 @pytest.fixture
 def fake_training(monkeypatch):
-    monkeypatch.setattr(campaign_module, "commands",
+    monkeypatch.setattr(runner, "commands",
                         lambda campaign, run, overrides, run_dir: [[sys.executable, "-c", FAKE_TRAIN, *overrides,
                                                                     f"hydra.run.dir={run_dir}"]])
 
@@ -222,7 +223,7 @@ def test_a_run_left_by_a_stopped_runner_holds_its_slot_and_is_collected_after(tm
     campaign, results, runs = load_campaign(path), path.parent / "results", tmp_path / "runs"
     left = {"pre-s1"}  # still training in another process, for the first two polls
     polls = iter(range(100))
-    monkeypatch.setattr(campaign_module, "running_elsewhere",
+    monkeypatch.setattr(runner, "running_elsewhere",
                         lambda run_dir: run_dir.name in left and next(polls) < 2)
     assert run_campaign(campaign, runs, results, jobs=1, poll=0.05) == 0
     assert (results / "pre-s1" / "metrics.json").is_file() and (results / "abl-s1" / "metrics.json").is_file()
@@ -236,13 +237,13 @@ def test_a_run_left_by_a_stopped_runner_keeps_counting_its_wall_time(tmp_path, f
     seconds.write_text("1000\n")  # its stopped runner's last count, written 50 s ago
     os.utime(seconds, (time.time() - 50, time.time() - 50))
     polls = iter(range(100))
-    monkeypatch.setattr(campaign_module, "running_elsewhere", lambda run_dir: run_dir.name == "pre-s1" and next(polls) < 2)
+    monkeypatch.setattr(runner, "running_elsewhere", lambda run_dir: run_dir.name == "pre-s1" and next(polls) < 2)
     assert run_campaign(campaign, runs, results, jobs=1, only="pre-*", poll=0.05) == 0
     assert 1050 <= json.loads((results / "pre-s1" / "metrics.json").read_text())["campaign"]["seconds"] < 1100
 
 
 def test_a_lost_checkpoint_is_rebuilt_before_the_runs_that_start_from_it(tmp_path, fake_training, caplog):
-    caplog.set_level(logging.INFO, logger=campaign_module.__name__)
+    caplog.set_level(logging.INFO, logger=runner.__name__)
     path = write_campaign(tmp_path)
     campaign, results, runs = load_campaign(path), path.parent / "results", tmp_path / "runs"
     assert run_campaign(campaign, runs, results, jobs=1, poll=0.05) == 0
@@ -273,7 +274,7 @@ def test_a_lost_checkpoint_is_rebuilt_before_the_runs_that_start_from_it(tmp_pat
 
 
 def test_only_takes_comma_separated_globs():
-    from sentibert.training.campaign import matches
+    from sentibert.campaign.spec import matches
 
     assert matches("mpnet-sst3-sentibert-s1", "minilm-*, mpnet-sst3-*")
     assert not matches("mpnet-sst3-sentibert-s1", "minilm-*,mpnet-emoint*")

@@ -34,7 +34,8 @@ class RightBranchingParser:
 
 @pytest.fixture(autouse=True)
 def parser(monkeypatch):
-    monkeypatch.setattr(parse, "load_parser", lambda *args, **kwargs: RightBranchingParser())  # data loading
+    # the parser that training and evaluation pass to data loading (the tests below pass theirs)
+    monkeypatch.setattr(parse, "load_parser", lambda *args, **kwargs: RightBranchingParser())
     monkeypatch.setattr("sentibert.commands.predict.load_parser", lambda *args, **kwargs: RightBranchingParser())
 
 
@@ -102,7 +103,8 @@ def test_a_bad_row_is_one_line_naming_file_and_line(tmp_path, capsys):
 def test_bad_labels_and_columns_name_file_and_line(tmp_path, content, overrides, message):
     (tmp_path / "my.tsv").write_text(content, encoding="utf-8")
     with pytest.raises(LabelledTextError, match=message):
-        load_splits(data_config(f"data.train={tmp_path / 'my.tsv'}", "data.dev_from_train=0", *overrides), ["train"])
+        load_splits(data_config(f"data.train={tmp_path / 'my.tsv'}", "data.dev_from_train=0", *overrides), ["train"],
+                    RightBranchingParser)
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -118,15 +120,17 @@ def test_missing_and_empty_files_and_settings_say_what(tmp_path, overrides, mess
     paths["empty"].write_text("text\tlabel\n", encoding="utf-8")
     data = data_config(*(o.format(**paths) for o in overrides), "data.dev_from_train=0")
     with pytest.raises((DataError, LabelledTextError), match="^" + re.escape(message.format(**paths))):
-        load_splits(data, ["train"])
+        load_splits(data, ["train"], RightBranchingParser)
 
 
 def test_a_dev_file_wins_over_the_hold_out_which_is_fixed(tmp_path):
     train, dev = write_tsv(tmp_path / "my.tsv", ROWS), write_tsv(tmp_path / "my_dev.tsv", ROWS[:3])
-    held_out = load_splits(data_config(f"data.train={train}"), ["train", "dev"])
+    held_out = load_splits(data_config(f"data.train={train}"), ["train", "dev"], RightBranchingParser)
     assert (len(held_out["train"]), len(held_out["dev"])) == (22, 2)
-    assert load_splits(data_config(f"data.train={train}"), ["dev"])["dev"] == held_out["dev"]  # the same every time
-    with_dev = load_splits(data_config(f"data.train={train}", f"data.dev={dev}"), ["train", "dev"])
+    again = load_splits(data_config(f"data.train={train}"), ["dev"], RightBranchingParser)
+    assert again["dev"] == held_out["dev"]  # the same every time
+    with_dev = load_splits(data_config(f"data.train={train}", f"data.dev={dev}"), ["train", "dev"],
+                           RightBranchingParser)
     assert (len(with_dev["train"]), len(with_dev["dev"])) == (24, 3)
     tree = with_dev["dev"][0]
     assert tree.root_label == ROWS[0][1] and set(tree.labels[1:]) == {UNLABELED}  # only the root is supervised
@@ -136,10 +140,11 @@ def test_csv_jsonl_sentence_column_and_label_names(tmp_path):
     (tmp_path / "my.csv").write_text('sentence,label\n"fun, and good",positive\nawful,0\n', encoding="utf-8")
     (tmp_path / "my.jsonl").write_text('{"review": "fun", "y": "positive"}\n', encoding="utf-8")
     names = "data.label_names=[negative,positive]", "data.dev_from_train=0"
-    trees = load_splits(data_config(f"data.train={tmp_path / 'my.csv'}", *names), ["train"])["train"]
+    trees = load_splits(data_config(f"data.train={tmp_path / 'my.csv'}", *names), ["train"],
+                        RightBranchingParser)["train"]
     assert [(t.tokens, t.root_label) for t in trees] == [(("fun,", "and", "good"), 1), (("awful",), 0)]
     trees = load_splits(data_config(f"data.train={tmp_path / 'my.jsonl'}", "data.text_column=review",
-                                    "data.label_column=y", *names), ["train"])["train"]
+                                    "data.label_column=y", *names), ["train"], RightBranchingParser)["train"]
     assert [t.root_label for t in trees] == [1]
 
 

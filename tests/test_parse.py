@@ -101,7 +101,7 @@ def test_bundled_parser_matches_sst_dev_brackets(parser, mirror):
 
 
 def test_bf16_parses_are_cached_apart_and_give_the_same_leaves(parser, monkeypatch):
-    from sentibert.training import precision
+    from sentibert import precision
 
     bf16 = Parser(parser.model, cache_dir=parser.cache_dir.parent, precision="bf16")
     assert bf16.cache_dir != parser.cache_dir  # a float32 parse is never served as a bf16 one, nor the reverse

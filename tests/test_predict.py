@@ -263,7 +263,7 @@ def test_timings_on_request_only(checkpoint, fake_parser, capsys):
 
 
 def test_auto_precision_is_bf16_only_where_the_hardware_has_it(monkeypatch):
-    from sentibert.training import precision
+    from sentibert import precision
 
     cpu = torch.device("cpu")
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)

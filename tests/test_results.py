@@ -14,7 +14,7 @@ from sentibert.data.labels import SST5_NAMES
 from sentibert.data.tree import read_trees
 from sentibert.evaluation.metrics import evaluate_predictions, transfer_metrics
 from sentibert.evaluation.report import load_run
-from sentibert.evaluation.results import ResultsError, load_paper
+from sentibert.campaign.results import ResultsError, load_paper
 from sentibert.runs import write_predictions
 
 PAPER = Path(__file__).resolve().parents[1] / "experiments" / "paper.yaml"
@@ -220,7 +220,7 @@ def test_report_reads_gzipped_predictions_and_results_link_the_plots(campaign, t
     assert load_run(folder).predictions == list(zip(trees, predictions))
 
     drawn = []
-    monkeypatch.setattr("sentibert.evaluation.results.draw_plots", lambda tables, plots_dir: drawn.append(plots_dir) or [])
+    monkeypatch.setattr("sentibert.campaign.tables.draw_plots", lambda tables, plots_dir: drawn.append(plots_dir) or [])
     run_results(str(campaign / "results"))
     assert drawn == [campaign / "results" / "plots"]
     md = (campaign / "RESULTS.md").read_text()
@@ -235,7 +235,7 @@ def write_gz_predictions(folder: Path, trees, predictions) -> None:
 
 
 def test_paired_comparison_with_the_reference_row(campaign, monkeypatch, capsys):
-    monkeypatch.setattr("sentibert.evaluation.results.draw_plots", lambda tables, plots_dir: [])
+    monkeypatch.setattr("sentibert.campaign.tables.draw_plots", lambda tables, plots_dir: [])
     results = campaign / "results"
     trees = read_trees(FIXTURES / "report_trees.txt")
     gold = [list(tree.labels) for tree in trees]
@@ -257,7 +257,7 @@ def test_paired_comparison_with_the_reference_row(campaign, monkeypatch, capsys)
 
 
 def test_a_seed_without_test_predictions_is_named_not_dropped(campaign, monkeypatch):
-    monkeypatch.setattr("sentibert.evaluation.results.draw_plots", lambda tables, plots_dir: [])
+    monkeypatch.setattr("sentibert.campaign.tables.draw_plots", lambda tables, plots_dir: [])
     results = campaign / "results"
     trees = read_trees(FIXTURES / "report_trees.txt")
     gold = [list(tree.labels) for tree in trees]
@@ -330,7 +330,7 @@ TRANSFER = """\
 
 def test_transfer_table_sentibert_minus_cls_per_encoder_with_pending_rows(campaign, monkeypatch):
     """tiny: SentiBERT 1 of 3 seeds, [CLS] 1 of 1, with the paired bootstrap of Pearson r; mpnet: 0 of 3 (pending)."""
-    monkeypatch.setattr("sentibert.evaluation.results.draw_plots", lambda tables, plots_dir: [])
+    monkeypatch.setattr("sentibert.campaign.tables.draw_plots", lambda tables, plots_dir: [])
     (campaign / "campaign.yaml").write_text(CAMPAIGN + TRANSFER)
     results = campaign / "results"
     trees = read_trees(FIXTURES / "report_trees.txt") * 4
@@ -380,7 +380,7 @@ def test_fine_grained_table_beside_the_papers_numbers(campaign):
 def test_pairs_share_a_precision_but_a_precision_check(campaign, monkeypatch):
     """mp trained in bf16 is not compared with sb (float32); mpbf, mp's group again with trainer.precision=bf16, is
     compared with mp and labelled a precision check."""
-    monkeypatch.setattr("sentibert.evaluation.results.draw_plots", lambda tables, plots_dir: [])
+    monkeypatch.setattr("sentibert.campaign.tables.draw_plots", lambda tables, plots_dir: [])
     (campaign / "campaign.yaml").write_text(CAMPAIGN + """\
   - {group: mpbf, task: sst_phrase, model: mean_pool, encoder: tiny, variant: bf16,
      overrides: [experiment=sst_phrase, model=mean_pool, trainer.precision=bf16], lr_from: mp, seeds: [1]}

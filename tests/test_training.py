@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from sentibert.config import CONF_DIR
-from sentibert.training import precision
+from sentibert import precision
 from sentibert.training.loggers import CSVLogger, Logger, WandbLogger, build_logger
 from sentibert.training.loop import build_optimizer, optimizer_step
 

@@ -23,7 +23,7 @@ from sentibert.bundles import BUNDLES
 from sentibert.data.datasets import load_split
 from sentibert.evaluation.evaluate import evaluate_model
 from sentibert.models.model import TreeSentimentModel
-from sentibert.training.campaign import load_campaign
+from sentibert.campaign.spec import load_campaign
 
 CAMPAIGN = Path(__file__).resolve().parents[1] / "campaign.yaml"
 HEADLINE = {"phrase_acc": "SST-phrase", "sst5_root_acc": "SST-5 (root)",

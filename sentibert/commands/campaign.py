@@ -1,5 +1,5 @@
 """`sentibert campaign FILE [--jobs N] [--dry-run]`: run a declared list of runs, resumably
-(sentibert.training.campaign)."""
+(sentibert.campaign.runner)."""
 from __future__ import annotations
 
 import argparse
@@ -7,14 +7,15 @@ import logging
 import sys
 from pathlib import Path
 
+from sentibert.campaign import runner
+from sentibert.campaign.runner import dry_run, run_campaign
+from sentibert.campaign.spec import CampaignError, check_overrides, load_campaign
 from sentibert.commands import fail
-from sentibert.training import campaign as campaign_module
 from sentibert.io import LockHeld
-from sentibert.training.campaign import CampaignError, check_overrides, dry_run, load_campaign, run_campaign
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sentibert campaign", description=campaign_module.__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="sentibert campaign", description=runner.__doc__.split("\n")[0])
     parser.add_argument("file", help="the campaign file, e.g. experiments/campaign.yaml")
     parser.add_argument("--runs-dir", default="runs/campaign", help="run directories with checkpoints (not committed)")
     parser.add_argument("--results", help="where results go (default: results/ beside the campaign file)")

@@ -12,7 +12,7 @@ from sentibert.evaluation import compare
 from sentibert.inference.predict import BATCH_SIZE, check_device, check_texts, load_network
 from sentibert.io import atomic_write_text, read_lines, read_stdin_lines
 from sentibert.parsing.parse import ParserError, load_parser
-from sentibert.training.precision import autocast, resolve
+from sentibert.precision import autocast, resolve
 
 PRECISION = "32"  # as `sentibert evaluate`: the labels a run's test predictions have
 
@@ -35,8 +35,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         device = check_device(args.device)
-        if args.data:
-            trees, gold_classes = load_split(args.data, args.split), dataset_info(args.data).num_classes
+        if args.data:  # labelled text (emoint-*, sst2-glue) is parsed as training parses it
+            trees = load_split(args.data, args.split, load_parser=load_parser)
+            gold_classes = dataset_info(args.data).num_classes
         else:
             source = "<stdin>" if args.input == "-" else args.input
             texts = check_texts(read_stdin_lines() if args.input == "-" else read_lines(args.input), source)

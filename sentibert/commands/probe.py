@@ -11,7 +11,7 @@ from sentibert.evaluation import probe
 from sentibert.inference.predict import BATCH_SIZE, PRECISION, SUFFIX_FORMATS, load_model
 from sentibert.io import atomic_write_text
 from sentibert.parsing.parse import ParserError
-from sentibert.training.precision import resolve
+from sentibert.precision import resolve
 
 FORMATS = (*probe.FORMATS, "html")
 SUFFIXES = {suffix: fmt for suffix, fmt in {**SUFFIX_FORMATS, ".md": "md"}.items() if fmt in FORMATS}  # not png

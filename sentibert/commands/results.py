@@ -1,19 +1,20 @@
 """`sentibert results [RESULTS_DIR]`: the result tables (RESULTS.md, summary.csv, plots) from the campaign's
-results (sentibert.evaluation.results)."""
+results (sentibert.campaign.tables)."""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
+from sentibert.campaign import tables
+from sentibert.campaign.results import ResultsError
+from sentibert.campaign.tables import defaults, write
 from sentibert.commands import fail
-from sentibert.evaluation import results as results_module
-from sentibert.evaluation.results import ResultsError, defaults, write
 from sentibert.runs import ReportError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sentibert results", description=results_module.__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="sentibert results", description=tables.__doc__.split("\n")[0])
     parser.add_argument("results", nargs="?", default="experiments/results", metavar="RESULTS_DIR",
                         help="the campaign's results folder (default: experiments/results)")
     parser.add_argument("--campaign", help="the campaign file (default: RESULTS_DIR/../campaign.yaml)")

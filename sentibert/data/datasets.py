@@ -25,6 +25,7 @@ from typing import Callable, Iterable, Sequence
 
 from sentibert.data import DataError
 from sentibert.data.labels import LABEL_VIEWS
+from sentibert.data.transfer import load_labelled
 from sentibert.data.tree import BinaryTree, read_trees
 from sentibert.io import atomic_write_bytes
 
@@ -141,10 +142,11 @@ def split_path(name: str, split: str, data_dir: str | Path | None = None) -> Pat
     return data_root(data_dir) / name / f"{split}{dataset.suffix}"
 
 
-def load_split(name: str, split: str, data_dir: str | Path | None = None) -> list[BinaryTree]:
-    """The trees of one split of a prepared dataset; labelled text is parsed (cached) with its label on the root.
-    A DataError for a split with no trees, a TreeFormatError or LabelledTextError (file:line) for a label that is not
-    one of the dataset's classes."""
+def load_split(name: str, split: str, data_dir: str | Path | None = None,
+               load_parser: Callable | None = None) -> list[BinaryTree]:
+    """The trees of one split of a prepared dataset; labelled text is parsed by load_parser()
+    (transfer.load_labelled) with its label on the root. A DataError for a split with no trees, a TreeFormatError or
+    LabelledTextError (file:line) for a label that is not one of the dataset's classes."""
     path = split_path(name, split, data_dir)
     if not path.is_file():
         raise DataError(
@@ -153,9 +155,7 @@ def load_split(name: str, split: str, data_dir: str | Path | None = None) -> lis
         )
     info = dataset_info(name)
     if info.text_columns:
-        from sentibert.data.transfer import load_labelled  # needs the parser: imported only for text datasets
-
-        trees = load_labelled(path, *info.text_columns, num_classes=info.num_classes)
+        trees = load_labelled(path, load_parser, *info.text_columns, num_classes=info.num_classes)
     else:
         trees = read_trees(path, num_classes=info.num_classes)  # labels outside the classes fail here, named
     if not trees:
@@ -165,16 +165,14 @@ def load_split(name: str, split: str, data_dir: str | Path | None = None) -> lis
     return trees
 
 
-def load_labelled_split(data, split: str) -> list[BinaryTree]:
-    """The trees of data=labelled's file for `split` (data.train, data.dev or data.test), parsed (cached), each
-    label on its root. Errors (LabelledTextError) name file:line: a malformed row, a missing column, a label that is
-    not a class."""
+def load_labelled_split(data, split: str, load_parser: Callable | None = None) -> list[BinaryTree]:
+    """The trees of data=labelled's file for `split` (data.train, data.dev or data.test), parsed by load_parser(),
+    each label on its root. Errors (LabelledTextError) name file:line: a malformed row, a missing column, a label
+    that is not a class."""
     info, path = data_info(data), data[split]
     if not path:
         raise DataError(f"data=labelled has no {split} file: set data.{split}=FILE (.tsv, .csv or .jsonl)")
-    from sentibert.data.transfer import load_labelled  # needs the parser: imported only for text datasets
-
-    trees = load_labelled(path, *info.text_columns, num_classes=info.num_classes, names=data.label_names)
+    trees = load_labelled(path, load_parser, *info.text_columns, num_classes=info.num_classes, names=data.label_names)
     if not trees:
         raise DataError(f"{path}: empty, data.{split} has no labelled rows")
     return trees
@@ -183,14 +181,18 @@ def load_labelled_split(data, split: str) -> list[BinaryTree]:
 SPLITS = ("train", "dev", "test")
 
 
-def load_splits(data, splits: Sequence[str] = SPLITS) -> dict[str, list[BinaryTree]]:
-    """The trees of the named splits of a data config (conf/data). With `data.dev_from_train` > 0, dev is that
-    fraction of train, drawn with `data.dev_seed`, and train is the rest (datasets without a dev split: sst-paper;
-    data=labelled without a data.dev file)."""
+def load_splits(data, splits: Sequence[str] = SPLITS,
+                load_parser: Callable | None = None) -> dict[str, list[BinaryTree]]:
+    """The trees of the named splits of a data config (conf/data); labelled text is parsed by load_parser()
+    (transfer.load_labelled). With `data.dev_from_train` > 0, dev is that fraction of train, drawn with
+    `data.dev_seed`, and train is the rest (datasets without a dev split: sst-paper; data=labelled without a data.dev
+    file)."""
     labelled = data.dataset == LABELLED
 
     def read(split: str) -> list[BinaryTree]:
-        return load_labelled_split(data, split) if labelled else load_split(data.dataset, split, data.root)
+        if labelled:
+            return load_labelled_split(data, split, load_parser)
+        return load_split(data.dataset, split, data.root, load_parser)
 
     held_out = {}
     if data.dev_from_train > 0 and not (labelled and data.dev) and {"train", "dev"} & set(splits):

@@ -1,8 +1,9 @@
 """Labelled text -> trees with a sentence label, for transferring SST-trained composition to new data.
 
-Reads TSV, CSV or JSONL with configurable `text` and `label` columns. Each text is parsed by the project
-parser (parses are cached on disk, so a file is parsed once) and its label goes on the root node; all other
-nodes are unlabeled, so training uses the sentence-level (root) head.
+Reads TSV, CSV or JSONL with configurable `text` and `label` columns. Each text is parsed by the parser the caller
+passes in (training and evaluation pass `sentibert.parsing.parse.load_parser`, whose parses are cached on disk, so a
+file is parsed once: the data layer never imports the parser) and its label goes on the root node; all other nodes
+are unlabeled, so training uses the sentence-level (root) head.
 
 Their metrics (accuracy, macro-F1, Pearson r): sentibert.evaluation.metrics.transfer_metrics.
 """
@@ -12,7 +13,7 @@ import csv
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from sentibert.data.tree import UNLABELED, BinaryTree
 from sentibert.io import TextFileError, read_lines
@@ -96,12 +97,16 @@ def label_roots(trees: Sequence[BinaryTree], labels: Sequence[int]) -> list[Bina
             for t, y in zip(trees, labels)]
 
 
-def load_labelled(path: str | Path, text: str | None = "text", label: str = "label", fmt: str | None = None,
-                  parser=None, num_classes: int | None = None, names: Sequence[str] | None = None) -> list[BinaryTree]:
-    from sentibert.parsing.parse import load_parser
-
+def load_labelled(path: str | Path, load_parser: Callable | None, text: str | None = "text", label: str = "label",
+                  fmt: str | None = None, num_classes: int | None = None,
+                  names: Sequence[str] | None = None) -> list[BinaryTree]:
+    """The rows of a labelled text file as trees, each label on its root. load_parser() returns the parser (an object
+    with `parse(texts, source=)`, e.g. `sentibert.parsing.parse.load_parser`); it is called only when the file has
+    rows, so a bad or empty file fails before any parser loads."""
     texts, labels = read_labelled(path, text, label, fmt, num_classes, names)
     if not texts:  # nothing to parse: the parser need not load
         return []
-    trees = (parser or load_parser()).parse(texts, source=str(path))
+    if load_parser is None:  # the caller's mistake, not the user's
+        raise TypeError(f"{path} is labelled text: pass load_parser (e.g. sentibert.parsing.parse.load_parser)")
+    trees = load_parser().parse(texts, source=str(path))
     return label_roots(trees, labels)

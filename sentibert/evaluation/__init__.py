@@ -1,3 +1,3 @@
 """Evaluation: metrics.py (the paper's metrics), analysis.py (negation, contrast, difficulty per tree), evaluate.py
-(a model on trees), render.py (drawing predictions), report.py (plots of run directories), results.py (the result
-tables of a campaign)."""
+(a model on trees), render.py (drawing predictions), report.py (plots of run directories), significance.py (paired
+bootstrap), probe.py (the behaviour suite), compare.py (two models side by side)."""

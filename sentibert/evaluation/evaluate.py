@@ -19,6 +19,7 @@ from sentibert.data.tree import BinaryTree
 from sentibert.device import pick_device
 from sentibert.evaluation.metrics import HEADLINE_METRICS, evaluate_predictions, transfer_metrics
 from sentibert.io import atomic_write_json
+from sentibert.parsing import parse
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def evaluate_checkpoint(cfg: DictConfig, run_dir: Path) -> dict:
     if model.hparams["num_classes"] != task_classes(cfg.data):
         raise DataError(f"{cfg.checkpoint} predicts {model.hparams['num_classes']} classes but {cfg.data.dataset}"
                         f" has {task_classes(cfg.data)}: evaluate it on the task it was trained for")
-    trees = first_batches(load_splits(cfg.data, [cfg.split])[cfg.split], cfg.data.eval_batch_size,
+    trees = first_batches(load_splits(cfg.data, [cfg.split], parse.load_parser)[cfg.split], cfg.data.eval_batch_size,
                           cfg.limit_eval_batches)
     metrics, predictions = evaluate_model(model, trees, cfg.data.eval_batch_size, is_labelled_text(cfg.data))
     atomic_write_json(run_dir / runs.METRICS_FILE, {

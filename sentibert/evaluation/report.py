@@ -30,7 +30,7 @@ from sentibert.data.labels import label_names
 from sentibert.data.tree import BinaryTree
 from sentibert.evaluation.metrics import ANALYSES, METRIC_LABELS
 from sentibert.io import atomic_write, atomic_write_text
-from sentibert.runs import CONFIG_FILE, METRICS_FILE, PREDICTIONS_FILE, ReportError, read_predictions
+from sentibert.runs import CONFIG_FILE, METRICS_FILE, PREDICTIONS_FILE, ReportError, find_predictions, read_predictions
 
 HEADLINE = {key: METRIC_LABELS[key] for key in ("phrase_acc", "sst5_root_acc", "sst3_root_acc",
                                                  "sst3_from_5class_root_acc", "sst2_from_5class_root_acc")}
@@ -70,12 +70,12 @@ def load_run(path: str | Path) -> Run:
     model, data = config.get("model", {}), config.get("data", {})
     # The model class (`sentibert.models.model.MeanPool` -> MeanPool), else the directory's name.
     name = model["_target_"].rsplit(".", 1)[-1] if model.get("_target_") else path.resolve().name
-    found = [p for p in (path / PREDICTIONS_FILE, path / f"{PREDICTIONS_FILE}.gz") if p.is_file()]
-    if not found:
+    found = find_predictions(path)
+    if found is None:
         return Run(path, name, metrics.get("best_epoch"), metrics["test"], None)
     # The run's task names the classes of a file written before predictions files named them.
     names = label_names(model.get("num_classes", 5), data.get("dataset"), data.get("label_view"))
-    predictions = read_predictions(found[0], data.get("label_view"), names)
+    predictions = read_predictions(found, data.get("label_view"), names)
     return Run(path, name, metrics.get("best_epoch"), metrics["test"], predictions.records, predictions.label_names)
 
 

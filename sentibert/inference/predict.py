@@ -16,7 +16,7 @@ Each text is one sentence. All texts are parsed in one call (`sentibert.parsing.
 trees go through the model `--batch-size` at a time, grouped by length (`predict_trees`), and every phrase node gets
 its distribution over the model's classes and its label, plus the attention maps of models that have them
 (SentiBERT) when the output shows them (not the text format). `--precision auto` (the default) runs the parser and
-the model in bf16 where the hardware computes in it natively (`sentibert.training.precision`), else in float32;
+the model in bf16 where the hardware computes in it natively (`sentibert.precision`), else in float32;
 `--precision 32` always gives float32, as `sentibert evaluate` does. Speed, end to end:
 experiments/bench/predict.py. `predict()` returns the model's `TreePrediction`s, which `sentibert.evaluation.render`
 draws as text (the default), JSON (its schema is in `sentibert.evaluation.render`'s docstring), HTML or PNG. Without
@@ -44,12 +44,12 @@ from sentibert.device import DeviceError, pick_device
 from sentibert.evaluation import render
 from sentibert.models.model import TreePrediction, TreeSentimentModel
 from sentibert.parsing.parse import load_parser
-from sentibert.training.precision import autocast, resolve
+from sentibert.precision import autocast, resolve
 
 TEXT_RENDERERS = {"text": render.to_text, "json": render.to_json_text, "html": render.to_html}
 FORMATS = (*TEXT_RENDERERS, "png")
 SHOWS_ATTENTION = frozenset({"json", "html", "png"})  # formats that draw attention; text shows labels only
-PRECISION = "auto"  # inference's default: bf16 where native (`sentibert.training.precision.resolve`), else float32
+PRECISION = "auto"  # inference's default: bf16 where native (`sentibert.precision.resolve`), else float32
 BATCH_SIZE = 32  # trees per forward pass, grouped by length; on a 2-core CPU 16 to 64 run alike, 128 slower
 SUFFIX_FORMATS = {".txt": "text", ".json": "json", ".html": "html", ".htm": "html", ".png": "png"}
 
@@ -140,7 +140,7 @@ def predict(texts: Sequence[str], model: TreeSentimentModel | str | Path | None 
     parser: anything with `parse(texts, source)` returning BinaryTrees (default:
     `sentibert.parsing.parse.load_parser(precision=precision)`). source names
     the texts in error messages (source:n). attentions: compute the maps (False: faster, and None in the
-    predictions). precision: the model's, 32, bf16 or auto (`sentibert.training.precision`). timings: if given,
+    predictions). precision: the model's, 32, bf16 or auto (`sentibert.precision`). timings: if given,
     gets the seconds spent parsing ("parse") and in the model ("model").
     """
     texts = check_texts(texts, source)

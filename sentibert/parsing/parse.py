@@ -194,7 +194,7 @@ class Parser:
         import torch
 
         from sentibert.parsing.chart import SentenceError
-        from sentibert.training.precision import autocast
+        from sentibert.precision import autocast
 
         def where(text: str) -> str:
             return f"{source}:{texts.index(text) + 1}"
@@ -302,7 +302,7 @@ def load_parser(model: str = "auto", cache_dir: Path | None = None, use_cache: b
     """precision (the bundled parser's): 32, bf16, or auto (bf16 where this CPU runs it natively)."""
     import torch  # not at the top: cached parses need no torch
 
-    from sentibert.training.precision import resolve
+    from sentibert.precision import resolve
 
     return Parser(find_model(model), cache_dir, use_cache, resolve(precision, torch.device("cpu")))
 

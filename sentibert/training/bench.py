@@ -5,7 +5,7 @@ prepared), times
   - the model (SentiBERT unless model=...), dynamic padding: a training step (forward, backward) and inference;
   - the bare encoder: the same batches through the model's own encoder, with a trivial loss (mean of its states);
   - the model with every sentence padded to `pad_to` (128) wordpieces, the official implementation's scheme;
-  - the model under each of `precisions` other than 32 (autocast, sentibert.training.precision), and torch.compile'd
+  - the model under each of `precisions` other than 32 (autocast, sentibert.precision), and torch.compile'd
     (`compile=true`): `speedup_<variant>` is its training speed over float32 eager.
 The variants run in turn on each batch, in rotating order, after `warmup` untimed batches, so a change of machine load
 hits them alike. The optimiser step is left out: it costs the same whatever the batch.
@@ -32,14 +32,14 @@ from omegaconf import DictConfig
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
-from sentibert import runs
+from sentibert import precision, runs
 from sentibert.config import SAMPLE_DATA_DIR
 from sentibert.data.datasets import DataError, load_splits
 from sentibert.data.spans import BucketBatchSampler, TreeDataset
 from sentibert.data.tree import BinaryTree, read_trees
 from sentibert.device import describe_machine, pick_device
 from sentibert.io import atomic_write_json
-from sentibert.training import precision
+from sentibert.parsing import parse
 
 log = logging.getLogger(__name__)
 SAMPLE = Path(SAMPLE_DATA_DIR) / "sst"  # when the dataset is not prepared
@@ -48,7 +48,7 @@ FLOOR_MARGIN = 0.05  # issue 12's goal: measured training overhead <= FLOP floor
 
 def bench_trees(cfg: DictConfig) -> tuple[list[BinaryTree], str]:
     try:
-        return load_splits(cfg.data, [cfg.split])[cfg.split], f"{cfg.data.dataset} {cfg.split}"
+        return load_splits(cfg.data, [cfg.split], parse.load_parser)[cfg.split], f"{cfg.data.dataset} {cfg.split}"
     except DataError as err:
         log.warning("%s\n-> benchmarking on the packaged sample trees: short sentences, not SST's numbers", err)
         return read_trees(SAMPLE / f"{cfg.split}.txt"), f"sample {cfg.split}"

@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from sentibert import runs
+from sentibert import precision, runs
 from sentibert.config import Select
 from sentibert.data.datasets import first_batches, is_labelled_text, load_splits, task_classes
 from sentibert.data.labels import label_names, relabel
@@ -49,7 +49,7 @@ from sentibert.evaluation.evaluate import evaluate_model, summary
 from sentibert.evaluation.metrics import flatten, headline_metrics
 from sentibert.io import atomic_write_json, atomic_write_text
 from sentibert.models.pretraining import mask_tokens, sentiment_lexicon, sentiment_wordpieces
-from sentibert.training import precision
+from sentibert.parsing import parse
 from sentibert.training.checkpoints import Checkpoints, check_resume, fingerprint, own_run_dir
 from sentibert.training.loggers import TEST_PREFIX, Logger, build_logger
 from sentibert.training.processes import (Processes, StopSignals, rng_state, seed_everything, set_rng_state,
@@ -178,7 +178,7 @@ def setup(cfg: DictConfig, run_dir: Path, procs: Processes) -> Run:
     model = build_model(cfg).to(procs.device)
     # Its task's class names, saved with it: every output of the model names them.
     model.label_names = label_names(cfg.model.num_classes, data.dataset, data.label_view, data.get("label_names"))
-    splits = load_splits(data, ("train", "dev", "test") if cfg.test else ("train", "dev"))
+    splits = load_splits(data, ("train", "dev", "test") if cfg.test else ("train", "dev"), parse.load_parser)
     train_trees = [relabel(t, data.label_view) for t in splits["train"]] if data.label_view else splits["train"]
     train_set = TreeDataset(train_trees, model.tokenizer, model.max_length, name="train")
     sampler = BucketBatchSampler(train_set.lengths, data.batch_size, seed=cfg.seed, bucket_batches=data.bucket_batches,

@@ -1,419 +1,41 @@
 """The result tables, regenerated from the campaign's committed run results (`sentibert results [RESULTS_DIR]`).
 
 Reads, and never changes:
-  RESULTS_DIR/<run>/metrics.json        train's metrics plus the `campaign` block (sentibert.training.campaign.collect)
+  RESULTS_DIR/<run>/metrics.json        train's metrics plus the `campaign` block (sentibert.campaign.runner.collect)
   RESULTS_DIR/<run>/paper_test_metrics.json   the same model on the paper's 2184-sentence test subset (SST-phrase)
   RESULTS_DIR/<run>/test_predictions.jsonl.gz (for the paired comparisons and the plots)
   RESULTS_DIR/<run>/config.yaml         its resolved config: the precision it trained in (trainer.precision)
   RESULTS_DIR/../campaign.yaml          which runs make which row (--campaign)
   RESULTS_DIR/../paper.yaml             the paper's numbers (--paper)
-Writes RESULTS_DIR/../RESULTS.md (--out), RESULTS_DIR/summary.csv (--csv) and, with `sentibert.evaluation.report`, the plots
-under RESULTS_DIR/plots/ (drawn afresh each time; --no-plots keeps what is there).
+Writes RESULTS_DIR/../RESULTS.md (--out), RESULTS_DIR/summary.csv (--csv) and, with `sentibert.evaluation.report`,
+the plots under RESULTS_DIR/plots/ (drawn afresh each time; --no-plots keeps what is there).
 
-A row is a campaign group (task, model, encoder, variant). Its runs: for a group with an lr grid, the grid run that
-dev picked (`sentibert.training.campaign.picked_lr`: the best `best_dev`, ties to the lr listed first) and the group's other
-seeds; otherwise every seed. A row shows the runs that have results (n seeds), so the tables can be regenerated at
-any point of the campaign. Numbers are test metrics of each run's selected epoch in %, mean ± sample sd over seeds.
-The output depends on nothing but these files: the same inputs give the same bytes. A damaged input (a metrics.json
-value of the wrong kind, METRICS_KINDS) is a ResultsError naming the file and the key; a paired comparison whose runs
-lack test predictions stays in its table, naming those runs.
+A row is a campaign group, read by sentibert.campaign.results. The output depends on nothing but these files: the
+same inputs give the same bytes.
 """
 from __future__ import annotations
 
 import csv
 import io
-import json
-import math
 import os
 import shutil
 import statistics
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from sentibert.config import TrainerConfig
+from sentibert.campaign.results import (DASH, EMOINT_TASKS, PAPER_MODELS, PAPER_PREFIX, TASKS, TRANSFER_PAIR,
+                                        TRANSFER_TASKS, ResultsError, Row, Stat, Tables, ablation_references, build,
+                                        is_ablation, load_paper, paper_model, paper_value, precision_mismatches)
+from sentibert.campaign.spec import CampaignError, load_campaign, lr_name
 from sentibert.evaluation.metrics import ANALYSES as METRIC_ANALYSES
 from sentibert.evaluation.metrics import METRIC_LABELS
-from sentibert.evaluation.significance import CONFIDENCE, METRICS as PAIRED_METRICS, SAMPLES, SEED, Difference, \
-    SentenceScores, paired_bootstrap, paired_bootstrap_roots, root_predictions, sentence_scores
+from sentibert.evaluation.significance import CONFIDENCE, METRICS as PAIRED_METRICS, SAMPLES, SEED, Difference
 from sentibert.io import atomic_write_text
-from sentibert.runs import CONFIG_FILE, METRICS_FILE, PREDICTIONS_FILE, read_predictions
-from sentibert.training.campaign import Campaign, CampaignError, Group, Run, first_run, load_campaign, picked_lr
 
-PAPER_PREFIX = "paper_subset/"  # a metric on the paper's test subset (paper_test_metrics.json)
-PAPER_TEST_FILE, PREDICTIONS_FILES = "paper_test_metrics.json", (f"{PREDICTIONS_FILE}.gz", PREDICTIONS_FILE)
 CSV_COLUMNS = ["task", "model", "encoder", "variant", "precision", "n_seeds", "mean", "sd", "paper", "metric"]
-PAPER_KEYS = {"task", "model", "variant", "metric", "value", "source"}
-# Tasks in table order: (title, headline metrics). A metric names a test-metrics key; a bucket dict counts by its acc.
-TASKS = {
-    "sst_phrase": ("SST-phrase", ("phrase_acc", "sst5_root_acc", "contrast")),
-    "sst5": ("SST-5", ("sst5_root_acc",)),
-    "sst3": ("SST-3", ("sst3_root_acc",)),
-    "sst2_glue": ("SST-2 (the authors' 866-sentence GLUE dev, not GLUE's 872; our test)", ("accuracy",)),
-    "emoint_joy": ("EmoInt joy", ("pearson",)),
-    "emoint_anger": ("EmoInt anger", ("pearson",)),
-    "emoint_sad": ("EmoInt sad", ("pearson",)),
-    "emoint_fear": ("EmoInt fear", ("pearson",)),
-}
-SST_TASKS, EMOINT_TASKS = ("sst_phrase", "sst5", "sst3"), ("emoint_joy", "emoint_anger", "emoint_sad", "emoint_fear")
-TRANSFER_TASKS = ("sst2_glue", *EMOINT_TASKS)
 EMOINT_MEAN = "emoint_mean"  # paper.yaml's task for the mean over the four emotions
 LABELS = {key: METRIC_LABELS[key] for key in ("phrase_acc", "sst5_root_acc", "sst3_root_acc", "contrast", "accuracy",
                                               "pearson", "macro_f1")}
 ANALYSES = tuple((key, key.replace("_", " "), buckets) for key, buckets in METRIC_ANALYSES.items())
-DASH = "–"
-# The paper's models, by their paper.yaml keys (model, variant), and their names there. Our rows reproduce them by
-# model whatever their precision: SentiBERT is a pre-trained SentiBERT (init_from), BERT* and BERT the baselines.
-PAPER_MODELS = {("sentibert", "pre-trained"): "SentiBERT", ("mean_pool", ""): "BERT*", ("cls", ""): "BERT"}
-TRANSFER_PAIR = (("sentibert", "pre-trained"), ("cls", ""))  # the transfer claim: SentiBERT minus BERT ([CLS])
-PRECISION_OVERRIDE = "trainer.precision="  # a campaign group's override that sets its runs' precision
-
-
-class ResultsError(ValueError):
-    """An input the tables cannot be made from; the message names the file."""
-
-
-# ---- inputs ---------------------------------------------------------------------------------------------------
-def _read_json(path: Path) -> dict | None:
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise ResultsError(f"{path}: cannot read it as JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise ResultsError(f"{path}: expected a JSON object")
-    return data
-
-
-def load_paper(path: str | Path) -> dict[tuple[str, str, str, str], float]:
-    """paper.yaml -> {(task, model, variant, metric): value in %}."""
-    path = Path(path)
-    try:
-        entries = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as err:
-        raise ResultsError(f"{path}: {err}") from None
-    if not isinstance(entries, list):
-        raise ResultsError(f"{path}: expected a list of {{task, model, variant, metric, value}} entries")
-    out: dict[tuple[str, str, str, str], float] = {}
-    for i, entry in enumerate(entries):
-        where = f"{path}: entry {i + 1}"
-        if not isinstance(entry, dict) or not {"task", "model", "variant", "metric", "value"} <= set(entry):
-            raise ResultsError(f"{where}: needs task, model, variant, metric and value")
-        if unknown := set(entry) - PAPER_KEYS:
-            raise ResultsError(f"{where}: unknown keys {sorted(unknown)}")
-        value = entry["value"]
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ResultsError(f"{where}: value {value!r} is not a number")
-        key = tuple(str(entry[k] if entry[k] is not None else "") for k in ("task", "model", "variant", "metric"))
-        if key in out:
-            raise ResultsError(f"{where}: {'/'.join(key)} is listed twice")
-        out[key] = float(value)
-    return out
-
-
-@dataclass
-class RunResult:
-    run: Run
-    path: Path
-    metrics: dict  # metrics.json
-    paper_test: dict | None  # paper_test_metrics.json, if the run has one
-    precision: str = TrainerConfig.precision  # trainer.precision in its config.yaml: "32" or "bf16"
-
-    @property
-    def info(self) -> dict:
-        return self.metrics.get("campaign") or {}
-
-    def block(self, metric: str) -> tuple[dict | None, str]:
-        """The metrics dict `metric` is read from, and its key there."""
-        if metric.startswith(PAPER_PREFIX):
-            return self.paper_test, metric[len(PAPER_PREFIX):]
-        return self.metrics.get("test"), metric
-
-    def value(self, metric: str, bucket: str | None = None) -> float | None:
-        """A test metric as a fraction (a bucket's acc for a dict); None where the run has none."""
-        block, key = self.block(metric)
-        value = (block or {}).get(key)
-        if bucket is not None:
-            value = (value or {}).get(bucket) if isinstance(value, dict) else None
-        if isinstance(value, dict):
-            value = value.get("acc")
-        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-    def predictions(self) -> Path | None:
-        return next((self.path / f for f in PREDICTIONS_FILES if (self.path / f).is_file()), None)
-
-
-# The keys of a run's metrics.json that the tables read (campaign.KEY: in its `campaign` block), and their kinds.
-METRICS_KINDS = {"best_dev": ((int, float, type(None)), "a number or null"), "best_epoch": ((int,), "an integer"),
-                 "metric": ((str,), "a metric's name"), "test": ((dict,), "a JSON object of test metrics"),
-                 "campaign": ((dict,), "a JSON object (the campaign's record of the run)"),
-                 "campaign.seconds": ((int, float), "a number"), "campaign.commit": ((str, type(None)), "a string"),
-                 "campaign.init_from": ((dict,), "a JSON object")}
-
-
-def load_run(results: Path, run: Run) -> RunResult | None:
-    path = results / run.name / METRICS_FILE
-    metrics = _read_json(path)
-    if metrics is None:
-        return None
-    if "best_dev" not in metrics:
-        raise ResultsError(f"{path}: no best_dev; not written by `sentibert train`")
-    for key, (kinds, wanted) in METRICS_KINDS.items():
-        block, _, name = key.rpartition(".")
-        values = metrics.get(block) if block else metrics
-        if isinstance(values, dict) and name in values and type(values[name]) not in kinds:  # not bool for a number
-            raise ResultsError(f"{path}: {key} is {json.dumps(values[name])}, not {wanted}; the file is damaged: "
-                               "restore it, or collect the run again")
-    return RunResult(run, results / run.name, metrics, _read_json(results / run.name / PAPER_TEST_FILE),
-                     _precision(results / run.name / CONFIG_FILE))
-
-
-def _precision(config: Path) -> str:
-    """trainer.precision in a run's config.yaml; the default where the key is missing (it predates the key)."""
-    try:
-        trainer = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("trainer") or {}
-        return str(trainer.get("precision", TrainerConfig.precision))
-    except (OSError, yaml.YAMLError, AttributeError) as err:  # AttributeError: not a mapping
-        raise ResultsError(f"{config}: cannot read the run's precision (trainer.precision) from it ({err})") from None
-
-
-@dataclass(frozen=True)
-class Stat:
-    """Over seeds, in %: n values, their mean and sample sd (None for fewer than 2)."""
-    n: int
-    mean: float | None
-    sd: float | None
-
-    @classmethod
-    def of(cls, values: list[float | None]) -> Stat:
-        xs = [100 * v for v in values if v is not None]
-        return cls(len(xs), statistics.fmean(xs) if xs else None, statistics.stdev(xs) if len(xs) > 1 else None)
-
-
-@dataclass
-class Row:
-    group: Group
-    runs: list[RunResult]  # the row's runs with results, first seed first
-    missing: list[str]  # what it still waits for: run names, or the unfinished lr grid
-    lr: str  # the lr its runs use, and where it comes from
-    metrics: tuple[str, ...]  # headline metrics (CSV lines)
-    stage: bool = False  # pre-training: no test metrics
-    paper: dict[str, float] = field(default_factory=dict)  # metric (no prefix) -> the paper's number
-
-    def stat(self, metric: str, bucket: str | None = None) -> Stat:
-        return Stat.of([run.value(metric, bucket) for run in self.runs])
-
-    @property
-    def seeds(self) -> str:
-        return f"{len(self.runs)}/{len(self.group.seeds)}"
-
-    @property
-    def precision(self) -> str | None:
-        """The precision its runs trained in (None until one has results)."""
-        return ", ".join(dict.fromkeys(run.precision for run in self.runs)) or None
-
-    def commits(self) -> str:
-        seen: dict[str, bool] = {}
-        for run in self.runs:
-            commit = (run.info.get("commit") or "unknown")[:7]
-            seen[commit] = seen.get(commit, False) or bool(run.info.get("dirty"))
-        return ", ".join(f"{c}{' (dirty)' if dirty else ''}" for c, dirty in seen.items()) or DASH
-
-
-@dataclass
-class Comparison:
-    row: Row
-    reference: Row
-    differences: dict[str, Difference]  # metric -> row minus reference, paired over the test sentences
-    missing: str = ""  # why there are none: the runs without test predictions
-
-
-@dataclass
-class Tables:
-    campaign: Campaign
-    results: Path
-    rows: list[Row]  # table order
-    grids: list[tuple[Group, list[tuple[float, RunResult | None]], float | None]]
-    orphans: list[str]  # result folders that no run of the campaign names
-    paper: dict[tuple[str, str, str, str], float]  # paper.yaml
-    comparisons: list[Comparison]
-    transfer: list[TransferLine]  # SentiBERT minus BERT per transfer task and encoder
-
-
-@dataclass
-class TransferLine:
-    task: str
-    encoder: str
-    sentibert: Row | None
-    cls: Row | None
-    difference: Difference | None  # SentiBERT minus BERT, paired over the test sentences and pooled over seeds
-    missing: str  # why there is no difference yet: "pending", precisions differ, ...
-
-
-def _lr(lr: float) -> str:
-    """2e-05, 1e-04 (as in run names); 1.5e-05 where one digit is not enough."""
-    text = f"{lr:.0e}"
-    return text if float(text) == lr else f"{lr:g}"
-
-
-def _paper_tested(campaign: Campaign, group: Group) -> bool:
-    """Whether the campaign evaluates this group's runs on the paper's subset too (as campaign.commands decides)."""
-    return bool(campaign.paper_test) and all(o in group.overrides for o in campaign.paper_test)
-
-
-def _task_rank(task: str) -> tuple:
-    order = list(TASKS)
-    return (order.index(task), "") if task in TASKS else (len(order), task)
-
-
-def build(campaign: Campaign, results: Path, paper: dict[tuple[str, str, str, str], float]) -> Tables:
-    """Every group's row and every lr grid, from what `results` holds now."""
-    results = Path(results)
-    loaded = {run.name: load_run(results, run) for run in campaign.runs}  # reads (and checks) every file once
-    rows, grids = [], []
-    for g in campaign.groups.values():
-        runs = [run for run in campaign.runs if run.group is g]
-        if g.lr_grid:
-            grid = [run for run in runs if run.grid]
-            grids.append((g, [(run.lr, loaded[run.name]) for run in grid], picked_lr(campaign, g.group, results)))
-            first = first_run(campaign, g.group, results)
-            done = sum(loaded[run.name] is not None for run in grid)
-            if first is None:
-                members, missing = [], [f"lr grid ({done} of {len(grid)} runs)"]
-            else:
-                members, missing = [first, *(run for run in runs if not run.grid)], []
-            lr = f"{_lr(first.lr)} (grid)" if first else "pending"
-        else:
-            members, missing = runs, []
-            source = picked_lr(campaign, g.lr_from, results) if g.lr_from else g.lr
-            lr = "pending" if source is None else _lr(source)
-            lr += f" (from {g.lr_from})" if g.lr_from else ""
-        have = [loaded[run.name] for run in members if loaded[run.name] is not None]
-        missing += [run.name for run in members if loaded[run.name] is None]
-        stage = any("test" not in run.metrics for run in have) or g.task.endswith("_pretrain")
-        metrics: tuple[str, ...] = ()
-        if not stage:
-            metrics = TASKS[g.task][1] if g.task in TASKS \
-                else tuple(dict.fromkeys(r.metrics["metric"] for r in have if r.metrics.get("metric")))
-            if _paper_tested(campaign, g):
-                metrics += tuple(PAPER_PREFIX + m for m in metrics)
-        row_paper = {m: v for (task, model, variant, m), v in paper.items()
-                     if (task, (model, variant)) == (g.task, _paper_model(g))}
-        rows.append(Row(g, have, missing, lr, metrics, stage, row_paper))
-    index = {g: i for i, g in enumerate(campaign.groups)}
-    rows.sort(key=lambda row: (_task_rank(row.group.task), index[row.group.group]))
-    known = {run.name for run in campaign.runs}
-    orphans = sorted(p.name for p in results.iterdir() if (p / METRICS_FILE).is_file() and p.name not in known
-                     and not p.name.startswith(".")) if results.is_dir() else []  # .RUN.tmp: being collected
-    return Tables(campaign, results, rows, grids, orphans, paper, compare(rows), transfer_lines(rows))
-
-
-def _paper_model(g: Group) -> tuple[str, str] | None:
-    """The paper's model (a PAPER_MODELS key) that a group reproduces, if any."""
-    if g.model == "sentibert" and not g.init_from:  # without pre-training: not the paper's SentiBERT
-        return None
-    return next((key for key in PAPER_MODELS if key[0] == g.model), None)
-
-
-def _sets_precision(g: Group) -> bool:
-    return any(o.startswith(PRECISION_OVERRIDE) for o in g.overrides)
-
-
-def _precision_twin(row: Row, rows: list[Row]) -> Row | None:
-    """A group that sets trainer.precision and is otherwise another group (the same task, model, encoder, start and
-    other overrides) is a precision check: the row of that other group."""
-    def rest(g: Group) -> tuple:
-        return g.task, g.model, g.encoder, g.init_from, [o for o in g.overrides if not o.startswith(PRECISION_OVERRIDE)]
-
-    if not _sets_precision(row.group):
-        return None
-    return next((r for r in rows if not _sets_precision(r.group) and rest(r.group) == rest(row.group)), None)
-
-
-def _reference(row: Row, rows: list[Row], any_precision: bool = False) -> Row | None:
-    """Whom an SST-phrase row is compared with: a precision check with the group it repeats (`_precision_twin`); an
-    ablation (or LoRA) with SentiBERT without pre-training, the same initialisation; any other row with pre-trained
-    SentiBERT on its encoder. These only where both rows trained in one precision (any_precision: whatever it is)."""
-    g = row.group
-    if twin := _precision_twin(row, rows):
-        return twin
-    same = [r for r in rows if r is not row and (r.group.task, r.group.encoder) == (g.task, g.encoder)]
-    references = _ablation_references(rows)
-    if _ablation(row) and g.group not in references:
-        reference = next((r for r in same if r.group.group in references), None)
-    else:
-        reference = next((r for r in same if r.group.model == "sentibert" and r.group.init_from), None)
-    return reference if any_precision or reference is None or reference.precision == row.precision else None
-
-
-def _precision_mismatches(rows: list[Row]) -> list[tuple[Row, Row]]:
-    """(row, reference) of the SST-phrase rows left uncompared because the two trained in different precisions."""
-    pairs = [(row, _reference(row, rows, any_precision=True)) for row in rows
-             if row.group.task == "sst_phrase" and not row.stage and row.runs and _reference(row, rows) is None]
-    return [(row, reference) for row, reference in pairs if reference is not None and reference.runs]
-
-
-def transfer_lines(rows: list[Row]) -> list[TransferLine]:
-    """Per encoder and transfer task: the paper's SentiBERT and BERT rows (the first group of each), and SentiBERT
-    minus BERT once both have results in one precision."""
-    lines = []
-    for encoder in dict.fromkeys(row.group.encoder for row in rows if row.group.task in TRANSFER_TASKS):
-        for task in TRANSFER_TASKS:
-            pair = [next((r for r in rows if (r.group.task, r.group.encoder) == (task, encoder)
-                          and _paper_model(r.group) == key), None) for key in TRANSFER_PAIR]
-            if any(pair):
-                lines.append(TransferLine(task, encoder, *pair, *_transfer_difference(task, *pair)))
-    return lines
-
-
-def _transfer_difference(task: str, a: Row | None, b: Row | None) -> tuple[Difference | None, str]:
-    if a is None or b is None or not a.runs or not b.runs:
-        return None, "pending"
-    if a.precision != b.precision:
-        return None, f"precisions differ: {a.precision} and {b.precision}"
-    if unpredicted := [run.path.name for row in (a, b) for run in row.runs if run.predictions() is None]:
-        return None, f"no test predictions in {', '.join(unpredicted)}"
-    try:
-        scores = [root_predictions([read_predictions(run.predictions()).records for run in row.runs])
-                  for row in (a, b)]
-        difference = paired_bootstrap_roots(*scores, TASKS[task][1][0])
-    except ValueError as err:
-        raise ResultsError(f"{a.group.group} against {b.group.group}: {err}") from None
-    return (None, "r undefined: a seed predicts one class") if math.isnan(difference.delta) else (difference, "")
-
-
-def compare(rows: list[Row]) -> list[Comparison]:
-    """Each SST-phrase row with results against its reference, over their runs' test predictions (where some are
-    missing, a Comparison that names the runs: never left out silently)."""
-    scores: dict[str, SentenceScores] = {}
-
-    def scored(row: Row) -> SentenceScores:
-        if row.group.group not in scores:
-            try:
-                scores[row.group.group] = sentence_scores([read_predictions(run.predictions()).records
-                                                           for run in row.runs])
-            except ValueError as err:
-                raise ResultsError(f"{', '.join(str(run.path) for run in row.runs)}: {err}") from None
-        return scores[row.group.group]
-
-    out = []
-    for row in rows:
-        reference = _reference(row, rows) if row.group.task == "sst_phrase" and not row.stage else None
-        if reference is not None and row.runs and reference.runs:
-            if missing := [run.path.name for run in (*row.runs, *reference.runs) if run.predictions() is None]:
-                out.append(Comparison(row, reference, {}, f"no test predictions in {', '.join(missing)}"))
-                continue
-            try:
-                out.append(Comparison(row, reference, paired_bootstrap(scored(row), scored(reference))))
-            except ValueError as err:
-                raise ResultsError(f"{row.group.group} against {reference.group.group}: {err}") from None
-    return out
-
-
-def paper_value(row: Row, metric: str) -> float | None:
-    return row.paper.get(metric.removeprefix(PAPER_PREFIX))
 
 
 # ---- summary.csv -----------------------------------------------------------------------------------------------
@@ -476,17 +98,6 @@ def _rows_table(rows: list[Row], show_task: bool = False) -> str:
     return _table(header, lines)
 
 
-def _ablation(row: Row) -> bool:
-    """SentiBERT without pre-training (no init_from) on SST: the full model and its ablated variants."""
-    g = row.group
-    return g.task in SST_TASKS and g.model == "sentibert" and g.init_from is None and not row.stage
-
-
-def _ablation_references(rows: list[Row]) -> set[str]:
-    """The groups whose lr the ablations use (the full model without pre-training): in the main table too."""
-    return {row.group.lr_from for row in rows if _ablation(row) and row.group.lr_from}
-
-
 def _analyses_table(rows: list[Row], prefix: str) -> list[str]:
     header = ["model", "encoder", "variant", "precision", "seeds",
               *(f"{title} {' / '.join(buckets)}" if buckets else title for _, title, buckets in ANALYSES)]
@@ -518,10 +129,10 @@ def plot_sets(tables: Tables) -> list[tuple[str, str, list[tuple[str, Path]]]]:
     rows and one for the ablations, each from the first seed of the rows whose run has test predictions."""
     sets = []
     phrase = [row for row in tables.rows if row.group.task == "sst_phrase" and not row.stage]
-    references = _ablation_references(tables.rows)
+    references = ablation_references(tables.rows)
     for encoder in dict.fromkeys(row.group.encoder for row in phrase):
-        for suffix, title, pick in (("", "main rows", lambda r: not _ablation(r) or r.group.group in references),
-                                    ("-ablations", "ablations", _ablation)):
+        for suffix, title, pick in (("", "main rows", lambda r: not is_ablation(r) or r.group.group in references),
+                                    ("-ablations", "ablations", is_ablation)):
             runs = [(_row_name(row), row.runs[0].predictions().parent) for row in phrase
                     if row.group.encoder == encoder and pick(row) and row.runs and row.runs[0].predictions()]
             if runs:
@@ -568,9 +179,9 @@ def _intro(tables: Tables, out: Path, csv_path: Path, paper_file: Path, command:
 
 def _main_table(rows: list[Row]) -> list[str]:
     """SST rows: the models, and the ablations the main rows refer to."""
-    references = _ablation_references(rows)
+    references = ablation_references(rows)
     main = [row for row in rows if row.group.task not in TRANSFER_TASKS
-            and (not _ablation(row) or row.group.group in references)]
+            and (not is_ablation(row) or row.group.group in references)]
     sections = ["## Main table\n"]
     for task in dict.fromkeys(row.group.task for row in main):
         sections += [f"### {TASKS.get(task, (task,))[0]}\n", _rows_table([r for r in main if r.group.task == task])]
@@ -595,9 +206,9 @@ def _grids(tables: Tables) -> list[str]:
                     else f"{100 * result.metrics['best_dev']:.2f}"
                 cells.append(f"**{text}**" if picked is not None and lr == picked else text)
             done = sum(r is not None for r in dev.values())
-            lines.append([g.group, metric, *cells, _lr(picked) if picked is not None
+            lines.append([g.group, metric, *cells, lr_name(picked) if picked is not None
                           else f"pending ({done} of {len(grid)} runs)"])
-        sections.append(_table(["group", "dev metric", *map(_lr, lrs), "picked lr"], lines))
+        sections.append(_table(["group", "dev metric", *map(lr_name, lrs), "picked lr"], lines))
     else:
         sections.append("No group has an lr grid.\n")
     return sections
@@ -605,7 +216,7 @@ def _grids(tables: Tables) -> list[str]:
 
 def _ablations(rows: list[Row]) -> list[str]:
     """SentiBERT's variants, per task."""
-    ablations = [row for row in rows if _ablation(row)]
+    ablations = [row for row in rows if is_ablation(row)]
     sections = ["## Ablations\n",
                  "SentiBERT without pre-training (initialised from the bare encoder), and its variants at the lr "
                  "that the full model's grid picked.\n"]
@@ -623,7 +234,7 @@ def _points(x: float) -> str:
 
 def _comparisons(tables: Tables) -> list[str]:
     """Row minus reference per metric, with the bootstrap interval."""
-    mismatches = _precision_mismatches(tables.rows)
+    mismatches = precision_mismatches(tables.rows)
     if not tables.comparisons and not mismatches:
         return []
     lines = []
@@ -711,9 +322,9 @@ def _analyses(tables: Tables, rows: list[Row]) -> list[str]:
                      "count of negations), contrast (X but Y triples, all three nodes right), local difficulty "
                      "(nodes by their children of another polarity), global difficulty (trees by polarity "
                      "switches).\n", "### Standard test split\n", *_analyses_table(phrase, "")]
-        if any(_paper_tested(tables.campaign, row.group) for row in phrase):
+        if any(tables.campaign.paper_tested(row.group) for row in phrase):
             sections += ["### The paper's test subset\n",
-                         *_analyses_table([r for r in phrase if _paper_tested(tables.campaign, r.group)],
+                         *_analyses_table([r for r in phrase if tables.campaign.paper_tested(r.group)],
                                           PAPER_PREFIX)]
         sections += _beside_paper(tables, phrase)
     return sections
@@ -739,7 +350,7 @@ def _beside_paper(tables: Tables, phrase: list[Row]) -> list[str]:
     for model in models:
         lines += [[row.group.model, row.group.encoder, row.group.variant, row.precision or DASH, row.seeds,
                    *(_cell(row.stat(PAPER_PREFIX + key, bucket)) for key, _, bucket in columns)]
-                  for row in phrase if _paper_model(row.group) == model and _paper_tested(tables.campaign, row.group)]
+                  for row in phrase if paper_model(row.group) == model and tables.campaign.paper_tested(row.group)]
         lines.append([f"{PAPER_MODELS[model]} (paper)", "BERT-base", "", DASH, DASH,
                       *(_num(theirs(model, key, bucket)) or DASH for key, _, bucket in columns)])
     header = ["model", "encoder", "variant", "precision", "seeds",
@@ -801,7 +412,7 @@ def _rebuilt_starts(tables: Tables, committed: dict[str, float]) -> list[str]:
     if not lines:
         return []
     return ["Runs that started from a rebuilt checkpoint: its run directory was lost with a machine, so the campaign "
-            "trained it again (same code, config and seed; `sentibert.training.campaign.lost_checkpoints`), and "
+            "trained it again (same code, config and seed; `sentibert.campaign.runner.lost_checkpoints`), and "
             "floating-point differences gave it another dev score than the committed run's.\n",
             _table(["run", "started from", "its dev", "committed dev"], lines)]
 
@@ -835,7 +446,7 @@ def _emoint_mean(rows: list[Row], paper: dict[tuple[str, str, str, str], float])
         means = {r.group.task: r.stat("pearson").mean for r in members}
         ours = statistics.fmean(means[t] for t in EMOINT_TASKS) \
             if all(means.get(t) is not None for t in EMOINT_TASKS) else None
-        model = _paper_model(members[0].group)
+        model = paper_model(members[0].group)
         theirs = paper.get((EMOINT_MEAN, *model, "pearson")) if model else None
         precision = ", ".join(dict.fromkeys(r.precision for r in members if r.precision)) or DASH
         lines.append([*key, precision, _num(ours) or DASH, _num(theirs) or DASH])

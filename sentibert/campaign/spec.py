@@ -1,0 +1,234 @@
+"""The campaign file (experiments/campaign.yaml) and what a results folder says of its runs.
+
+The file lists groups in priority order; each group is one table row (task, model, encoder, variant) and expands
+into runs, each a named set of `sentibert train` overrides:
+- `lr_grid`: the first seed at every lr; the selected epoch's dev metric (`best_dev`) picks the lr; the other seeds
+  then run at it, and the picked grid run counts as the first seed. Ties go to the lr listed first.
+- `lr_from: GROUP`: the lr that GROUP's grid picked. `lr`: a fixed one.
+- `init_from: GROUP`: GROUP's first run's best_model/ (e.g. the pre-training checkpoint).
+- `paper_test` (the file's): groups with all these overrides are also evaluated on the paper's test subset.
+Every mistake in the file is a CampaignError naming the group and the key, before anything runs: `load_campaign`
+checks the keys and their values (a group's name names folders: letters, digits, _, - and .), `check_overrides`
+composes each group's config.
+
+A run's results (`<results>/<run>/`, runner.collect): metrics.json and config.yaml (sentibert.runs' names),
+test_predictions.jsonl.gz, and for paper-tested runs PAPER_TEST_METRICS and PAPER_TEST_PREDICTIONS.
+"""
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from sentibert import runs as run_files
+
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # a group's name names folders and goes into Hydra overrides
+PAPER_TEST_DIR = "paper_test"  # in a run dir: `sentibert evaluate` of its best model on the paper's test subset
+PAPER_TEST_METRICS = "paper_test_metrics.json"  # in its results: that evaluation's metrics.json
+PAPER_TEST_PREDICTIONS = "paper_test_predictions.jsonl.gz"  # and its test predictions, gzipped
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _list(check, empty: bool = True):
+    return lambda x: isinstance(x, list) and (empty or bool(x)) and all(map(check, x))
+
+
+def _text(x) -> bool:
+    return isinstance(x, str)
+
+
+# Each key of a group and of the file: a check of its value, and what the check wants. A null optional key is unset.
+GROUP_KEYS = {
+    "group": (lambda x: isinstance(x, str) and NAME.fullmatch(x), "a name of letters, digits, _, - and . not "
+                                                                   "starting with . (it names the runs' folders)"),
+    **{key: (_text, "a string") for key in ("task", "model", "encoder", "variant")},
+    "overrides": (_list(_text), "a list of `sentibert train` overrides"),
+    "seeds": (lambda x: _list(lambda s: type(s) is int, empty=False)(x) and len(set(x)) == len(x),
+              "a non-empty list of distinct integer seeds"),
+    "lr": (lambda x: _number(x) and x > 0, "a number > 0"),
+    "lr_grid": (_list(lambda x: _number(x) and x > 0, empty=False), "a non-empty list of numbers > 0"),
+    "lr_from": (_text, "a group's name"), "init_from": (_text, "a group's name"),
+}
+REQUIRED_KEYS = ("group", "task", "model", "encoder", "variant")
+OPTIONAL_KEYS = ("lr", "lr_grid", "lr_from", "init_from")
+NUMBERS = (lambda x: isinstance(x, dict) and all(map(_number, x.values())), "a mapping of numbers")
+FILE_KEYS = {"overrides": GROUP_KEYS["overrides"], "paper_test": GROUP_KEYS["overrides"],
+             "minutes_per_sst_epoch": NUMBERS, "epoch_cost": NUMBERS, "pretraining_cost": (_number, "a number"),
+             "groups": (lambda x: isinstance(x, list), "a list")}
+
+
+class CampaignError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Group:
+    group: str
+    task: str
+    model: str
+    encoder: str
+    variant: str
+    overrides: tuple[str, ...]
+    seeds: tuple[int, ...]
+    lr: float | None = None
+    lr_grid: tuple[float, ...] = ()
+    lr_from: str | None = None
+    init_from: str | None = None
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    group: Group
+    seed: int
+    lr: float | None  # None: the lr of `lr_source`, once picked
+    lr_source: str | None = None  # a group whose grid picks this run's lr
+
+    @property
+    def grid(self) -> bool:
+        """One of its group's lr grid (the first seed at each lr)."""
+        return self.lr is not None and bool(self.group.lr_grid)
+
+
+@dataclass
+class Campaign:
+    path: Path
+    groups: dict[str, Group]
+    runs: list[Run]
+    overrides: tuple[str, ...] = ()
+    paper_test: tuple[str, ...] = ()
+    minutes_per_sst_epoch: dict[str, float] = field(default_factory=dict)
+    epoch_cost: dict[str, float] = field(default_factory=dict)
+    pretraining_cost: float = 1.0
+
+    def paper_tested(self, group: Group) -> bool:
+        """Whether this group's runs are also evaluated on the paper's test subset: it has every `paper_test`
+        override."""
+        return bool(self.paper_test) and all(o in group.overrides for o in self.paper_test)
+
+
+def lr_name(lr: float) -> str:
+    """An lr as run names and tables spell it: the shortest scientific form that reads back as exactly this lr
+    (2e-05, 1e-04; 1.5e-05, never rounded to another lr's name)."""
+    return next(text for digits in range(17) if float(text := f"{lr:.{digits}e}") == lr)
+
+
+def load_campaign(path: str | Path) -> Campaign:
+    """Read and check a campaign file; unknown keys and references to unknown groups are errors."""
+    path = Path(path)
+    try:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise CampaignError(f"{path}: {err}") from None
+    if not isinstance(spec, dict) or not isinstance(spec.get("groups"), list):
+        raise CampaignError(f"{path}: expected a mapping with a `groups` list")
+    _check_keys(spec, FILE_KEYS, str(path))
+    groups: dict[str, Group] = {}
+    for i, entry in enumerate(spec["groups"]):
+        where = f"{path}: groups[{i}]"
+        if not isinstance(entry, dict):
+            raise CampaignError(f"{where}: {entry!r} is not a group: give a mapping with keys "
+                                f"{', '.join(REQUIRED_KEYS)}, ...")
+        if missing := [key for key in REQUIRED_KEYS if key not in entry]:
+            raise CampaignError(f"{where}: missing keys {missing}")
+        _check_keys({"group": entry["group"]}, GROUP_KEYS, where)  # first: the name names the group below
+        where += f" ({entry['group']})"
+        _check_keys(entry, GROUP_KEYS, where)
+        group = Group(**{**entry, "overrides": tuple(entry.get("overrides", ())),
+                         "seeds": tuple(entry.get("seeds", (1,))), "lr_grid": tuple(entry.get("lr_grid") or ())})
+        if sum(x is not None and x != () for x in (group.lr, group.lr_grid, group.lr_from)) != 1:
+            raise CampaignError(f"{where}: give exactly one of lr, lr_grid, lr_from")
+        for ref in (group.lr_from, group.init_from):
+            if ref is not None and ref not in groups:
+                raise CampaignError(f"{where}: {ref!r} is not a group listed before it")
+        if group.lr_from and not groups[group.lr_from].lr_grid:
+            raise CampaignError(f"{where}: lr_from {group.lr_from!r}, which has no lr_grid")
+        if group.group in groups:
+            raise CampaignError(f"{where}: listed twice")
+        groups[group.group] = group
+    runs = [run for group in groups.values() for run in expand(group)]
+    return Campaign(path, groups, runs, tuple(spec.get("overrides", ())), tuple(spec.get("paper_test", ())),
+                    spec.get("minutes_per_sst_epoch", {}), spec.get("epoch_cost", {}),
+                    spec.get("pretraining_cost", 1.0))
+
+
+def _check_keys(spec: dict, keys: dict, where: str) -> None:
+    """Unknown keys, and values of the wrong kind, are CampaignErrors naming `where` and the key."""
+    if unknown := set(spec) - set(keys):
+        raise CampaignError(f"{where}: unknown keys {sorted(unknown)}")
+    for key, value in spec.items():
+        check, wanted = keys[key]
+        if not (value is None and key in OPTIONAL_KEYS) and not check(value):
+            raise CampaignError(f"{where}: {key}: {value!r} is not {wanted}")
+
+
+def check_overrides(campaign: Campaign) -> None:
+    """Compose each group's `sentibert train` config as its runs will (the file's overrides, then the group's), so
+    that a config that does not exist or a misspelt key is a CampaignError naming the group, before anything runs."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from sentibert.config import CONF_DIR, ConfigError, validate
+
+    checks = [(f"{campaign.path}: overrides", campaign.overrides)] + [
+        (f"{campaign.path}: groups[{i}] ({g.group}): overrides", (*campaign.overrides, *g.overrides))
+        for i, g in enumerate(campaign.groups.values())]
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        for where, overrides in checks:
+            try:
+                validate(compose("train", overrides=list(overrides)))
+            except (HydraException, OmegaConfBaseException, ConfigError) as err:
+                cause = f" ({str(err.__cause__).splitlines()[0]})" if err.__cause__ else ""
+                raise CampaignError(f"{where}: {str(err).splitlines()[0]}{cause}") from None
+
+
+def expand(group: Group) -> list[Run]:
+    """A group's runs: the grid (first seed), then the other seeds at the picked lr; or every seed at one lr."""
+    first, *others = group.seeds
+    if group.lr_grid:
+        grid = [Run(f"{group.group}-lr{lr_name(lr)}-s{first}", group, first, lr) for lr in group.lr_grid]
+        return grid + [Run(f"{group.group}-s{seed}", group, seed, None, group.group) for seed in others]
+    if group.lr_from:
+        return [Run(f"{group.group}-s{seed}", group, seed, None, group.lr_from) for seed in group.seeds]
+    return [Run(f"{group.group}-s{seed}", group, seed, group.lr) for seed in group.seeds]
+
+
+def matches(name: str, only: str) -> bool:
+    """`only`: comma-separated globs; a run matching any of them is in."""
+    return any(fnmatch.fnmatch(name, glob.strip()) for glob in only.split(","))
+
+
+# ---- state, from the results folder -------------------------------------------------------------------------
+def read_results(results: Path, run: str) -> dict | None:
+    path = results / run / run_files.METRICS_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def picked_lr(campaign: Campaign, group: str, results: Path) -> float | None:
+    """The lr whose grid run has the best dev score; None until every grid run of `group` has results."""
+    grid = [run for run in campaign.runs if run.group.group == group and run.grid]
+    scores = []
+    for run in grid:
+        metrics = read_results(results, run.name)
+        if metrics is None:
+            return None
+        scores.append((metrics["best_dev"] if metrics["best_dev"] is not None else float("-inf"), run.lr))
+    best = max(score for score, _ in scores)
+    return next(lr for score, lr in scores if score == best)  # ties: the first listed
+
+
+def first_run(campaign: Campaign, group: str, results: Path) -> Run | None:
+    """The group's first-seed run (its picked grid run, if it has a grid); None until known."""
+    g = campaign.groups[group]
+    if not g.lr_grid:
+        return next(run for run in campaign.runs if run.group is g)
+    lr = picked_lr(campaign, group, results)
+    return None if lr is None else next(run for run in campaign.runs if run.group is g and run.lr == lr)
