@@ -278,3 +278,15 @@ def test_only_takes_comma_separated_globs():
 
     assert matches("mpnet-sst3-sentibert-s1", "minilm-*, mpnet-sst3-*")
     assert not matches("mpnet-sst3-sentibert-s1", "minilm-*,mpnet-emoint*")
+
+
+def test_run_names_spell_the_exact_lr_so_two_lrs_never_share_a_name(tmp_path):
+    from sentibert.campaign.spec import lr_name
+
+    # the names of the committed result folders stay as they are
+    assert [lr_name(lr) for lr in (2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3)] == \
+        ["2e-05", "5e-05", "1e-04", "2e-04", "5e-04", "1e-03"]
+    assert all(float(lr_name(lr)) == lr for lr in (1.5e-5, 1 / 3, 2.5e-4, 3e-4))
+    (tmp_path / "c.yaml").write_text("groups:\n  - {group: g, task: sst_phrase, model: sentibert, encoder: tiny, "
+                                     "variant: x, lr_grid: [1.5e-5, 2.0e-5], seeds: [1]}\n")
+    assert [run.name for run in load_campaign(tmp_path / "c.yaml").runs] == ["g-lr1.5e-05-s1", "g-lr2e-05-s1"]
