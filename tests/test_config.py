@@ -153,3 +153,17 @@ def test_evaluate_config_composes():
         with pytest.raises(ConfigCompositionException):
             compose("evaluate", overrides=["checkpoint=x", "splt=dev"])
     assert (cfg.checkpoint, cfg.data.dataset, cfg.split) == ("some/dir", "sst-paper", "dev")
+
+
+def test_conf_readme_lists_every_file_of_every_group():
+    import re
+
+    readme = (Path(CONF_DIR) / "README.md").read_text(encoding="utf-8")
+    # `emoint_{joy,anger}` names emoint_joy and emoint_anger
+    readme = re.sub(r"(\w*)\{([\w,]+)\}", lambda m: " ".join(m[1] + x for x in m[2].split(",")), readme)
+    unlisted = []
+    for group in sorted(p for p in Path(CONF_DIR).iterdir() if p.is_dir()):
+        row = next((line for line in readme.splitlines() if line.startswith(f"| `{group.name}/` |")), "")
+        unlisted += [f"{group.name}/{f.stem}" for f in sorted(group.glob("*.yaml"))
+                     if not re.search(rf"\b{re.escape(f.stem)}\b", row.split("|")[2] if row else "")]
+    assert not unlisted
