@@ -43,7 +43,7 @@ from sentibert.parsing import parse
 
 log = logging.getLogger(__name__)
 SAMPLE = Path(SAMPLE_DATA_DIR) / "sst"  # when the dataset is not prepared
-FLOOR_MARGIN = 0.05  # issue 12's goal: measured training overhead <= FLOP floor + this (MiniLM, one thread)
+FLOOR_MARGIN = 0.05  # the goal: measured training overhead <= FLOP floor + this (MiniLM, one thread)
 
 
 def bench_trees(cfg: DictConfig) -> tuple[list[BinaryTree], str]:
