@@ -3,9 +3,9 @@
 `conf/train.yaml`, `conf/evaluate.yaml` and `conf/bench.yaml` name their schema first in their defaults list, and every
 `conf/model/*.yaml` names the schema of its class, so Hydra composes the YAML *into* these dataclasses:
 an unknown key (`trainer.max_epoch=3`) or a wrongly typed value fails at composition, naming the key.
-Where defaults live: a model's in its schema here (ModelConfig, SentiBERTConfig: the model classes' own defaults, which
-tests/test_config.py checks), so each conf/model/*.yaml names its `_target_` and sets only what differs; every other
-default lives in the YAML files, and the values here only say what a key means when a file leaves it out.
+Where defaults live: every default is written once, here; a YAML file sets only what differs from its schema (or from
+the file it builds on), which tests/test_config.py checks for every group. The model classes take their defaults
+from ModelConfig and SentiBERTConfig (sentibert.models.model), so a model has one set of defaults too.
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ class PathsConfig:
 @dataclass
 class EncoderConfig:
     name_or_path: str = MISSING  # `minilm`, `tiny`, a hub name or a local directory (sentibert.models.encoder)
-    max_length: int = 512  # wordpieces per sentence, special tokens included; longer input is truncated
+    max_length: int = 512  # wordpieces per sentence, special tokens included; longer input is truncated (BERT's 512)
 
 
 @dataclass
@@ -107,7 +107,7 @@ class TrainerConfig:
     limit_eval_batches: Optional[int] = None  # per evaluation, dev and test
     stop_after_steps: Optional[int] = None  # debug: quit abruptly after this many steps, as if killed
     log_every_n_steps: int = 10
-    precision: str = "32"  # 32 | bf16 | 16: autocast for the forward pass (sentibert/precision.py); 16 scales the loss
+    precision: str = "32"  # 32 | bf16 | 16 (float16, CUDA): autocast (sentibert/precision.py); 16 scales the loss
     compile: bool = False  # torch.compile the model (dynamic shapes)
     # DataLoader processes collating training batches ahead of the step (0: in the main process). They help on GPU
     # machines, where the encoder is fast enough for collating to stall it; on a 2-core CPU they cost start-up every

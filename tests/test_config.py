@@ -5,15 +5,18 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
 from hydra.errors import ConfigCompositionException
 from hydra.utils import get_class
 from omegaconf import OmegaConf
 
 from sentibert.commands.train import main
-from sentibert.config import CONF_DIR, SAMPLE_DATA_DIR, ConfigError, ModelConfig, SentiBERTConfig, validate
+from sentibert.config import (CONF_DIR, SAMPLE_DATA_DIR, BenchConfig, ConfigError, DataConfig, EncoderConfig,
+                              EvaluateConfig, LoggerConfig, ModelConfig, SentiBERTConfig, TrainConfig, TrainerConfig,
+                              validate)
 from sentibert.data.datasets import dataset_info
 from sentibert.evaluation.metrics import HEADLINE_METRICS
-from sentibert.models.model import SentiBERT, TreeSentimentModel
+from sentibert.models.model import SentiBERT, TreeLSTM, TreeSentimentModel
 from sentibert.training.processes import setup_processes
 
 CONF = Path(CONF_DIR)
@@ -52,7 +55,8 @@ def test_every_model_composes_into_its_class_signature(model):
     inspect.signature(get_class(cfg.model._target_)).bind(**kwargs)  # raises on a kwarg the class lacks
 
 
-@pytest.mark.parametrize("schema, model_class", [(ModelConfig, TreeSentimentModel), (SentiBERTConfig, SentiBERT)])
+@pytest.mark.parametrize("schema, model_class", [(ModelConfig, TreeSentimentModel), (SentiBERTConfig, SentiBERT),
+                                                 (ModelConfig, TreeLSTM)])
 def test_model_defaults_are_the_classes_own(schema, model_class):
     """One set of model defaults: the schema's are the constructor's (encoder and max_length come from the encoder)."""
     parameters = inspect.signature(model_class).parameters
@@ -61,16 +65,35 @@ def test_model_defaults_are_the_classes_own(schema, model_class):
             assert f.default == parameters[f.name].default, f.name
 
 
-@pytest.mark.parametrize("model", names("model"))
-def test_model_files_set_only_what_differs_from_the_defaults(model):
-    """A conf/model file that restated a default would be a second place to change it."""
-    raw = OmegaConf.load(CONF / "model" / f"{model}.yaml")
-    parent = raw.defaults[0]  # a schema, or the model file it refines
-    base = compose_train(f"model={parent}").model if not parent.startswith("schema_") else OmegaConf.structured(
-        SentiBERTConfig if parent == "schema_sentibert" else ModelConfig)
-    for key, value in raw.items():
-        if key not in ("defaults", "_target_"):
-            assert base[key] != value, f"{model}.yaml restates {key}: {value}"
+# The schema of a group's files that name none (conf/README.md: every default is written once, in the schema).
+GROUP_SCHEMAS = {"trainer": TrainerConfig, "data": DataConfig, "encoder": EncoderConfig, "model": ModelConfig,
+                 "logger": LoggerConfig}
+COMMAND_SCHEMAS = {"train": TrainConfig, "evaluate": EvaluateConfig, "bench": BenchConfig}
+
+
+def defaults_under(group: str, name: str):
+    """What conf/<group>/<name>.yaml builds on: its schema, then the files its defaults list names."""
+    base = OmegaConf.structured(GROUP_SCHEMAS[group])
+    for parent in OmegaConf.load(CONF / group / f"{name}.yaml").get("defaults", []):
+        if parent.startswith("schema_"):
+            base = OmegaConf.structured(ConfigStore.instance().load(f"{group}/{parent}.yaml").node)
+        elif parent != "_self_":
+            parent_file = OmegaConf.to_container(OmegaConf.load(CONF / group / f"{parent}.yaml"))
+            parent_file.pop("defaults", None)
+            base = OmegaConf.merge(defaults_under(group, parent), parent_file)
+    return base
+
+
+@pytest.mark.parametrize("group, name", [(group, name) for group in GROUP_SCHEMAS for name in names(group)]
+                         + [("", command) for command in COMMAND_SCHEMAS])
+def test_yaml_sets_only_what_differs_from_the_schema(group, name):
+    """A file that restated a default would be a second place to change it (a model file names its class)."""
+    raw = OmegaConf.load(CONF / group / f"{name}.yaml")
+    base = defaults_under(group, name) if group else OmegaConf.structured(COMMAND_SCHEMAS[name])
+    restated = [key for key in raw if key not in ("defaults", "hydra", "_target_")  # _target_: names the class
+                and OmegaConf.to_container(base, resolve=False).get(key, "<none>") == OmegaConf.to_container(
+                    raw, resolve=False)[key]]
+    assert not restated, f"{group}/{name}.yaml restates its schema's defaults"
 
 
 @pytest.mark.parametrize("encoder", names("encoder"))

@@ -34,6 +34,7 @@ from transformers import (AutoConfig, AutoModel, AutoModelForMaskedLM, AutoToken
                           PreTrainedTokenizerBase)
 
 from sentibert import __version__
+from sentibert.config import ModelConfig as Defaults, SentiBERTConfig as SentiBERTDefaults  # the defaults' one home
 from sentibert.data.labels import label_names as default_label_names
 from sentibert.data.spans import IGNORE, EncodedTree, collate, encode_tree
 from sentibert.data.tree import BinaryTree
@@ -101,9 +102,10 @@ class TreeSentimentModel(nn.Module):
         super().__init_subclass__(**kwargs)
         TreeSentimentModel.registry[cls.__name__] = cls
 
-    def __init__(self, encoder: str | PretrainedConfig = "minilm", num_classes: int = 5, dropout: float = 0.1,
-                 root_only: bool = False, mlm: bool = False, max_length: int | None = None, lora_rank: int = 0,
-                 lora_targets: str | None = None):
+    def __init__(self, encoder: str | PretrainedConfig = "minilm", num_classes: int = Defaults.num_classes,
+                 dropout: float = Defaults.dropout, root_only: bool = Defaults.root_only, mlm: bool = Defaults.mlm,
+                 max_length: int | None = None, lora_rank: int = Defaults.lora_rank,
+                 lora_targets: str | None = Defaults.lora_targets):
         super().__init__()
         auto = AutoModelForMaskedLM if mlm else AutoModel  # a checkpoint without an MLM head gets a new, tied one
         if isinstance(encoder, PretrainedConfig):
@@ -398,10 +400,13 @@ def _load_tokenizer(directory: Path) -> PreTrainedTokenizerBase:
 class SentiBERT(TreeSentimentModel):
     """The paper's model; the flags are its ablations (see `PhraseComposition`)."""
 
-    def __init__(self, encoder: str | PretrainedConfig = "minilm", num_classes: int = 5, dropout: float = 0.1,
-                 root_only: bool = False, mlm: bool = False, max_length: int | None = None, lora_rank: int = 0,
-                 lora_targets: str | None = None, attend_tokens: bool = True, attend_children: bool = True,
-                 recursive: bool = False):
+    def __init__(self, encoder: str | PretrainedConfig = "minilm", num_classes: int = Defaults.num_classes,
+                 dropout: float = Defaults.dropout, root_only: bool = Defaults.root_only, mlm: bool = Defaults.mlm,
+                 max_length: int | None = None, lora_rank: int = Defaults.lora_rank,
+                 lora_targets: str | None = Defaults.lora_targets,
+                 attend_tokens: bool = SentiBERTDefaults.attend_tokens,
+                 attend_children: bool = SentiBERTDefaults.attend_children,
+                 recursive: bool = SentiBERTDefaults.recursive):
         super().__init__(encoder, num_classes, dropout, root_only, mlm, max_length, lora_rank, lora_targets)
         self.hparams.update(attend_tokens=attend_tokens, attend_children=attend_children, recursive=recursive)
         self.composition = PhraseComposition(self.hidden_size, dropout, attend_tokens, attend_children, recursive)
@@ -431,9 +436,10 @@ class CLSPool(TreeSentimentModel):
 class TreeLSTM(TreeSentimentModel):
     """Binary constituency Tree-LSTM over the encoder: a word's state is the mean of its wordpieces' states."""
 
-    def __init__(self, encoder: str | PretrainedConfig = "minilm", num_classes: int = 5, dropout: float = 0.1,
-                 root_only: bool = False, mlm: bool = False, max_length: int | None = None, lora_rank: int = 0,
-                 lora_targets: str | None = None):
+    def __init__(self, encoder: str | PretrainedConfig = "minilm", num_classes: int = Defaults.num_classes,
+                 dropout: float = Defaults.dropout, root_only: bool = Defaults.root_only, mlm: bool = Defaults.mlm,
+                 max_length: int | None = None, lora_rank: int = Defaults.lora_rank,
+                 lora_targets: str | None = Defaults.lora_targets):
         super().__init__(encoder, num_classes, dropout, root_only, mlm, max_length, lora_rank, lora_targets)
         self.composition = TreeLSTMComposition(self.hidden_size)
         self.init_new_weights(self.composition)
