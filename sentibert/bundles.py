@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sentibert.models.encoder import CheckpointError, EncoderNotFound
+from sentibert.models.checkpoint import CheckpointError
+from sentibert.models.encoder import EncoderNotFound
 from sentibert.models.model import CONFIG_FILE, TreeSentimentModel
 from sentibert.runs import BEST_MODEL
 

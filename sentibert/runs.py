@@ -56,8 +56,8 @@ def find_predictions(folder: Path) -> Path | None:
                 None)
 
 
-class ReportError(RuntimeError):
-    """A run directory the report cannot use; the message names the directory and what is missing."""
+class RunFolderError(RuntimeError):
+    """A run directory (or a file in one) that cannot be read as a run; the message names it and what is wrong."""
 
 
 # ---- the predictions file --------------------------------------------------------------------------------------
@@ -96,9 +96,9 @@ def read_predictions(path: Path, label_view: str | None = None,
         lines = (split_lines(decode_text(gzip.decompress(path.read_bytes()), str(path))) if path.suffix == ".gz"
                  else read_lines(path))
     except TextFileError as err:
-        raise ReportError(str(err)) from None
+        raise RunFolderError(str(err)) from None
     except (gzip.BadGzipFile, EOFError, zlib.error) as err:  # not gzip, or cut short
-        raise ReportError(f"{path}: not a whole gzip file ({err})") from None
+        raise RunFolderError(f"{path}: not a whole gzip file ({err})") from None
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -110,17 +110,17 @@ def read_predictions(path: Path, label_view: str | None = None,
             if line_names is None:  # written before label_names: the dataset's gold labels
                 tree, line_names = relabel(tree, label_view) if label_view else tree, tuple(label_names)
         except (ValueError, KeyError, TypeError) as err:  # bad JSON, a missing key, a bad tree or label
-            raise ReportError(f"{path}:{n}: not a prediction record ({err})") from None
+            raise RunFolderError(f"{path}:{n}: not a prediction record ({err})") from None
         if names is None:
             names = line_names
         if line_names != names:
-            raise ReportError(f"{path}:{n}: label_names {list(line_names)}, not line 1's {list(names)}: one file "
-                              "holds one run's predictions")
+            raise RunFolderError(f"{path}:{n}: label_names {list(line_names)}, not line 1's {list(names)}: one file "
+                                 "holds one run's predictions")
         classes = range(len(names))
         if len(pred) != len(tree) or not all(p in classes for p in pred) or not all(
                 g in classes or g == UNLABELED for g in tree.labels):
-            raise ReportError(f"{path}:{n}: expected gold and predicted labels of the {len(names)} classes "
-                              f"({', '.join(names)}) for each of the tree's {len(tree)} nodes, got gold "
-                              f"{list(tree.labels)} and predictions {pred}")
+            raise RunFolderError(f"{path}:{n}: expected gold and predicted labels of the {len(names)} classes "
+                                 f"({', '.join(names)}) for each of the tree's {len(tree)} nodes, got gold "
+                                 f"{list(tree.labels)} and predictions {pred}")
         out.append((tree, pred))
     return Predictions(names or tuple(label_names), out)

@@ -164,12 +164,12 @@ def test_non_utf8_files_are_named_not_a_traceback(not_utf8, checkpoint, fake_par
 
 def test_non_utf8_labelled_text_and_predictions_are_named(not_utf8, tmp_path):
     from sentibert.data.transfer import LabelledTextError, read_labelled
-    from sentibert.runs import ReportError, read_predictions
+    from sentibert.runs import RunFolderError, read_predictions
 
     shutil.copyfile(not_utf8, tmp_path / "data.tsv")
     with pytest.raises(LabelledTextError, match=f"data.tsv.*UTF-8"):
         read_labelled(tmp_path / "data.tsv")
-    with pytest.raises(ReportError, match=f"{not_utf8.name}.*UTF-8"):
+    with pytest.raises(RunFolderError, match=f"{not_utf8.name}.*UTF-8"):
         read_predictions(not_utf8)
 
 
@@ -325,7 +325,7 @@ TAMPERING = {
 
 @pytest.mark.parametrize("tampering", TAMPERING)
 def test_a_checkpoint_that_would_run_code_is_refused(tampering, checkpoint, fake_parser, tmp_path, capsys):
-    from sentibert.models.encoder import CheckpointError
+    from sentibert.models.checkpoint import CheckpointError
 
     file, edit = TAMPERING[tampering]
     directory = tamper(checkpoint, tmp_path / "tampered", file, edit)
@@ -338,7 +338,8 @@ def test_a_checkpoint_that_would_run_code_is_refused(tampering, checkpoint, fake
 
 
 def test_an_encoder_directory_that_would_run_code_is_refused(checkpoint, tmp_path):
-    from sentibert.models.encoder import CheckpointError, load_tokenizer
+    from sentibert.models.checkpoint import CheckpointError
+    from sentibert.models.encoder import load_tokenizer
 
     file, edit = TAMPERING["tokenizer auto_map"]
     directory = tamper(checkpoint, tmp_path / "encoder", file, edit)
@@ -376,7 +377,7 @@ DAMAGE = {
 
 @pytest.mark.parametrize("damage", DAMAGE)
 def test_a_damaged_checkpoint_names_the_file(damage, checkpoint, fake_parser, tmp_path, capsys):
-    from sentibert.models.encoder import CheckpointError
+    from sentibert.models.checkpoint import CheckpointError
 
     file, edit = DAMAGE[damage]
     directory = shutil.copytree(checkpoint, tmp_path / "damaged")
@@ -607,7 +608,7 @@ def resume(run_dir: Path, capsys):
 
 
 def test_latest_naming_a_missing_checkpoint_is_named(stopped_run, tmp_path, capsys):
-    from sentibert.models.encoder import CheckpointError
+    from sentibert.models.checkpoint import CheckpointError
     from sentibert.training import loop as train
 
     run_dir = shutil.copytree(stopped_run, tmp_path / "run")

@@ -13,7 +13,7 @@ from sentibert import cli
 from sentibert.data.tree import BinaryTree
 from sentibert.inference import predict as predict_module
 from sentibert.inference.predict import PredictError, load_network, predict
-from sentibert.models.encoder import CheckpointError
+from sentibert.models.checkpoint import CheckpointError
 from sentibert.models.model import MeanPool, SentiBERT
 from sentibert.parsing import parse
 

@@ -11,7 +11,7 @@ from sentibert.data.tree import BinaryTree, read_trees
 from sentibert.evaluation.metrics import evaluate_predictions
 from sentibert.evaluation.report import LENGTH_BIN_NAMES, accuracy_by_length, confusion, load_run, load_runs
 from sentibert.io import atomic_write_json
-from sentibert.runs import ReportError, read_predictions, write_predictions
+from sentibert.runs import RunFolderError, read_predictions, write_predictions
 
 TREES = read_trees(FIXTURES / "report_trees.txt")
 
@@ -125,7 +125,7 @@ def test_a_run_directory_the_report_cannot_use_is_named(tmp_path, capsys, breaka
     if breakage == "bad predictions":
         lines = (run / "test_predictions.jsonl").read_text().splitlines()
         (run / "test_predictions.jsonl").write_text("\n".join([lines[0], '{"tree": "(2 a"}', *lines[2:]]) + "\n")
-    with pytest.raises(ReportError, match=message):
+    with pytest.raises(RunFolderError, match=message):
         load_runs([run])
     assert cli.main(["report", str(run), "--out", str(tmp_path / "out")]) == 1
     assert "sentibert report: error:" in capsys.readouterr().err

@@ -95,7 +95,7 @@ def test_transfer_training_from_an_sst_checkpoint(tmp_path, monkeypatch):
     write_emoint_like(tmp_path / "data", "emoint-joy", rows)
     sst_model = SentiBERT(encoder="tiny").save_pretrained(tmp_path / "sst_model")  # 5 classes
 
-    overrides = ["experiment=emoint", "encoder=tiny", f"data.root={tmp_path / 'data'}", "data.batch_size=8",
+    overrides = ["experiment=emoint_joy", "encoder=tiny", f"data.root={tmp_path / 'data'}", "data.batch_size=8",
                  "logger=none", "trainer.max_epochs=2", "trainer.lr=1e-3", f"init_from={sst_model}"]
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("train", overrides=overrides)

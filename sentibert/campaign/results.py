@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from sentibert.campaign.spec import PAPER_TEST_METRICS, Campaign, Group, Run, first_run, lr_name, picked_lr
+from sentibert.campaign.spec import PAPER_TEST_METRICS, Campaign, Group, PlannedRun, first_run, lr_name, picked_lr
 from sentibert.config import TrainerConfig
 from sentibert.evaluation.significance import Difference, SentenceScores, paired_bootstrap, paired_bootstrap_roots, \
     root_predictions, sentence_scores
@@ -92,7 +92,7 @@ def load_paper(path: str | Path) -> dict[tuple[str, str, str, str], float]:
 
 @dataclass
 class RunResult:
-    run: Run
+    run: PlannedRun
     path: Path
     metrics: dict  # metrics.json
     paper_test: dict | None  # paper_test_metrics.json, if the run has one
@@ -130,7 +130,7 @@ METRICS_KINDS = {"best_dev": ((int, float, type(None)), "a number or null"), "be
                  "campaign.init_from": ((dict,), "a JSON object")}
 
 
-def load_run(results: Path, run: Run) -> RunResult | None:
+def load_result(results: Path, run: PlannedRun) -> RunResult | None:
     path = results / run.name / METRICS_FILE
     metrics = _read_json(path)
     if metrics is None:
@@ -237,7 +237,7 @@ def _task_rank(task: str) -> tuple:
 def build(campaign: Campaign, results: Path, paper: dict[tuple[str, str, str, str], float]) -> Tables:
     """Every group's row and every lr grid, from what `results` holds now."""
     results = Path(results)
-    loaded = {run.name: load_run(results, run) for run in campaign.runs}  # reads (and checks) every file once
+    loaded = {run.name: load_result(results, run) for run in campaign.runs}  # reads (and checks) every file once
     rows, grids = [], []
     for g in campaign.groups.values():
         runs = [run for run in campaign.runs if run.group is g]

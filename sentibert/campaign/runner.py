@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sentibert import runs as run_files
-from sentibert.campaign.spec import (PAPER_TEST_DIR, PAPER_TEST_METRICS, PAPER_TEST_PREDICTIONS, Campaign, Run,
+from sentibert.campaign.spec import (PAPER_TEST_DIR, PAPER_TEST_METRICS, PAPER_TEST_PREDICTIONS, Campaign, PlannedRun,
                                      first_run, matches, picked_lr, read_results)
 from sentibert.io import atomic_write_json, atomic_write_text, process_lock
 
@@ -39,7 +39,7 @@ DONE_FILE = "campaign.done"  # in a run dir: training ended there, so its best_m
 SECONDS_FILE = "campaign.seconds"  # in a run dir: its wall time so far, over every runner that worked on it
 
 
-def resolve(campaign: Campaign, run: Run, results: Path, runs_dir: Path) -> list[str] | None:
+def resolve(campaign: Campaign, run: PlannedRun, results: Path, runs_dir: Path) -> list[str] | None:
     """The run's `sentibert train` overrides, or None while what it depends on has no results yet."""
     lr = run.lr if run.lr is not None else picked_lr(campaign, run.lr_source, results)
     if lr is None:
@@ -54,11 +54,11 @@ def resolve(campaign: Campaign, run: Run, results: Path, runs_dir: Path) -> list
     return overrides
 
 
-def checkpoint_here(runs_dir: Path, run: Run) -> bool:
+def checkpoint_here(runs_dir: Path, run: PlannedRun) -> bool:
     return (runs_dir / run.name / DONE_FILE).is_file()
 
 
-def lost_checkpoints(campaign: Campaign, results: Path, runs_dir: Path, only: str = "*") -> list[Run]:
+def lost_checkpoints(campaign: Campaign, results: Path, runs_dir: Path, only: str = "*") -> list[PlannedRun]:
     """Sources with results but no finished run dir here, that a run still to do (matching `only`) starts from."""
     lost = []
     for run in campaign.runs:
@@ -72,7 +72,7 @@ def lost_checkpoints(campaign: Campaign, results: Path, runs_dir: Path, only: st
     return lost
 
 
-def compare_rebuilt(results: Path, run: Run, run_dir: Path) -> str:
+def compare_rebuilt(results: Path, run: PlannedRun, run_dir: Path) -> str:
     """How a rebuilt source's dev scores compare with its committed results (floating-point equality)."""
     committed = read_results(results, run.name)
     rebuilt = json.loads((run_dir / run_files.METRICS_FILE).read_text(encoding="utf-8"))
@@ -97,7 +97,7 @@ def _gzip(source: Path, target: Path) -> None:
         shutil.copyfileobj(f, g)
 
 
-def collect(campaign: Campaign, run: Run, run_dir: Path, results: Path, lr: float, seconds: float) -> Path:
+def collect(campaign: Campaign, run: PlannedRun, run_dir: Path, results: Path, lr: float, seconds: float) -> Path:
     """Copy a finished run's results into `results/<run>/`, atomically."""
     tmp = results / f".{run.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -126,7 +126,7 @@ def collect(campaign: Campaign, run: Run, run_dir: Path, results: Path, lr: floa
     return final
 
 
-def commands(campaign: Campaign, run: Run, overrides: list[str], run_dir: Path) -> list[list[str]]:
+def commands(campaign: Campaign, run: PlannedRun, overrides: list[str], run_dir: Path) -> list[list[str]]:
     train = [sys.executable, "-m", "sentibert.commands.train", *overrides, f"hydra.run.dir={run_dir}", "resume=true"]
     if not campaign.paper_tested(run.group):
         return [train]
@@ -137,7 +137,7 @@ def commands(campaign: Campaign, run: Run, overrides: list[str], run_dir: Path) 
 
 @dataclass
 class Job:
-    run: Run
+    run: PlannedRun
     steps: list[list[str]]
     run_dir: Path
     lr: float
@@ -239,7 +239,7 @@ def running_elsewhere(run_dir: Path) -> bool:
 
 
 # ---- dry run --------------------------------------------------------------------------------------------------
-def estimate_minutes(campaign: Campaign, run: Run) -> float | None:
+def estimate_minutes(campaign: Campaign, run: PlannedRun) -> float | None:
     """Rough one-thread minutes: epochs x the encoder's SST epoch x the dataset's cost relative to SST."""
     from hydra import compose, initialize_config_dir
 

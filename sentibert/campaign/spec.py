@@ -84,7 +84,7 @@ class Group:
 
 
 @dataclass(frozen=True)
-class Run:
+class PlannedRun:
     name: str
     group: Group
     seed: int
@@ -101,7 +101,7 @@ class Run:
 class Campaign:
     path: Path
     groups: dict[str, Group]
-    runs: list[Run]
+    runs: list[PlannedRun]
     overrides: tuple[str, ...] = ()
     paper_test: tuple[str, ...] = ()
     minutes_per_sst_epoch: dict[str, float] = field(default_factory=dict)
@@ -190,15 +190,15 @@ def check_overrides(campaign: Campaign) -> None:
                 raise CampaignError(f"{where}: {str(err).splitlines()[0]}{cause}") from None
 
 
-def expand(group: Group) -> list[Run]:
+def expand(group: Group) -> list[PlannedRun]:
     """A group's runs: the grid (first seed), then the other seeds at the picked lr; or every seed at one lr."""
     first, *others = group.seeds
     if group.lr_grid:
-        grid = [Run(f"{group.group}-lr{lr_name(lr)}-s{first}", group, first, lr) for lr in group.lr_grid]
-        return grid + [Run(f"{group.group}-s{seed}", group, seed, None, group.group) for seed in others]
+        grid = [PlannedRun(f"{group.group}-lr{lr_name(lr)}-s{first}", group, first, lr) for lr in group.lr_grid]
+        return grid + [PlannedRun(f"{group.group}-s{seed}", group, seed, None, group.group) for seed in others]
     if group.lr_from:
-        return [Run(f"{group.group}-s{seed}", group, seed, None, group.lr_from) for seed in group.seeds]
-    return [Run(f"{group.group}-s{seed}", group, seed, group.lr) for seed in group.seeds]
+        return [PlannedRun(f"{group.group}-s{seed}", group, seed, None, group.lr_from) for seed in group.seeds]
+    return [PlannedRun(f"{group.group}-s{seed}", group, seed, group.lr) for seed in group.seeds]
 
 
 def matches(name: str, only: str) -> bool:
@@ -225,7 +225,7 @@ def picked_lr(campaign: Campaign, group: str, results: Path) -> float | None:
     return next(lr for score, lr in scores if score == best)  # ties: the first listed
 
 
-def first_run(campaign: Campaign, group: str, results: Path) -> Run | None:
+def first_run(campaign: Campaign, group: str, results: Path) -> PlannedRun | None:
     """The group's first-seed run (its picked grid run, if it has a grid); None until known."""
     g = campaign.groups[group]
     if not g.lr_grid:

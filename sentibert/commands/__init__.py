@@ -61,7 +61,8 @@ def user_error(err: BaseException) -> BaseException | None:
     raised by our own checks (in a sentibert module). An error inside hydra.utils.instantiate is judged by its cause."""
     from sentibert.data.datasets import DataError
     from sentibert.data.tree import TreeFormatError
-    from sentibert.models.encoder import CheckpointError, EncoderNotFound
+    from sentibert.models.checkpoint import CheckpointError
+    from sentibert.models.encoder import EncoderNotFound
     from sentibert.parsing.parse import ParserError
 
     while isinstance(err, InstantiationException) and err.__cause__ is not None:

@@ -13,7 +13,7 @@ from sentibert.io import atomic_write_text
 from sentibert.parsing.parse import ParserError
 from sentibert.precision import resolve
 
-FORMATS = (*probe.FORMATS, "html")
+FORMATS = (*probe.REPORT_RENDERERS, "html")
 SUFFIXES = {suffix: fmt for suffix, fmt in {**SUFFIX_FORMATS, ".md": "md"}.items() if fmt in FORMATS}  # not png
 
 
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         precision = resolve(args.precision, next(model.model.parameters()).device)
         doc = probe.report(outcomes, suite, args.failures, model=model.name, parser=model.parser.model.name,
                            precision=precision)
-        output = probe.to_html(doc, outcomes, args.failures) if fmt == "html" else probe.FORMATS[fmt](doc)
+        output = probe.to_html(doc, outcomes, args.failures) if fmt == "html" else probe.REPORT_RENDERERS[fmt](doc)
         if args.out:
             atomic_write_text(args.out, output)
         else:

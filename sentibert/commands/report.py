@@ -7,7 +7,7 @@ import sys
 
 from sentibert.commands import fail
 from sentibert.evaluation.report import load_runs, report
-from sentibert.runs import PREDICTIONS_FILE, ReportError
+from sentibert.runs import PREDICTIONS_FILE, RunFolderError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"sentibert report: {run.path} has no {PREDICTIONS_FILE}: no confusion matrix or accuracy by "
                       "length for it", file=sys.stderr)
         print(report(runs, args.out))
-    except (ReportError, OSError) as err:
+    except (RunFolderError, OSError) as err:
         return fail("report", err)
     return 0
 

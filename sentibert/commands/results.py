@@ -10,7 +10,7 @@ from sentibert.campaign import tables
 from sentibert.campaign.results import ResultsError
 from sentibert.campaign.tables import defaults, write
 from sentibert.commands import fail
-from sentibert.runs import ReportError
+from sentibert.runs import RunFolderError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail("results", f"{results} is not a directory")
     try:
         written = write(results, paths["campaign"], paths["paper"], paths["out"], paths["csv"], not args.no_plots)
-    except (ResultsError, ReportError, OSError) as err:  # ReportError: a bad predictions file
+    except (ResultsError, RunFolderError, OSError) as err:  # RunFolderError: a bad predictions file
         return fail("results", err)
     for path in written:
         print(path)

@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 from sentibert.data.tree import UNLABELED, BinaryTree
 from sentibert.io import TextFileError, read_lines
 
-FORMATS = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
+FILE_FORMATS = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
 TEXT_COLUMNS = ("text", "sentence")  # text=None: the first of these a row has (`sentence`: GLUE)
 
 
@@ -32,7 +32,7 @@ def read_labelled(path: str | Path, text: str | None = "text", label: str = "lab
     label must be one of the dataset's classes, 0 to num_classes - 1. With `names` (one per class), a label may also
     be a class name. text=None: the first of TEXT_COLUMNS a row has."""
     path = Path(path)
-    fmt = fmt or FORMATS.get(path.suffix.lower())
+    fmt = fmt or FILE_FORMATS.get(path.suffix.lower())
     if fmt not in ("tsv", "csv", "jsonl"):
         raise LabelledTextError(f"{path}: unknown format {fmt or path.suffix!r}; use .tsv, .csv or .jsonl "
                                 "(or set format)")

@@ -446,4 +446,5 @@ def to_html(doc: dict, outcomes: Sequence[Outcome], failures: int = FAILURES_SHO
                        label_names=doc["label_names"], model=doc.get("model"))
 
 
-FORMATS = {"text": to_text, "md": to_markdown, "json": to_json_text}  # the report -> str; html needs the trees too
+# The report -> str, by --format; html needs the trees too.
+REPORT_RENDERERS = {"text": to_text, "md": to_markdown, "json": to_json_text}

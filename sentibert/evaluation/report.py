@@ -30,7 +30,8 @@ from sentibert.data.labels import label_names
 from sentibert.data.tree import BinaryTree
 from sentibert.evaluation.metrics import ANALYSES, METRIC_LABELS
 from sentibert.io import atomic_write, atomic_write_text
-from sentibert.runs import CONFIG_FILE, METRICS_FILE, PREDICTIONS_FILE, ReportError, find_predictions, read_predictions
+from sentibert.runs import (CONFIG_FILE, METRICS_FILE, PREDICTIONS_FILE, RunFolderError, find_predictions,
+                            read_predictions)
 
 HEADLINE = {key: METRIC_LABELS[key] for key in ("phrase_acc", "sst5_root_acc", "sst3_root_acc",
                                                  "sst3_from_5class_root_acc", "sst2_from_5class_root_acc")}
@@ -44,7 +45,7 @@ LENGTH_BIN_WIDTH, LENGTH_BINS = 5, 7  # phrase lengths 1-5, 6-10, ..., 31+
 
 # ---- runs ------------------------------------------------------------------------------------------------------
 @dataclass
-class Run:
+class FinishedRun:
     path: Path
     label: str
     best_epoch: int | None
@@ -53,30 +54,31 @@ class Run:
     label_names: tuple[str, ...] = ()  # the predictions' classes
 
 
-def load_run(path: str | Path) -> Run:
+def load_run(path: str | Path) -> FinishedRun:
     path = Path(path)
     if not path.is_dir():
-        raise ReportError(f"{path} is not a directory")
+        raise RunFolderError(f"{path} is not a directory")
     if not (path / METRICS_FILE).is_file():
-        raise ReportError(f"{path} is not a training run: {METRICS_FILE} is missing")
+        raise RunFolderError(f"{path} is not a training run: {METRICS_FILE} is missing")
     try:
         metrics = json.loads((path / METRICS_FILE).read_text(encoding="utf-8"))
     except ValueError as err:
-        raise ReportError(f"{path / METRICS_FILE}: not JSON ({err})") from None
+        raise RunFolderError(f"{path / METRICS_FILE}: not JSON ({err})") from None
     if "test" not in metrics:
-        raise ReportError(f"{path / METRICS_FILE} has no test results: `sentibert train` writes them when "
-                          "the run finishes")
+        raise RunFolderError(f"{path / METRICS_FILE} has no test results: `sentibert train` writes them when "
+                             "the run finishes")
     config = _run_config(path)
     model, data = config.get("model", {}), config.get("data", {})
     # The model class (`sentibert.models.model.MeanPool` -> MeanPool), else the directory's name.
     name = model["_target_"].rsplit(".", 1)[-1] if model.get("_target_") else path.resolve().name
     found = find_predictions(path)
     if found is None:
-        return Run(path, name, metrics.get("best_epoch"), metrics["test"], None)
+        return FinishedRun(path, name, metrics.get("best_epoch"), metrics["test"], None)
     # The run's task names the classes of a file written before predictions files named them.
     names = label_names(model.get("num_classes", 5), data.get("dataset"), data.get("label_view"))
     predictions = read_predictions(found, data.get("label_view"), names)
-    return Run(path, name, metrics.get("best_epoch"), metrics["test"], predictions.records, predictions.label_names)
+    return FinishedRun(path, name, metrics.get("best_epoch"), metrics["test"], predictions.records,
+                       predictions.label_names)
 
 
 def _run_config(path: Path) -> dict:
@@ -89,11 +91,11 @@ def _run_config(path: Path) -> dict:
         if not all(isinstance(loaded.get(part, {}), dict) for part in ("model", "data")):
             raise AttributeError("model or data is not a mapping")
     except (yaml.YAMLError, AttributeError) as err:  # not YAML, or not a mapping
-        raise ReportError(f"{config}: not a run configuration ({err})") from None
+        raise RunFolderError(f"{config}: not a run configuration ({err})") from None
     return loaded
 
 
-def load_runs(paths: Sequence[str | Path]) -> list[Run]:
+def load_runs(paths: Sequence[str | Path]) -> list[FinishedRun]:
     runs = [load_run(p) for p in paths]
     names = [run.label for run in runs]
     for run in runs:
@@ -150,7 +152,7 @@ def _save(fig, path: Path) -> Path:
     return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
 
 
-def _grouped_bars(ax, runs: list[Run], groups: list[str], values: list[list[float | None]], title: str) -> None:
+def _grouped_bars(ax, runs: list[FinishedRun], groups: list[str], values: list[list[float | None]], title: str) -> None:
     """One bar per run within each group; `values[r][g]` is run r's accuracy in group g (None: no bar)."""
     width = 0.8 / len(runs)
     for r, (run, row) in enumerate(zip(runs, values)):
@@ -163,7 +165,7 @@ def _grouped_bars(ax, runs: list[Run], groups: list[str], values: list[list[floa
     ax.set_title(title, fontsize=10)
 
 
-def plot_overview(runs: list[Run], path: Path) -> Path:
+def plot_overview(runs: list[FinishedRun], path: Path) -> Path:
     fig = _figure(max(6, 1.2 * len(HEADLINE) * len(runs)), 3.5)
     ax = fig.add_subplot()
     _grouped_bars(ax, runs, list(HEADLINE.values()), [[run.test.get(k) for k in HEADLINE] for run in runs],
@@ -172,7 +174,7 @@ def plot_overview(runs: list[Run], path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_fine_grained(runs: list[Run], path: Path) -> Path:
+def plot_fine_grained(runs: list[FinishedRun], path: Path) -> Path:
     fig = _figure(11, 7)
     axes = fig.subplots(2, 2).flat
     for ax, (key, title, buckets) in zip(axes, FINE_GRAINED):
@@ -182,7 +184,7 @@ def plot_fine_grained(runs: list[Run], path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_confusion(runs: list[Run], path: Path) -> Path:
+def plot_confusion(runs: list[FinishedRun], path: Path) -> Path:
     """Per run, the confusion matrix coloured by row (the share of each gold class), annotated with counts."""
     fig = _figure(4.2 * len(runs), 4.2)
     for ax, run in zip(fig.subplots(1, len(runs), squeeze=False)[0], runs):
@@ -202,7 +204,7 @@ def plot_confusion(runs: list[Run], path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_length(runs: list[Run], path: Path) -> Path:
+def plot_length(runs: list[FinishedRun], path: Path) -> Path:
     fig = _figure(7, 3.8)
     ax = fig.add_subplot()
     for run in runs:
@@ -231,7 +233,7 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def markdown(runs: list[Run]) -> str:
+def markdown(runs: list[FinishedRun]) -> str:
     out = ["# SentiBERT report\n",
            "Test split, with each run's model from its best dev epoch. Accuracies in %; (n) is the number of "
            "items scored.\n"]
@@ -264,7 +266,7 @@ def markdown(runs: list[Run]) -> str:
 
 
 # ---- the report ------------------------------------------------------------------------------------------------
-def report(runs: list[Run], out: str | Path) -> Path:
+def report(runs: list[FinishedRun], out: str | Path) -> Path:
     """Write the plots and report.md for these runs into `out`; -> the markdown file."""
     out = Path(out)
     plot_overview(runs, out / "overview.png")

@@ -40,8 +40,8 @@ from sentibert.data.spans import IGNORE, EncodedTree, collate, encode_tree
 from sentibert.data.tree import BinaryTree
 from sentibert.io import atomic_write, atomic_write_json, wrapped_os_error
 from sentibert.models.composition import PhraseComposition, TreeLSTMComposition, span_mean
-from sentibert.models.encoder import (CheckpointError, load_tokenizer, quiet_loading, read_checkpoint_json,
-                                      resolve_encoder)
+from sentibert.models.checkpoint import CheckpointError, read_checkpoint_json
+from sentibert.models.encoder import load_tokenizer, quiet_loading, resolve_encoder
 from sentibert.models.pretraining import MLM_IGNORE
 
 Tensor = torch.Tensor

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 BUNDLED_DIR = Path(__file__).resolve().parents[1] / "resources" / "parser"
 CHART_FILES = ("config.json", "model.safetensors")  # the bundled chart parser (parsing.chart.ChartParser.save)
-BATCH_SIZE = 256  # sentences per pipeline call (the cache is written after each)
+PARSE_BATCH_SIZE = 256  # sentences per pipeline call (the cache is written after each)
 # Parses kept per model: 3 x the texts of GLUE SST-2 (68k, the largest dataset parsed here). An entry is about
 # 0.4 KB, one 4 KB block on most disks: under 1 GB in all.
 MAX_CACHE_ENTRIES = 200_000
@@ -127,7 +127,7 @@ def build_pipeline(model: ParserModel):
 
     return stanza.Pipeline(dir=str(model.resources_dir), processors="tokenize,pos,constituency", lang="en",
                            tokenize_no_ssplit=True, constituency_model_path=str(model.path),
-                           constituency_batch_size=BATCH_SIZE, download_method=None, logging_level="ERROR",
+                           constituency_batch_size=PARSE_BATCH_SIZE, download_method=None, logging_level="ERROR",
                            use_gpu=False)
 
 
@@ -182,9 +182,9 @@ class Parser:
                 raise ParserError(f"{source}:{n}: empty line; give one sentence per line")
         trees: dict[str, BinaryTree | None] = {text: self._cached(text) for text in dict.fromkeys(texts)}
         todo = [text for text, tree in trees.items() if tree is None]
-        batches = range(0, len(todo), BATCH_SIZE)
+        batches = range(0, len(todo), PARSE_BATCH_SIZE)
         for start in tqdm(batches, desc="parsing", unit="batch", disable=None):  # a bar on a tty only
-            batch = todo[start:start + BATCH_SIZE]
+            batch = todo[start:start + PARSE_BATCH_SIZE]
             for text, tree in zip(batch, self._parse_uncached(batch, texts, source)):
                 trees[text] = tree
                 self._store(text, tree)

@@ -20,7 +20,7 @@ from safetensors.torch import load_model, save_model
 
 from sentibert import runs
 from sentibert.io import atomic_write_json, atomic_write_text, process_lock, wrapped_os_error
-from sentibert.models.encoder import CheckpointError
+from sentibert.models.checkpoint import CheckpointError
 from sentibert.training.processes import Processes
 
 log = logging.getLogger(__name__)

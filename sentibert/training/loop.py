@@ -111,7 +111,7 @@ def check_config(cfg: DictConfig) -> None:
 
 # ---- one run's state ----------------------------------------------------------------------------------------------
 @dataclass
-class Run:
+class TrainingState:
     """Everything a training run holds between steps; `progress` and the optimisation state go into checkpoints."""
     cfg: DictConfig
     run_dir: Path
@@ -155,7 +155,7 @@ class Interrupted(Exception):
         self.signum, self.step, self.checkpoint = signum, step, checkpoint
 
 
-def checkpoint_and_stop(run: Run) -> None:
+def checkpoint_and_stop(run: TrainingState) -> None:
     """A signal asked training to stop: checkpoint this step (unless just done), then raise Interrupted."""
     if run.saved_step != run.progress["step"]:
         run.save_checkpoint()
@@ -171,7 +171,7 @@ def shared_run_dir(run_dir: Path, procs: Processes) -> Path:
     return Path(shared[0])
 
 
-def setup(cfg: DictConfig, run_dir: Path, procs: Processes) -> Run:
+def setup(cfg: DictConfig, run_dir: Path, procs: Processes) -> TrainingState:
     """Model, data, sampler and optimiser of a fresh run (seeded alike on every rank, then per rank)."""
     trainer, data = cfg.trainer, cfg.data
     seed_everything(cfg.seed)  # the same on every rank: identical initial weights
@@ -185,7 +185,7 @@ def setup(cfg: DictConfig, run_dir: Path, procs: Processes) -> Run:
                                  num_replicas=procs.world_size, rank=procs.rank)
     steps_per_epoch = min(len(sampler.batches(0)), trainer.limit_train_batches or sys.maxsize)
     optimizer, scheduler = build_optimizer(model, trainer, steps_per_epoch * trainer.max_epochs)
-    run = Run(
+    run = TrainingState(
         cfg, run_dir, procs, model, train_set, train_trees,
         dev=first_batches(splits["dev"], data.eval_batch_size, trainer.limit_eval_batches),
         test=first_batches(splits["test"], data.eval_batch_size, trainer.limit_eval_batches) if cfg.test else None,
@@ -198,7 +198,7 @@ def setup(cfg: DictConfig, run_dir: Path, procs: Processes) -> Run:
     return run
 
 
-def resume(run: Run, checkpoint: Path, changes: list[dict]) -> None:
+def resume(run: TrainingState, checkpoint: Path, changes: list[dict]) -> None:
     """Continue `run` from `checkpoint`: weights, optimiser, scheduler, sampler position, progress and every RNG."""
     state, rng = run.checkpoints.load(checkpoint, run.model)
     run.optimizer.load_state_dict(state["optimizer"])
@@ -214,7 +214,7 @@ def resume(run: Run, checkpoint: Path, changes: list[dict]) -> None:
 
 
 # ---- fit, select, test ------------------------------------------------------------------------------------------
-def train_step(run: Run, batch: dict[str, torch.Tensor]) -> dict:
+def train_step(run: TrainingState, batch: dict[str, torch.Tensor]) -> dict:
     """One optimisation step on a collated batch of training items; -> the model's outputs (losses)."""
     trainer, model = run.cfg.trainer, run.model
     batch = {k: v.to(run.procs.device, non_blocking=True) for k, v in batch.items()}
@@ -229,7 +229,7 @@ def train_step(run: Run, batch: dict[str, torch.Tensor]) -> dict:
     return out
 
 
-def fit_epoch(run: Run) -> bool:
+def fit_epoch(run: TrainingState) -> bool:
     """Train the rest of the current epoch (all of it, unless resumed mid-epoch), checkpointing every
     `checkpoint_every_n_steps`; -> False when stopped by `trainer.stop_after_steps`."""
     trainer, sampler, progress = run.cfg.trainer, run.sampler, run.progress
@@ -269,7 +269,7 @@ def fit_epoch(run: Run) -> bool:
     return True
 
 
-def select(run: Run) -> None:
+def select(run: TrainingState) -> None:
     """Evaluate dev after an epoch (rank 0) and keep the model if it is the one `select` picks (best_model/)."""
     cfg, progress = run.cfg, run.progress
     metrics, _ = evaluate_model(run.model, run.dev, cfg.data.eval_batch_size, is_labelled_text(cfg.data))
@@ -285,7 +285,7 @@ def select(run: Run) -> None:
     atomic_write_json(run.run_dir / runs.METRICS_FILE, run_metrics(cfg, progress))
 
 
-def test(run: Run) -> dict:
+def test(run: TrainingState) -> dict:
     """Evaluate the selected model (best_model/) on test once (rank 0); writes test_predictions.jsonl."""
     cfg = run.cfg
     best = get_class(cfg.model._target_).from_pretrained(run.best_dir).to(run.procs.device)
