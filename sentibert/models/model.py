@@ -306,7 +306,7 @@ class TreeSentimentModel(nn.Module):
             raise ValueError(f"{directory} holds a {config.get('model')!r} model, not a {cls.__name__}")
         _check_config(config, directory / CONFIG_FILE, model_class)
         tokenizer = _load_tokenizer(directory)  # before the model: a damaged file fails fast
-        kwargs = {"max_length": None, **config["kwargs"], **overrides}  # checkpoints from before max_length
+        kwargs = {**config["kwargs"], **overrides}
         saved_mlm = config["kwargs"]["mlm"]
         if kwargs["mlm"] and not saved_mlm:
             raise ValueError(f"{directory} has no MLM head to pre-train with; start pre-training from the encoder")

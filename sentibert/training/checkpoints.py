@@ -133,8 +133,6 @@ RESUME_EXEMPT = ("name", "resume", "resume_allow_changes", "overwrite", "logger"
                  "trainer.num_workers")
 
 
-LEGACY_MODEL_MODULE = "sentibert.model."  # where the model classes lived before sentibert.models.model
-
 
 def fingerprint(cfg: DictConfig) -> dict:
     """The resolved config as flat `a.b: value` pairs, without RESUME_EXEMPT keys (a checkpoint stores it)."""
@@ -147,22 +145,14 @@ def fingerprint(cfg: DictConfig) -> dict:
 
 
 def _current(resolved: dict) -> dict:
-    """A fingerprint without RESUME_EXEMPT keys, a model class named where it lived before the move renamed."""
-    target = resolved.get("model._target_")
-    if isinstance(target, str) and target.startswith(LEGACY_MODEL_MODULE):  # the same class, before the move
-        resolved = {**resolved, "model._target_": "sentibert.models.model." + target[len(LEGACY_MODEL_MODULE):]}
+    """A fingerprint without RESUME_EXEMPT keys."""
     return {k: v for k, v in resolved.items() if not any(k == e or k.startswith(e + ".") for e in RESUME_EXEMPT)}
 
 
 def check_resume(cfg: DictConfig, checkpoint: Path) -> list[dict]:
     """Refuse to resume `checkpoint` with a config that changes the result, naming every changed key; keys in
     `resume_allow_changes` may change (e.g. trainer.max_epochs, to extend a finished run). -> the allowed changes."""
-    path = checkpoint / FINGERPRINT_FILE
-    if path.is_file():
-        saved = _current(json.loads(path.read_text(encoding="utf-8")))  # as this version names (and exempts) keys
-    else:  # written before checkpoints carried their config: the run's config.yaml is the record
-        log.warning("%s has no %s: comparing with the run's config.yaml", checkpoint, FINGERPRINT_FILE)
-        saved = fingerprint(OmegaConf.load(checkpoint.parents[1] / runs.CONFIG_FILE))
+    saved = _current(json.loads((checkpoint / FINGERPRINT_FILE).read_text(encoding="utf-8")))  # as this version exempts
     current = fingerprint(cfg)
     changed = [{"key": k, "from": saved.get(k), "to": current.get(k)} for k in sorted(saved.keys() | current.keys())
                if saved.get(k) != current.get(k)]

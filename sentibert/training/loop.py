@@ -204,8 +204,7 @@ def resume(run: TrainingState, checkpoint: Path, changes: list[dict]) -> None:
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
     run.sampler.load_state_dict(state["sampler"])
-    if "scaler" in state:  # checkpoints from before mixed precision have none (and were float32)
-        run.scaler.load_state_dict(state["scaler"])
+    run.scaler.load_state_dict(state["scaler"])
     run.progress = state["progress"]
     run.progress["config_changes"] = run.progress.get("config_changes", []) + [
         {**change, "step": run.progress["step"]} for change in changes]
