@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from hydra import compose, initialize_config_dir
 from safetensors.torch import load_file
 
@@ -25,7 +26,7 @@ from sentibert.training.processes import setup_processes
 
 FIXTURE_ROOT = Path(SAMPLE_DATA_DIR)  # the sample treebank shipped in the package (data=fixture)
 # 48 train trees in batches of 8: 6 steps per epoch, 12 in all; a learning rate the tiny model notices.
-TINY = ["encoder=tiny", "data=fixture", f"data.root={FIXTURE_ROOT}", "logger=none", "trainer.max_epochs=2",
+TINY = ["encoder=tiny", "data=fixture", "logger=none", "trainer.max_epochs=2",
         "trainer.lr=1e-3", "trainer.checkpoint_every_n_steps=4"]
 METRIC_KEYS = {"phrase_acc", "sst5_root_acc", "sst3_from_5class_root_acc", "sst2_from_5class_root_acc", "negation", "contrast",
                "local_difficulty", "global_difficulty"}
@@ -73,7 +74,11 @@ def test_run_writes_metrics_config_and_a_loadable_best_model(finished_run):
     assert metrics["reported"] == {"phrase_acc": metrics["test"]["phrase_acc"]}
 
     resolved = (finished_run / "config.yaml").read_text()
-    assert "name_or_path: tiny" in resolved and "${" not in resolved
+    assert "name_or_path: tiny" in resolved and SAMPLE_DATA_DIR not in resolved  # no folder of this machine
+    recorded = yaml.safe_load(resolved)  # resolved, but the paths as the config wrote them
+    assert recorded.pop("paths") == {"data_dir": "${oc.env:SENTIBERT_DATA_DIR,data}", "runs_dir": "runs",
+                                     "sample_data_dir": "${sample_data:}"}
+    assert recorded["data"].pop("root") == "${paths.sample_data_dir}" and "${" not in yaml.safe_dump(recorded)
     run = load_run(finished_run)  # what `sentibert report` reads, test predictions included
     assert run.label == "SentiBERT" and len(run.predictions) == 16 and run.test == metrics["test"]
 

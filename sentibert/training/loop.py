@@ -13,7 +13,7 @@ One run:
 - trains in a run directory only as its one run (`checkpoints.own_run_dir`: a lock file; another run's folder is
   refused unless `resume=true` or `overwrite=true`).
 
-The run directory (hydra.run.dir, runs/<name>/<date>/ by default) holds config.yaml (resolved), metrics.json (dev per
+The run directory (hydra.run.dir, runs/<name>/<date>/ by default) holds config.yaml (resolved, paths as written: `config_record`), metrics.json (dev per
 epoch, best epoch, test), test_predictions.jsonl (for `sentibert report`), best_model/, checkpoints/ and the logger's
 files.
 
@@ -308,6 +308,15 @@ def run_metrics(cfg: DictConfig, progress: dict, test: dict | None = None) -> di
 
 
 # ---- a run --------------------------------------------------------------------------------------------------------
+def config_record(cfg: DictConfig) -> str:
+    """config.yaml: the resolved config, but its paths (`paths`, `data.root`) as the config or the user wrote them
+    (`${oc.env:SENTIBERT_DATA_DIR,data}`, `${sample_data:}`), not this machine's absolute folders."""
+    record = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    record["paths"] = OmegaConf.to_container(cfg.paths, resolve=False)
+    record["data"]["root"] = OmegaConf.to_container(cfg.data, resolve=False)["root"]
+    return OmegaConf.to_yaml(record)
+
+
 def train(cfg: DictConfig, run_dir: Path) -> dict | None:
     """Train, select on dev, test once; -> the contents of metrics.json (None if stopped by stop_after_steps).
     SIGTERM or SIGINT stop it after the current step, with a checkpoint: Interrupted."""
@@ -324,7 +333,7 @@ def fit_and_test(cfg: DictConfig, run_dir: Path, procs: Processes, signals: Stop
     changes = check_resume(cfg, resume_from) if resume_from else []  # before anything is written or loaded
     if procs.main:
         log.info("run directory: %s", run_dir)
-        atomic_write_text(run_dir / runs.CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
+        atomic_write_text(run_dir / runs.CONFIG_FILE, config_record(cfg))
     run = setup(cfg, run_dir, procs)
     run.stop = signals
     if resume_from is not None:
