@@ -120,6 +120,21 @@ def test_gradients_reach_encoder_and_composition(trees):
         assert param.grad is not None and param.grad.abs().sum() > 0, name
 
 
+@pytest.mark.parametrize("cls, kwargs", [
+    (SentiBERT, {}), (SentiBERT, {"attend_tokens": False}), (SentiBERT, {"attend_children": False}),
+    (SentiBERT, {"recursive": True}), (SentiBERT, {"root_only": True}), (SentiBERT, {"lora_rank": 2}),
+    (MeanPool, {}), (CLSPool, {}), (TreeLSTM, {}),
+])
+def test_unused_parameters_says_whether_a_step_leaves_weights_without_a_gradient(trees, cls, kwargs):
+    """DDP looks for unused weights (an extra pass each step) only where the model says there are some."""
+    one_word = [BinaryTree.from_ptb("(3 good)"), BinaryTree.from_ptb("(1 bad)")]  # no phrase node to compose
+    for batch_trees in (trees[:4], one_word):
+        model = make(cls, **kwargs)
+        model(batch_of(model, batch_trees))["loss"].backward()
+        unused = [name for name, p in model.named_parameters() if p.requires_grad and p.grad is None]
+        assert bool(unused) == model.unused_parameters, unused
+
+
 # ---- ablations ---------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kwargs,maps", [
     ({"attend_tokens": False}, {"children"}),

@@ -210,13 +210,16 @@ def test_bad_metric_or_mlm_setup_fails_fast(tmp_path):
         train.train(config("trainer.mlm_probability=0.15"), tmp_path)
 
 
-def test_ddp_on_two_cpu_processes(tmp_path):
+@pytest.mark.parametrize("model", ["sentibert", "sentibert_no_child_attention"])  # the ablation leaves weights unused
+def test_ddp_on_two_cpu_processes(tmp_path, model):
     build_tiny("tiny")  # once, here, rather than by both ranks at the same time
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "sentibert.commands.train", *TINY, "trainer=ddp", "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}"]
+               "-m", "sentibert.commands.train", *TINY, f"model={model}", "trainer=ddp", "trainer.max_epochs=1",
+               f"hydra.run.dir={tmp_path}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "find_unused_parameters" not in done.stderr  # torch's warning that the search for unused weights was vain
     metrics = read_json(tmp_path / "metrics.json")
     assert metrics["dev"][0]["step"] == 3  # 6 batches shared by 2 processes
     checkpoint = tmp_path / "checkpoints" / (tmp_path / "checkpoints" / "latest").read_text()

@@ -95,6 +95,8 @@ class TreeSentimentModel(nn.Module):
     `name` says which model this is in outputs (set by whoever loads it: a bundle's name or a checkpoint's path).
     """
     name: str | None = None
+    # Trained weights that a forward leaves without a gradient: DDP must look for them (an extra pass each step).
+    unused_parameters: bool = False
 
     registry: dict[str, type[TreeSentimentModel]] = {}  # class name -> class, for from_pretrained
 
@@ -411,6 +413,8 @@ class SentiBERT(TreeSentimentModel):
         self.hparams.update(attend_tokens=attend_tokens, attend_children=attend_children, recursive=recursive)
         self.composition = PhraseComposition(self.hidden_size, dropout, attend_tokens, attend_children, recursive)
         self.init_new_weights(self.composition)
+        # An ablation skips a layer it still builds (its checkpoints hold every model's weights).
+        self.unused_parameters = not (attend_tokens and attend_children)
 
     def node_states(self, hidden, batch):
         return self.composition(hidden, batch)

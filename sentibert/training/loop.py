@@ -341,8 +341,8 @@ def fit_and_test(cfg: DictConfig, run_dir: Path, procs: Processes, signals: Stop
     elif cfg.resume:
         log.info("resume=true but %s has no checkpoint: starting afresh", run_dir)
 
-    # Ablations leave some layers unused, which DDP must be told about.
-    run.net = DistributedDataParallel(run.model, find_unused_parameters=True) if procs.world_size > 1 else run.model
+    run.net = (DistributedDataParallel(run.model, find_unused_parameters=run.model.unused_parameters)
+               if procs.world_size > 1 else run.model)
     if cfg.trainer.compile:  # shapes vary from batch to batch (dynamic padding): compile for dynamic shapes
         run.net = torch.compile(run.net, dynamic=True)
     run.logger = build_logger(cfg, run_dir, procs.main)
