@@ -236,3 +236,61 @@ def test_a_bad_suite_ends_the_command_in_one_line(checkpoint, small_suite, capsy
     assert cli.main(["probe", "--model", str(checkpoint), "--suite", str(small_suite)]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("sentibert probe: error: ") and "template 1" in err and "\n" not in err
+
+
+# ---- two models on the same items ----------------------------------------------------------------------------------
+def test_a_paired_difference_has_its_sign_and_an_interval_around_it():
+    a = [False] * 60 + [True] * 40  # A passes 40 of 100, B the same 40 and 30 more
+    b = [False] * 30 + [True] * 70
+    difference, (low, high) = probe.paired_difference(a, b)
+    assert difference == pytest.approx(0.30) and 0.2 < low < 0.3 < high < 0.4
+    assert probe.paired_difference(a, b) == (difference, (low, high))  # a fixed seed: the same interval
+    back, (back_low, back_high) = probe.paired_difference(b, a)
+    assert back == pytest.approx(-0.30) and back_high < 0
+    assert probe.paired_difference(a, a) == (0.0, (0.0, 0.0))  # the same outcomes: no difference at all
+    # Each model wins as often: the interval straddles 0.
+    _, (low, high) = probe.paired_difference([True, False] * 50, [False, True] * 50)
+    assert low < 0 < high
+    with pytest.raises(probe.ProbeError, match="same items"):
+        probe.paired_difference(a, b[:-1])
+
+
+def test_a_paired_report_gives_both_rates_and_marks_only_differences_that_exclude_zero(items):
+    suite = probe.load_suite()
+    mine = [item for item in items if item.phenomenon in ("negation_positive", "contrast")]
+
+    def outcomes(passes) -> list:
+        return [SimpleNamespace(item=item, passed=passes(k, item)) for k, item in enumerate(mine)]
+
+    a = outcomes(lambda k, item: k % 2 == 0)  # half of each phenomenon
+    b = outcomes(lambda k, item: item.phenomenon == "negation_positive" or k % 2 == 1)
+    doc = probe.paired_report(a, b, suite, model_a="A", model_b="B")
+    rows = {row["name"]: row for row in doc["phenomena"]}
+    assert list(rows) == ["negation_positive", "contrast"] and rows["contrast"]["n"] == 300
+    gain, same = rows["negation_positive"], rows["contrast"]
+    assert (gain["a_pass_rate"], gain["b_pass_rate"], gain["difference"]) == (0.5, 1.0, 0.5)
+    assert gain["significant"] and 0 < gain["difference_ci95"][0] < 0.5 < gain["difference_ci95"][1]
+    assert (same["a_pass_rate"], same["b_pass_rate"], same["difference"]) == (0.5, 0.5, 0.0)
+    assert not same["significant"] and same["difference_ci95"][0] < 0 < same["difference_ci95"][1]
+    assert "10,000 resamples" in doc["difference_interval"]
+    text = probe.pair_to_text(doc)
+    assert re.search(r"^negation_positive +300 .*\+50\.0 \[.*\] \*$", text, re.M)
+    assert re.search(r"^contrast +300 .*\+0\.0 \[.*\]$", text, re.M)
+    assert probe.pair_to_markdown(doc).count("| negation_positive | 300 |") == 1
+    with pytest.raises(probe.ProbeError, match="same items"):
+        probe.paired_report(a, b[::-1], suite)
+
+
+def test_probe_against_scores_two_models_on_the_same_items(checkpoint, small_suite, tmp_path, capsys):
+    out = tmp_path / "pair.json"
+    argv = ["probe", "--model", str(checkpoint), "--against", str(checkpoint), "--suite", str(small_suite)]
+    assert cli.main([*argv, "--out", str(out)]) == 0
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    assert doc["model_a"] == doc["model_b"] == str(checkpoint) and doc["parser_b"] == "fake-parser"
+    for row in doc["phenomena"]:  # a model against itself: no difference
+        assert row["a_pass_rate"] == row["b_pass_rate"] and row["difference"] == 0 and not row["significant"]
+    assert cli.main([*argv, "--format", "md"]) == 0
+    assert "| negation | 4 |" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.main([*argv, "--format", "html"])
+    assert "not html" in capsys.readouterr().err

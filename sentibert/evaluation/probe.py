@@ -20,6 +20,10 @@ covers the bracketed phrase (found through the tokens' character offsets, so any
   more_positive, more_negative                     a pair: the variant's node's expected score (SCORES: the
                                                    probabilities times -2..2 for 5 classes) is above / below the base's
 A pass rate comes with a 95% Wilson score interval.
+
+Two models on the same items (`sentibert probe --model A --against B`): paired_report(outcomes_a, outcomes_b, suite)
+gives per phenomenon both pass rates and B - A with a 95% paired bootstrap interval over items (10,000 resamples,
+seed 0); `significant` where it excludes 0.
 """
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 
+import numpy as np
 import yaml
 
 from sentibert.data.tree import BinaryTree, normalize_token
@@ -448,3 +453,78 @@ def to_html(doc: dict, outcomes: Sequence[Outcome], failures: int = FAILURES_SHO
 
 # The report -> str, by --format; html needs the trees too.
 REPORT_RENDERERS = {"text": to_text, "md": to_markdown, "json": to_json_text}
+
+
+# ---- two models on the same items ---------------------------------------------------------------------------------
+RESAMPLES = 10_000
+BOOTSTRAP_SEED = 0
+
+
+def paired_difference(a: Sequence[bool], b: Sequence[bool], resamples: int = RESAMPLES,
+                      seed: int = BOOTSTRAP_SEED) -> tuple[float, tuple[float, float]]:
+    """B's pass rate minus A's over the same items, with a 95% paired bootstrap interval: the items are resampled
+    with replacement, each keeping both models' outcomes, and the 2.5th and 97.5th percentiles of the difference."""
+    if len(a) != len(b) or not a:
+        raise ProbeError(f"a paired difference needs the same items, at least one: {len(a)} and {len(b)} given")
+    diffs = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
+    draws = np.random.default_rng(seed).integers(0, len(diffs), size=(resamples, len(diffs)))
+    low, high = np.percentile(diffs[draws].mean(axis=1), [2.5, 97.5])
+    return float(diffs.mean()), (float(low), float(high))
+
+
+def paired_report(a: Sequence[Outcome], b: Sequence[Outcome], suite: Suite, resamples: int = RESAMPLES,
+                  seed: int = BOOTSTRAP_SEED, **about) -> dict:
+    """Two models' outcomes on the same items (in the same order), per phenomenon: both pass rates with their Wilson
+    intervals, and the difference B - A with its paired bootstrap interval; `significant` when it excludes 0.
+    `about` says what A and B are (model_a, model_b, ...)."""
+    if [o.item for o in a] != [o.item for o in b]:
+        raise ProbeError("the two models' outcomes are not on the same items, in the same order")
+    rows = []
+    for phenomenon in suite.phenomena:
+        pairs = [(x.passed, y.passed) for x, y in zip(a, b) if x.item.phenomenon == phenomenon.name]
+        if not pairs:
+            continue
+        hits_a, hits_b = zip(*pairs)
+        row = {"name": phenomenon.name, "n": len(pairs)}
+        row["a_pass_rate"], row["a_ci95"] = _rate(list(hits_a))
+        row["b_pass_rate"], row["b_ci95"] = _rate(list(hits_b))
+        difference, (low, high) = paired_difference(hits_a, hits_b, resamples, seed)
+        row.update(difference=round(difference, 4), difference_ci95=[round(low, 4), round(high, 4)],
+                   significant=bool(low > 0 or high < 0))
+        rows.append(row)
+    return {"suite": suite.path.name, "suite_version": suite.version, "seed": suite.seed, **about,
+            "interval": INTERVAL, "difference_interval": f"paired bootstrap over items, 95% percentile interval, "
+            f"{resamples:,} resamples, seed {seed}", "phenomena": rows}
+
+
+def _pair_rows(doc: dict) -> list[tuple[str, int, str, str, str]]:
+    """Per phenomenon: name, n, A's and B's pass % [CI], and B - A in points [CI] (* where the CI excludes 0)."""
+    def cell(rate: float, ci: list[float], sign: str = "") -> str:
+        return f"{100 * rate:{sign}.1f} [{100 * ci[0]:{sign}.1f}, {100 * ci[1]:{sign}.1f}]"
+
+    return [(row["name"], row["n"], cell(row["a_pass_rate"], row["a_ci95"]), cell(row["b_pass_rate"], row["b_ci95"]),
+             cell(row["difference"], row["difference_ci95"], "+") + (" *" if row["significant"] else ""))
+            for row in doc["phenomena"]]
+
+
+def _pair_title(doc: dict) -> str:
+    return (f"probe: {doc['suite']} (version {doc['suite_version']}, seed {doc['seed']}); A = {doc.get('model_a', '?')}"
+            f", B = {doc.get('model_b', '?')}; pass rates in % with the {doc['interval']}; B - A in points with a "
+            f"{doc['difference_interval']}; * where it excludes 0")
+
+
+def pair_to_text(doc: dict) -> str:
+    rows = _pair_rows(doc)
+    width = max(len(row[0]) for row in rows)
+    lines = [_pair_title(doc), "", f"{'phenomenon':<{width}}     n  {'A':^19}  {'B':^19}  B - A"]
+    lines += [f"{name:<{width}} {n:>5}  {a:<19}  {b:<19}  {d}" for name, n, a, b, d in rows]
+    return "\n".join(lines) + "\n"
+
+
+def pair_to_markdown(doc: dict) -> str:
+    lines = [_pair_title(doc), "", "| phenomenon | n | A | B | B − A |", "|---|---|---|---|---|"]
+    lines += [f"| {name} | {n} | {a} | {b} | {d} |" for name, n, a, b, d in _pair_rows(doc)]
+    return "\n".join(lines) + "\n"
+
+
+PAIR_RENDERERS = {"text": pair_to_text, "md": pair_to_markdown, "json": to_json_text}
