@@ -201,11 +201,13 @@ def test_the_commands_use_stanza_when_its_models_are_installed(stanza_installed,
 
     torch.manual_seed(0)
     checkpoint = SentiBERT("tiny").save_pretrained(tmp_path / "model")
-    # Both texts, as `parse` got them, and like it past the session's parse cache: Stanza itself must run here
     assert cli.main(["predict", "--checkpoint", str(checkpoint), "--parser", "stanza", "--format", "json",
                      "--precision", "32", "--no-cache", *TEXTS]) == 0
     predictions = json.loads(capsys.readouterr().out)
-    assert len(predictions) == len(lines) == len(TEXTS)
-    for prediction, line in zip(predictions, lines):  # one phrase per node of Stanza's binarised tree
-        assert prediction["tokens"] == list(BinaryTree.from_ptb(line).tokens)
-        assert [tuple(node["span"]) for node in prediction["nodes"]] == list(BinaryTree.from_ptb(line).spans)
+    # predict's trees are Stanza's, binarised: the parse a direct call to the same pipeline gives (the nearly untrained
+    # tokenizer's close calls, e.g. whether "all." splits, can differ from the `parse` run above in a full suite)
+    trees = parse.load_parser("stanza", use_cache=False).parse(TEXTS)
+    assert len(predictions) == len(trees) == len(TEXTS)
+    for prediction, tree in zip(predictions, trees):  # one phrase per node of Stanza's binarised tree
+        assert prediction["tokens"] == list(tree.tokens)
+        assert [tuple(node["span"]) for node in prediction["nodes"]] == list(tree.spans)
