@@ -38,6 +38,32 @@ def one_thread():
 
 
 @pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """Saves tiny random models, each once a session, and returns a directory: `tiny_model()` is a 5-class SentiBERT
+    drawn with seed 0; `tiny_model(MeanPool, seed=1, num_classes=3, trainable_only=True, dtype=torch.float16)` passes
+    the rest to the class and to save_pretrained. Tests share the directories: one that changes a file copies first."""
+    from sentibert.models.model import SentiBERT  # after the offline settings above
+
+    saved = {}
+
+    def save(cls=SentiBERT, seed=0, trainable_only=False, dtype=None, **kwargs) -> Path:
+        key = (cls.__name__, seed, trainable_only, dtype, *sorted(kwargs.items()))
+        if key not in saved:
+            torch.manual_seed(seed)
+            saved[key] = cls("tiny", **kwargs).save_pretrained(tmp_path_factory.mktemp(cls.__name__.lower()),
+                                                               trainable_only=trainable_only, dtype=dtype)
+        return saved[key]
+
+    return save
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tiny_model) -> Path:
+    """The tests' usual model: a tiny random 5-class SentiBERT, seed 0."""
+    return tiny_model()
+
+
+@pytest.fixture(scope="session")
 def mirror() -> Path:
     """The local data mirror (../shared/data); tests that need it are skipped where it is absent."""
     if not (MIRROR / "sst" / "trees" / "train.txt").exists():

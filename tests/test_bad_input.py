@@ -23,7 +23,7 @@ from sentibert import cli
 from sentibert.config import SAMPLE_DATA_DIR
 from sentibert.data.tree import BinaryTree, TreeFormatError, read_trees
 from sentibert.inference import predict as predict_module
-from sentibert.models.model import SentiBERT, TreeSentimentModel
+from sentibert.models.model import TreeSentimentModel
 from sentibert.parsing import parse
 
 transformers.logging.set_verbosity_error()
@@ -59,12 +59,6 @@ def fake_parser(monkeypatch):
     monkeypatch.setattr("sentibert.commands.predict.load_parser", parser.load)
     monkeypatch.setattr("sentibert.commands.parse.load_parser", parser.load)
     return parser
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    return SentiBERT("tiny").save_pretrained(tmp_path_factory.mktemp("bad-input") / "checkpoint")
 
 
 def run(capsys, *argv):

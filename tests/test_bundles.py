@@ -8,25 +8,21 @@ import warnings
 import pytest
 import torch
 import transformers
-from test_predict import FakeParser, checkpoint  # noqa: F401 (checkpoint: a fixture, 5 classes)
+from test_predict import FakeParser
 
 from sentibert import bundles, cli
 from sentibert.bundles import BUNDLES, DEFAULT_MODEL
 from sentibert.config import SAMPLE_DATA_DIR
 from sentibert.data.labels import SST3_NAMES, SST5_NAMES
 from sentibert.inference import predict as predict_module
-from sentibert.models.model import SentiBERT
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def three_class(tmp_path_factory):
+def three_class(tiny_model):
     """A bundle-like model: LoRA adapters, composition and head only (trainable_only, float16), 3 classes."""
-    torch.manual_seed(0)
-    model = SentiBERT("tiny", num_classes=3, lora_rank=2)
-    model.label_names = SST3_NAMES
-    return model.save_pretrained(tmp_path_factory.mktemp("three"), trainable_only=True, dtype=torch.float16)
+    return tiny_model(num_classes=3, lora_rank=2, trainable_only=True, dtype=torch.float16)
 
 
 @pytest.fixture

@@ -4,13 +4,12 @@ import re
 import shutil
 
 import pytest
-import torch
 import transformers
 
 from sentibert import cli
 from sentibert.data.tree import BinaryTree
 from sentibert.evaluation import compare
-from sentibert.models.model import MeanPool, SentiBERT, TreePrediction
+from sentibert.models.model import MeanPool, TreePrediction
 
 from conftest import FIXTURES
 
@@ -84,12 +83,8 @@ def test_the_html_draws_both_trees_of_each_disagreeing_sentence_in_rank_order():
 
 # ---- the command -------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    root = tmp_path_factory.mktemp("models")
-    torch.manual_seed(0)
-    a = SentiBERT("tiny").save_pretrained(root / "a")
-    torch.manual_seed(1)
-    return a, MeanPool("tiny").save_pretrained(root / "b")
+def checkpoints(checkpoint, tiny_model):
+    return checkpoint, tiny_model(MeanPool, seed=1)
 
 
 def test_compare_on_a_prepared_split_writes_both_trees_per_disagreeing_sentence(checkpoints, tmp_path, monkeypatch,

@@ -1,6 +1,7 @@
 """Class names follow the task: a model carries its task's names (config.json), every output shows them, and a run's
 predictions file holds one label space. End to end on tiny 3-class (SST-3) and 2-class (SST-2) runs."""
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ def test_names_come_from_the_view_the_dataset_or_the_class_count():
     assert label_names(2, "labelled", names=["spam", "ham"]) == ("spam", "ham")
 
 
-def test_a_checkpoint_carries_its_names_and_one_without_them_falls_back_to_its_class_count(tmp_path):
+def test_a_checkpoint_carries_its_names_and_one_without_them_falls_back_to_its_class_count(tiny_model, tmp_path):
     torch.manual_seed(0)
     model = SentiBERT("tiny", num_classes=4)
     model.label_names = label_names(4, "emoint-anger")
@@ -40,7 +41,7 @@ def test_a_checkpoint_carries_its_names_and_one_without_them_falls_back_to_its_c
     del config["label_names"]  # as the bundled MiniLM model was saved
     (saved / "config.json").write_text(json.dumps(config))
     assert TreeSentimentModel.from_pretrained(saved).label_names == ("class 0", "class 1", "class 2", "class 3")
-    three = SentiBERT("tiny", num_classes=3).save_pretrained(tmp_path / "three")
+    three = shutil.copytree(tiny_model(num_classes=3), tmp_path / "three")
     config = json.loads((three / "config.json").read_text())
     del config["label_names"]
     (three / "config.json").write_text(json.dumps(config))

@@ -14,7 +14,7 @@ from sentibert.data.tree import BinaryTree
 from sentibert.inference import predict as predict_module
 from sentibert.inference.predict import PredictError, load_network, predict
 from sentibert.models.checkpoint import CheckpointError
-from sentibert.models.model import MeanPool, SentiBERT
+from sentibert.models.model import MeanPool
 from sentibert.parsing import parse
 
 transformers.logging.set_verbosity_error()
@@ -33,13 +33,6 @@ class FakeParser:
             return f"(X {words[0]})" if len(words) == 1 else f"(X {ptb(words[:1])} {ptb(words[1:])})"
 
         return [BinaryTree.from_ptb(ptb(text.split())) for text in texts]
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    return SentiBERT("tiny").save_pretrained(tmp_path_factory.mktemp("sentibert"))
 
 
 @pytest.fixture
@@ -132,9 +125,8 @@ def test_a_broken_checkpoint_names_what_is_missing(checkpoint, tmp_path, remove,
         load_network(broken)
 
 
-def test_weights_that_do_not_fit_the_model_class_are_named(tmp_path):
-    torch.manual_seed(0)
-    checkpoint = MeanPool("tiny").save_pretrained(tmp_path / "mean_pool")
+def test_weights_that_do_not_fit_the_model_class_are_named(tiny_model, tmp_path):
+    checkpoint = shutil.copytree(tiny_model(MeanPool), tmp_path / "mean_pool")
     config = json.loads((checkpoint / "config.json").read_text())
     (checkpoint / "config.json").write_text(json.dumps({**config, "model": "SentiBERT"}))
     with pytest.raises(CheckpointError, match=r"model.safetensors: its weights do not fit the model its config.json "
@@ -152,10 +144,8 @@ def test_emoji_entities_and_markup_come_through_as_typed_and_escaped(checkpoint)
     assert json.loads(render.to_json_text([prediction]))[0]["tokens"][3] == "😀"
 
 
-def test_models_without_attention_render_without_it(tmp_path):
-    torch.manual_seed(0)
-    checkpoint = MeanPool("tiny").save_pretrained(tmp_path / "mean_pool")
-    [prediction] = predict(["not bad at all"], checkpoint, FakeParser())
+def test_models_without_attention_render_without_it(tiny_model):
+    [prediction] = predict(["not bad at all"], tiny_model(MeanPool), FakeParser())
     assert prediction.token_attention is None and prediction.child_attention is None
     assert len(prediction.labels) == 3
 

@@ -7,13 +7,12 @@ from collections import Counter, defaultdict
 from types import SimpleNamespace
 
 import pytest
-import torch
 import transformers
 
 from sentibert import cli
 from sentibert.data.tree import BinaryTree, read_trees
 from sentibert.evaluation import probe
-from sentibert.models.model import SentiBERT, TreePrediction
+from sentibert.models.model import TreePrediction
 from sentibert.parsing.parse import ptb_tokenize
 
 transformers.logging.set_verbosity_error()
@@ -190,12 +189,6 @@ class FakeParser:
 
     def parse(self, texts, source="input"):
         return [BinaryTree.from_ptb(rb(ptb_tokenize(text))) for text in texts]
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    return SentiBERT("tiny").save_pretrained(tmp_path_factory.mktemp("sentibert"))
 
 
 @pytest.fixture

@@ -144,9 +144,8 @@ def write_labelled(root: Path, dataset: str, column: str, splits: tuple[str, ...
 
 
 @pytest.fixture
-def pretrained(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    return SentiBERT(encoder="tiny", mlm=True).save_pretrained(tmp_path_factory.mktemp("pretrained"))
+def pretrained(tiny_model) -> Path:
+    return tiny_model(mlm=True)
 
 
 def test_glue_sst2_one_epoch_from_the_pretrained_checkpoint(tmp_path, pretrained, monkeypatch):
@@ -192,10 +191,9 @@ def test_the_sweep_objective_is_the_selected_epochs_dev_metric(tmp_path):
     assert value == dev[metrics["best_epoch"] - 1]
 
 
-def test_evaluation_and_prediction_use_the_trained_max_length(tmp_path):
+def test_evaluation_and_prediction_use_the_trained_max_length(tiny_model):
     tree = max(read_trees(FIXTURE_ROOT / "sst" / "test.txt"), key=lambda t: len(t.tokens))  # 4 words fit
-    model = SentiBERT(encoder="tiny", max_length=6).save_pretrained(tmp_path)
-    loaded = TreeSentimentModel.from_pretrained(tmp_path)
+    loaded = TreeSentimentModel.from_pretrained(tiny_model(max_length=6))
     assert loaded.max_length == 6  # not the tokenizer's 128
     prediction = loaded.predict_trees([tree])[0]
     assert len(prediction.wordpieces) == 6 and None in prediction.labels  # truncated nodes have no prediction

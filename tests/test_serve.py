@@ -16,7 +16,6 @@ import time
 from contextlib import contextmanager
 
 import pytest
-import torch
 import transformers
 
 pytest.importorskip("starlette")
@@ -33,7 +32,6 @@ from sentibert.evaluation import compare, render  # noqa: E402
 from sentibert.inference import app as serve  # noqa: E402
 from sentibert.inference import predict as predict_module  # noqa: E402
 from sentibert.inference.predict import Pipeline, PredictError, load_network, predict  # noqa: E402
-from sentibert.models.model import SentiBERT  # noqa: E402
 from sentibert.parsing.parse import ParserError  # noqa: E402
 
 transformers.logging.set_verbosity_error()
@@ -42,21 +40,14 @@ TEXTS = ["not bad at all", "a dull , lifeless film", "great", "Tom &amp; Jerry ð
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    return SentiBERT("tiny").save_pretrained(tmp_path_factory.mktemp("sentibert"))
-
-
-@pytest.fixture(scope="module")
 def model(checkpoint):
     return load_network(checkpoint)
 
 
 @pytest.fixture(scope="module")
-def other_checkpoint(tmp_path_factory):
+def other_checkpoint(tiny_model):
     """Another random model: it labels 11 of TEXTS' 12 phrase nodes otherwise than `checkpoint`."""
-    torch.manual_seed(1)
-    return SentiBERT("tiny").save_pretrained(tmp_path_factory.mktemp("other"))
+    return tiny_model(seed=1)
 
 
 @pytest.fixture
@@ -269,9 +260,8 @@ def test_compare_answers_both_models_and_the_phrases_where_their_labels_differ(m
             assert marked_nodes(doc["html"]) == marked and f'id="tip-{s}{suffix}-0"' in doc["html"]
 
 
-def test_compare_refuses_models_with_other_classes_and_keeps_serving(model, tmp_path, monkeypatch):
-    torch.manual_seed(0)
-    monkeypatch.setitem(bundles.BUNDLES, "three", SentiBERT("tiny", num_classes=3).save_pretrained(tmp_path / "3"))
+def test_compare_refuses_models_with_other_classes_and_keeps_serving(model, tiny_model, monkeypatch):
+    monkeypatch.setitem(bundles.BUNDLES, "three", tiny_model(num_classes=3))
     with TestClient(serve.create_app(Pipeline(model, FakeParser()))) as client:
         response = post(client, {"text": "not bad", "compare": "three"})
         assert response.status_code == 422 and response.json() == {

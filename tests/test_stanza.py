@@ -19,7 +19,6 @@ import torch
 
 from sentibert import cli
 from sentibert.data.tree import BinaryTree, binarize
-from sentibert.models.model import SentiBERT
 from sentibert.parsing import parse
 
 SENTENCES = [["Not", "bad", "at", "all", "."], ["The", "film", "is", "n't", "great", ",", "but", "it", "works", "."],
@@ -187,7 +186,7 @@ def test_stanza_tree_to_nltk_on_a_stanza_tree_with_nary_nodes_and_brackets():
     assert len(tree) == 6 and spans_of(raw) <= set(tree.spans)  # the 5-word NP and the 3-part S binarised
 
 
-def test_the_commands_use_stanza_when_its_models_are_installed(stanza_installed, tmp_path, capsys):
+def test_the_commands_use_stanza_when_its_models_are_installed(stanza_installed, checkpoint, tmp_path, capsys):
     assert cli.main(["parser", "info"]) == 0
     out = capsys.readouterr().out
     assert f"official Stanza models: {stanza_installed / 'en' / 'constituency' / f'{PACKAGE}.pt'}" in out
@@ -199,8 +198,6 @@ def test_the_commands_use_stanza_when_its_models_are_installed(stanza_installed,
     lines = (tmp_path / "out.txt").read_text().splitlines()
     assert [list(BinaryTree.from_ptb(line).tokens) for line in lines] == SENTENCES
 
-    torch.manual_seed(0)
-    checkpoint = SentiBERT("tiny").save_pretrained(tmp_path / "model")
     assert cli.main(["predict", "--checkpoint", str(checkpoint), "--parser", "stanza", "--format", "json",
                      "--precision", "32", "--no-cache", *TEXTS]) == 0
     predictions = json.loads(capsys.readouterr().out)

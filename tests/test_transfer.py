@@ -81,11 +81,11 @@ def write_emoint_like(root, name, rows):
         (root / name / f"{split}.tsv").write_text(lines, encoding="utf-8")
 
 
-def test_transfer_training_from_an_sst_checkpoint(tmp_path, monkeypatch):
+def test_transfer_training_from_an_sst_checkpoint(checkpoint, tmp_path, monkeypatch):
     from hydra import compose, initialize_config_dir
 
     from sentibert.config import CONF_DIR
-    from sentibert.models.model import SentiBERT, TreeSentimentModel
+    from sentibert.models.model import TreeSentimentModel
     from sentibert.parsing import parse
     from sentibert.training.loop import train
 
@@ -93,10 +93,9 @@ def test_transfer_training_from_an_sst_checkpoint(tmp_path, monkeypatch):
     words = {0: "awful", 1: "bad", 2: "good", 3: "great"}
     rows = [(f"the film is {'very ' * (i % 3)}{words[i % 4]}", i % 4) for i in range(40)]
     write_emoint_like(tmp_path / "data", "emoint-joy", rows)
-    sst_model = SentiBERT(encoder="tiny").save_pretrained(tmp_path / "sst_model")  # 5 classes
 
     overrides = ["experiment=emoint_joy", "encoder=tiny", f"data.root={tmp_path / 'data'}", "data.batch_size=8",
-                 "logger=none", "trainer.max_epochs=2", "trainer.lr=1e-3", f"init_from={sst_model}"]
+                 "logger=none", "trainer.max_epochs=2", "trainer.lr=1e-3", f"init_from={checkpoint}"]  # 5 classes
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("train", overrides=overrides)
     results = train(cfg, tmp_path / "run")
@@ -105,15 +104,15 @@ def test_transfer_training_from_an_sst_checkpoint(tmp_path, monkeypatch):
     assert results["metric"] == "pearson" and results["reported"] == {"pearson": results["test"]["pearson"]}
     best = TreeSentimentModel.from_pretrained(tmp_path / "run" / "best_model")
     assert best.head.out_features == 4 and best.root_only
-    start = TreeSentimentModel.from_pretrained(sst_model)
+    start = TreeSentimentModel.from_pretrained(checkpoint)
     assert not torch.equal(best.composition.transform.weight, start.composition.transform.weight)  # it trained
 
 
-def test_new_head_keeps_everything_else(tmp_path):
-    from sentibert.models.model import SentiBERT, TreeSentimentModel
+def test_new_head_keeps_everything_else(checkpoint):
+    from sentibert.models.model import TreeSentimentModel
 
-    saved = SentiBERT(encoder="tiny").save_pretrained(tmp_path / "m")
-    five, four = TreeSentimentModel.from_pretrained(saved), TreeSentimentModel.from_pretrained(saved, num_classes=4)
+    five = TreeSentimentModel.from_pretrained(checkpoint)
+    four = TreeSentimentModel.from_pretrained(checkpoint, num_classes=4)
     assert four.head.out_features == 4 and four.hparams["num_classes"] == 4
     for (name, a), (_, b) in zip(five.named_parameters(), four.named_parameters()):
         if not name.startswith("head."):
