@@ -28,18 +28,18 @@ run_dir = Path(args["hydra.run.dir"])
 if "fail" in args["name"]:
     sys.exit(3)
 lr, seed = float(args["trainer.lr"]), int(args["seed"])
-dev = {1e-3: 0.5, 5e-4: 0.7, 1e-4: 0.7}[lr] + seed / 100
+dev = {1e-3: 0.5, 5e-4: 0.7, 1e-4: 0.7, 2e-3: 0.9, 3e-3: 0.1}[lr] + seed / 100
 (run_dir / "metrics.json").write_text(json.dumps({"name": args["name"], "metric": "phrase_acc", "best_dev": dev,
     "dev": [{"epoch": 1, "phrase_acc": dev}],
     "test": {"phrase_acc": dev - 0.1}, "init_from": args.get("init_from")}))
-(run_dir / "config.yaml").write_text("\n".join(sys.argv[1:]))
+(run_dir / "config.yaml").write_text(json.dumps({"trainer": {"lr": lr}, "overrides": sys.argv[1:]}))
 (run_dir / "test_predictions.jsonl").write_text('{"tree": "(2 a)"}\n')
 """
 
 CAMPAIGN = """
 overrides: [logger=none]
 paper_test: []
-minutes_per_sst_epoch: {tiny: 1.0}
+minutes_per_sst_epoch: {tiny: {32: 1.0}}
 epoch_cost: {sst: 1.0}
 groups:
   - {group: pre, task: sst_phrase_pretrain, model: sentibert, encoder: tiny, variant: pre-training,
@@ -94,6 +94,12 @@ def test_groups_expand_into_named_runs(tmp_path):
      r"\(pre\): overrides: 'experiment=sst_phrase_pretrain' is not a list of `sentibert train` overrides"),
     (("variant: root only,", ""), r"groups\[2\]: missing keys \['variant'\]"),
     (("overrides: [logger=none]", "overrides: logger=none"), "campaign.yaml: overrides: 'logger=none' is not a list"),
+    # minutes per SST epoch, per encoder and precision
+    (("{tiny: {32: 1.0}}", "{tiny: 1.0}"), r"campaign.yaml: minutes_per_sst_epoch: \{'tiny': 1.0\} is not a mapping of "
+                                           r"encoders to \{trainer.precision: minutes\}"),
+    (("{tiny: {32: 1.0}}", "{tiny: {32: fast}}"), "minutes_per_sst_epoch: .* is not a mapping of encoders"),
+    (("{tiny: {32: 1.0}}", "{tiny: {float32: 1.0}}"), "campaign.yaml: minutes_per_sst_epoch: tiny: float32 is not a "
+                                                      r"trainer.precision \(32, bf16, 16\)$"),
 ])
 def test_bad_campaign_files_are_refused(tmp_path, edit, message):
     assert edit[0] in CAMPAIGN
@@ -290,3 +296,157 @@ def test_run_names_spell_the_exact_lr_so_two_lrs_never_share_a_name(tmp_path):
     (tmp_path / "c.yaml").write_text("groups:\n  - {group: g, task: sst_phrase, model: sentibert, encoder: tiny, "
                                      "variant: x, lr_grid: [1.5e-5, 2.0e-5], seeds: [1]}\n")
     assert [run.name for run in load_campaign(tmp_path / "c.yaml").runs] == ["g-lr1.5e-05-s1", "g-lr2e-05-s1"]
+
+
+# ---- a grid extended in place: the runs at the old pick go stale once dev picks another lr ----------------------
+EXTENDED = CAMPAIGN.replace("lr_grid: [1.0e-3, 5.0e-4, 1.0e-4]", "lr_grid: [1.0e-3, 5.0e-4, 1.0e-4, 2.0e-3]")
+PAPER = Path(__file__).resolve().parents[1] / "experiments" / "paper.yaml"
+
+
+def fake_result(results: Path, run: str, lr: float, best_dev: float) -> None:
+    """A run's results as runner.collect leaves them, as far as the stale rule and the tables read them."""
+    folder = results / run
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps({
+        "metric": "phrase_acc", "best_dev": best_dev, "best_epoch": 1, "test": {"phrase_acc": best_dev - 0.1},
+        "campaign": {"run": run, "lr": lr, "seconds": 60, "commit": None}}))
+    (folder / "config.yaml").write_text(f"trainer:\n  lr: {lr}\n")
+
+
+def campaign_with_results(tmp_path: Path, text: str) -> tuple:
+    """Every run of CAMPAIGN done (sb's grid picked 5e-04), under the campaign file `text`; pre-s1's checkpoint is
+    in the runs dir, tmp_path/runs."""
+    path = write_campaign(tmp_path, text)
+    results = path.parent / "results"
+    (tmp_path / "runs" / "pre-s1").mkdir(parents=True)
+    (tmp_path / "runs" / "pre-s1" / "campaign.done").touch()
+    for run, lr, dev in (("pre-s1", 1e-4, 0.5), ("sb-lr1e-03-s1", 1e-3, 0.51), ("sb-lr5e-04-s1", 5e-4, 0.71),
+                         ("sb-lr1e-04-s1", 1e-4, 0.71), ("sb-s2", 5e-4, 0.72), ("abl-s1", 5e-4, 0.6)):
+        fake_result(results, run, lr, dev)
+    return load_campaign(path), results
+
+
+def rows(campaign, results: Path) -> dict:
+    from sentibert.campaign.results import build
+
+    return {row.group.group: row for row in build(campaign, results, {}).rows}
+
+
+def test_a_grid_extended_in_place_makes_the_runs_at_the_old_pick_stale_once_the_pick_moves(tmp_path):
+    from sentibert.campaign import tables
+    from sentibert.campaign.spec import stale_lr
+
+    campaign, results = campaign_with_results(tmp_path, EXTENDED)
+    runs = {run.name: run for run in campaign.runs}
+    # The new grid value is pending: the pick is unknown, and the existing results stand.
+    assert picked_lr(campaign, "sb", results) is None
+    assert [stale_lr(campaign, run, results) for run in campaign.runs] == [None] * 7
+    listed = dry_run(campaign, results, tmp_path / "runs", jobs=1).splitlines()
+    assert [line.split()[:2] for line in listed[:-1]] == [["sb-lr2e-03-s1", "ready"]]
+    assert listed[-1].startswith("6 of 7 runs have results; 1 left,")
+    assert [r.run.name for r in rows(campaign, results)["abl"].runs] == ["abl-s1"]
+
+    # 2e-3 wins on dev: seed 2 of sb and abl (lr_from sb), made at 5e-4, are stale.
+    fake_result(results, "sb-lr2e-03-s1", 2e-3, 0.91)
+    assert picked_lr(campaign, "sb", results) == 2e-3
+    assert {name: stale_lr(campaign, run, results) for name, run in runs.items() if stale_lr(campaign, run, results)} \
+        == {"sb-s2": (5e-4, 2e-3), "abl-s1": (5e-4, 2e-3)}
+    listed = dry_run(campaign, results, tmp_path / "runs", jobs=1).splitlines()
+    assert [line.split()[:2] + line.split("min")[1:] for line in listed[:-1]] == [
+        ["sb-s2", "stale", "  results at lr 5e-04, the pick is now 2e-03"],
+        ["abl-s1", "stale", "  results at lr 5e-04, the pick is now 2e-03"]]
+    assert listed[-1].startswith("5 of 7 runs have results; 2 left (2 stale: to train again at the lr picked now),")
+
+    # The tables leave them out of their rows, and say so; never a row of two lrs.
+    by_group = rows(campaign, results)
+    assert [r.run.name for r in by_group["sb"].runs] == ["sb-lr2e-03-s1"]
+    assert (by_group["sb"].seeds, by_group["sb"].lr, by_group["sb"].missing) == (
+        "1/2, 1 stale", "2e-03 (grid)", ["sb-s2 (stale: trained at 5e-04)"])
+    assert (by_group["abl"].runs, by_group["abl"].seeds, by_group["abl"].lr) == ([], "0/1, 1 stale", "2e-03 (from sb)")
+    out = results.parent / "RESULTS.md"
+    tables.write(results, campaign.path, PAPER, out, results / "summary.csv", plots=False)
+    md = out.read_text()
+    assert "| sentibert | tiny | pre-trained | 32 | 1/2, 1 stale | 2e-03 (grid) |" in md
+    assert "| abl | – | abl-s1 (stale: trained at 5e-04) |" in md
+    assert "`k stale` in `seeds`: runs trained at another lr than the one their group's grid picks now" in md
+
+
+def test_a_grid_extension_that_dev_does_not_prefer_leaves_every_result_standing(tmp_path):
+    from sentibert.campaign.spec import stale_lr
+
+    campaign, results = campaign_with_results(tmp_path, CAMPAIGN.replace(
+        "lr_grid: [1.0e-3, 5.0e-4, 1.0e-4]", "lr_grid: [1.0e-3, 5.0e-4, 1.0e-4, 3.0e-3]"))
+    fake_result(results, "sb-lr3e-03-s1", 3e-3, 0.11)
+    assert picked_lr(campaign, "sb", results) == 5e-4
+    assert [stale_lr(campaign, run, results) for run in campaign.runs] == [None] * 7
+    assert dry_run(campaign, results, tmp_path / "runs", jobs=1).startswith("7 of 7 runs have results; 0 left,")
+    assert rows(campaign, results)["sb"].seeds == "2/2" and rows(campaign, results)["abl"].seeds == "1/1"
+
+
+def test_the_runner_trains_stale_runs_again_from_scratch_and_keeps_their_old_run_dirs(tmp_path, fake_training):
+    path = write_campaign(tmp_path)
+    campaign, results, runs = load_campaign(path), path.parent / "results", tmp_path / "runs"
+    assert run_campaign(campaign, runs, results, jobs=2, poll=0.05) == 0
+    committed = {run: (results / run / "metrics.json").read_bytes() for run in ("pre-s1", "sb-lr5e-04-s1")}
+    (runs / "sb-s2" / "campaign.seconds").write_text("1000\n")  # were it resumed, its wall time would go on from here
+
+    campaign = load_campaign(write_campaign(tmp_path, EXTENDED))  # 2e-3 wins on dev
+    assert run_campaign(campaign, runs, results, jobs=2, poll=0.05) == 0
+    for run, dev in (("sb-s2", 0.92), ("abl-s1", 0.91)):
+        metrics = json.loads((results / run / "metrics.json").read_text())
+        assert (metrics["campaign"]["lr"], metrics["best_dev"]) == (2e-3, dev)  # the results replaced
+        assert json.loads((results / run / "config.yaml").read_text())["trainer"]["lr"] == 2e-3
+        old = runs / f"{run}.superseded-lr5e-04"  # the old run dir, moved aside whole
+        assert json.loads((old / "metrics.json").read_text())["best_dev"] == dev - 0.2
+        assert (old / "campaign.done").is_file()
+    assert json.loads((results / "sb-s2" / "metrics.json").read_text())["campaign"]["seconds"] < 1000
+    assert {run: (results / run / "metrics.json").read_bytes() for run in committed} == committed
+    assert dry_run(campaign, results, runs, jobs=1).startswith("7 of 7 runs have results; 0 left,")
+
+
+def test_only_a_run_dir_trained_at_another_lr_is_moved_aside(tmp_path):
+    run_dir = tmp_path / "sb-s2"
+    assert runner.supersede(run_dir, 2e-3) is None  # none yet
+    run_dir.mkdir()
+    assert runner.supersede(run_dir, 2e-3) is None and run_dir.is_dir()  # train has not started in it yet
+    (run_dir / "config.yaml").write_text("trainer:\n  lr: 0.002\n")
+    assert runner.supersede(run_dir, 2e-3) is None and run_dir.is_dir()  # a rerun at the new lr: resumed
+    for suffix in ("", ".2"):  # superseded at 2e-3 twice (the pick moved away and back): both kept
+        assert runner.supersede(run_dir, 5e-4) == tmp_path / f"sb-s2.superseded-lr2e-03{suffix}"
+        assert not run_dir.exists()
+        run_dir.mkdir()
+        (run_dir / "config.yaml").write_text("trainer:\n  lr: 0.002\n")
+
+
+def test_the_estimate_takes_the_encoders_minutes_in_the_runs_precision(tmp_path, capsys):
+    text = CAMPAIGN.replace("{tiny: {32: 1.0}}", "{tiny: {32: 1.0, bf16: 0.25}}") + "".join(
+        f"  - {{group: {name}, task: sst_phrase, model: sentibert, encoder: tiny, variant: {name}, "
+        f"overrides: [experiment=sst_phrase{override}], lr: 1.0e-4, seeds: [1]}}\n"
+        for name, override in (("fp32", ""), ("bf", ", trainer.precision=bf16"), ("half", ", trainer.precision=16")))
+    write_campaign(tmp_path, text)
+    campaign = load_campaign(tmp_path / "experiments" / "campaign.yaml")
+    estimate = {run.group.group: runner.estimate_minutes(campaign, run) for run in campaign.runs}
+    assert estimate["fp32"] > 0 and estimate["fp32"] == estimate["abl"]  # the default precision: the schema's, 32
+    assert estimate["bf"] == estimate["fp32"] / 4
+    assert estimate["half"] is None  # no minutes for float16: no estimate
+    code, out, err = run_command(tmp_path, capsys, "--dry-run")
+    assert code == 0 and out.splitlines()[-1].endswith("; 1 without an estimate")
+    assert [line.split()[1:] for line in out.splitlines() if line.startswith("half-s1")] == [["ready", "?"]]
+
+
+@pytest.mark.parametrize("file, edit, message", [
+    ("sb-lr5e-04-s1/metrics.json", ('"best_dev": 0.71', '"best_dev": "0.71"'),
+     'best_dev is "0.71", not a number or null; the file is damaged: restore it, or collect the run again'),
+    ("sb-lr5e-04-s1/metrics.json", ('"campaign": {', '"campaign": ["sb"], "x": {'),
+     'campaign is ["sb"], not a JSON object'),
+    ("sb-lr5e-04-s1/metrics.json", ('{"metric"', '{"metric'), "cannot read it as JSON"),
+    ("sb-s2/config.yaml", ("lr: 0.0005", "lr: fast"), "trainer.lr is 'fast', not a number"),  # the lr it was made at
+])
+def test_damaged_results_are_one_line_naming_the_file_and_the_key(tmp_path, capsys, file, edit, message):
+    campaign_with_results(tmp_path, CAMPAIGN)
+    path = tmp_path / "experiments" / "results" / file
+    assert edit[0] in path.read_text()
+    path.write_text(path.read_text().replace(*edit))
+    code, out, err = run_command(tmp_path, capsys, "--dry-run")
+    assert (code, out) == (1, "")
+    assert err.startswith(f"sentibert campaign: error: {path}: {message}") and err.count("\n") == 1

@@ -4,13 +4,13 @@ sentibert.campaign.tables).
 A row is a campaign group (task, model, encoder, variant). Its runs: for a group with an lr grid, the grid run that
 dev picked (`sentibert.campaign.spec.picked_lr`: the best `best_dev`, ties to the lr listed first) and the group's
 other seeds; otherwise every seed. A row shows the runs that have results (n seeds), so the tables can be regenerated
-at any point of the campaign. A damaged input (a metrics.json value of the wrong kind, METRICS_KINDS) is a
-ResultsError naming the file and the key; a paired comparison whose runs lack test predictions stays in its table,
-naming those runs.
+at any point of the campaign. A stale run (`spec.stale_lr`: made at another lr than its grid picks now) is left out
+of its row, which says so, as it is of the runner's done runs. A damaged input (a metrics.json value of the wrong kind,
+spec.METRICS_KINDS) is a ResultsError naming the file and the key; a paired comparison whose runs lack test
+predictions stays in its table, naming those runs.
 """
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -18,7 +18,8 @@ from pathlib import Path
 
 import yaml
 
-from sentibert.campaign.spec import PAPER_TEST_METRICS, Campaign, Group, PlannedRun, first_run, lr_name, picked_lr
+from sentibert.campaign.spec import (PAPER_TEST_METRICS, Campaign, Group, PlannedRun, ResultsError, first_run,
+                                     lr_name, picked_lr, read_json, read_results, stale_lr, trainer_record)
 from sentibert.config import TrainerConfig
 from sentibert.evaluation.significance import Difference, SentenceScores, paired_bootstrap, paired_bootstrap_roots, \
     root_predictions, sentence_scores
@@ -47,23 +48,7 @@ TRANSFER_PAIR = (("sentibert", "pre-trained"), ("cls", ""))  # the transfer clai
 PRECISION_OVERRIDE = "trainer.precision="  # a campaign group's override that sets its runs' precision
 
 
-class ResultsError(ValueError):
-    """An input the tables cannot be made from; the message names the file."""
-
-
 # ---- inputs ---------------------------------------------------------------------------------------------------
-def _read_json(path: Path) -> dict | None:
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise ResultsError(f"{path}: cannot read it as JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise ResultsError(f"{path}: expected a JSON object")
-    return data
-
-
 def load_paper(path: str | Path) -> dict[tuple[str, str, str, str], float]:
     """paper.yaml -> {(task, model, variant, metric): value in %}."""
     path = Path(path)
@@ -122,38 +107,20 @@ class RunResult:
         return find_predictions(self.path)
 
 
-# The keys of a run's metrics.json that the tables read (campaign.KEY: in its `campaign` block), and their kinds.
-METRICS_KINDS = {"best_dev": ((int, float, type(None)), "a number or null"), "best_epoch": ((int,), "an integer"),
-                 "metric": ((str,), "a metric's name"), "test": ((dict,), "a JSON object of test metrics"),
-                 "campaign": ((dict,), "a JSON object (the campaign's record of the run)"),
-                 "campaign.seconds": ((int, float), "a number"), "campaign.commit": ((str, type(None)), "a string"),
-                 "campaign.init_from": ((dict,), "a JSON object")}
-
-
 def load_result(results: Path, run: PlannedRun) -> RunResult | None:
-    path = results / run.name / METRICS_FILE
-    metrics = _read_json(path)
+    """A run's results (checked: spec.read_results); None until it has some."""
+    metrics = read_results(results, run.name)
     if metrics is None:
         return None
-    if "best_dev" not in metrics:
-        raise ResultsError(f"{path}: no best_dev; not written by `sentibert train`")
-    for key, (kinds, wanted) in METRICS_KINDS.items():
-        block, _, name = key.rpartition(".")
-        values = metrics.get(block) if block else metrics
-        if isinstance(values, dict) and name in values and type(values[name]) not in kinds:  # not bool for a number
-            raise ResultsError(f"{path}: {key} is {json.dumps(values[name])}, not {wanted}; the file is damaged: "
-                               "restore it, or collect the run again")
-    return RunResult(run, results / run.name, metrics, _read_json(results / run.name / PAPER_TEST_METRICS),
-                     _precision(results / run.name / CONFIG_FILE))
+    folder = results / run.name
+    return RunResult(run, folder, metrics, read_json(folder / PAPER_TEST_METRICS), _precision(folder))
 
 
-def _precision(config: Path) -> str:
+def _precision(folder: Path) -> str:
     """trainer.precision in a run's config.yaml; the default where the key is missing (it predates the key)."""
-    try:
-        trainer = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("trainer") or {}
-        return str(trainer.get("precision", TrainerConfig.precision))
-    except (OSError, yaml.YAMLError, AttributeError) as err:  # AttributeError: not a mapping
-        raise ResultsError(f"{config}: cannot read the run's precision (trainer.precision) from it ({err})") from None
+    if not (folder / CONFIG_FILE).is_file():
+        raise ResultsError(f"{folder / CONFIG_FILE}: cannot read the run's precision (trainer.precision): no such file")
+    return str(trainer_record(folder).get("precision", TrainerConfig.precision))
 
 
 @dataclass(frozen=True)
@@ -178,13 +145,14 @@ class Row:
     metrics: tuple[str, ...]  # headline metrics (CSV lines)
     stage: bool = False  # pre-training: no test metrics
     paper: dict[str, float] = field(default_factory=dict)  # metric (no prefix) -> the paper's number
+    stale: list[str] = field(default_factory=list)  # its runs left out: made at another lr than the one picked now
 
     def stat(self, metric: str, bucket: str | None = None) -> Stat:
         return Stat.of([run.value(metric, bucket) for run in self.runs])
 
     @property
     def seeds(self) -> str:
-        return f"{len(self.runs)}/{len(self.group.seeds)}"
+        return f"{len(self.runs)}/{len(self.group.seeds)}" + (f", {len(self.stale)} stale" if self.stale else "")
 
     @property
     def precision(self) -> str | None:
@@ -256,8 +224,10 @@ def build(campaign: Campaign, results: Path, paper: dict[tuple[str, str, str, st
             source = picked_lr(campaign, g.lr_from, results) if g.lr_from else g.lr
             lr = "pending" if source is None else lr_name(source)
             lr += f" (from {g.lr_from})" if g.lr_from else ""
-        have = [loaded[run.name] for run in members if loaded[run.name] is not None]
-        missing += [run.name for run in members if loaded[run.name] is None]
+        stale = {run.name: lrs for run in members if (lrs := stale_lr(campaign, run, results))}
+        have = [loaded[run.name] for run in members if loaded[run.name] is not None and run.name not in stale]
+        missing += [f"{run.name} (stale: trained at {lr_name(stale[run.name][0])})" if run.name in stale else run.name
+                    for run in members if loaded[run.name] is None or run.name in stale]
         stage = any("test" not in run.metrics for run in have) or g.task.endswith("_pretrain")
         metrics: tuple[str, ...] = ()
         if not stage:
@@ -267,7 +237,7 @@ def build(campaign: Campaign, results: Path, paper: dict[tuple[str, str, str, st
                 metrics += tuple(PAPER_PREFIX + m for m in metrics)
         row_paper = {m: v for (task, model, variant, m), v in paper.items()
                      if (task, (model, variant)) == (g.task, paper_model(g))}
-        rows.append(Row(g, have, missing, lr, metrics, stage, row_paper))
+        rows.append(Row(g, have, missing, lr, metrics, stage, row_paper, list(stale)))
     index = {g: i for i, g in enumerate(campaign.groups)}
     rows.sort(key=lambda row: (_task_rank(row.group.task), index[row.group.group]))
     known = {run.name for run in campaign.runs}

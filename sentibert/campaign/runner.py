@@ -7,7 +7,9 @@ dir) a source that others still need is trained again, same overrides, into the 
 compared with its committed results (logged), and each dependent's results name the source and its best_dev.
 Ready runs start in file order, `--jobs` at a time, each with `--threads` torch threads. Each run trains in
 `<runs-dir>/<run>/` with `resume=true`, so an interrupted run continues from its last checkpoint when the command
-is repeated; a run whose results exist is skipped.
+is repeated; a run whose results exist is skipped, unless they are stale (spec.stale_lr: its group's grid gained
+a value and the pick moved): then it trains again from scratch at the new lr, its old run dir moved aside to
+`<run>.superseded-lr<old lr>` (never resumed), and its new results replace the old ones.
 
 Results (`<results>/<run>/`, committed; never checkpoints): metrics.json (train's, plus a `campaign` block: the run's
 labels, lr, seed, the code's git commit, wall time), config.yaml, test_predictions.jsonl.gz and, for runs matching
@@ -17,6 +19,7 @@ test subset (data=sst_paper). They are written to a temporary folder and renamed
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import logging
 import os
@@ -29,7 +32,7 @@ from pathlib import Path
 
 from sentibert import runs as run_files
 from sentibert.campaign.spec import (PAPER_TEST_DIR, PAPER_TEST_METRICS, PAPER_TEST_PREDICTIONS, Campaign, PlannedRun,
-                                     first_run, matches, picked_lr, read_results)
+                                     first_run, lr_name, matches, picked_lr, read_results, recorded_lr, stale_lr)
 from sentibert.io import atomic_write_json, atomic_write_text, process_lock
 
 log = logging.getLogger(__name__)
@@ -48,7 +51,7 @@ def resolve(campaign: Campaign, run: PlannedRun, results: Path, runs_dir: Path) 
                  f"name={run.name}"]
     if run.group.init_from:
         source = first_run(campaign, run.group.init_from, results)
-        if source is None or read_results(results, source.name) is None or not checkpoint_here(runs_dir, source):
+        if source is None or not done(campaign, source, results) or not checkpoint_here(runs_dir, source):
             return None
         overrides.append(f"init_from={(runs_dir / source.name / run_files.BEST_MODEL).resolve()}")
     return overrides
@@ -58,15 +61,34 @@ def checkpoint_here(runs_dir: Path, run: PlannedRun) -> bool:
     return (runs_dir / run.name / DONE_FILE).is_file()
 
 
+def done(campaign: Campaign, run: PlannedRun, results: Path) -> bool:
+    """The run has results, and they are not stale."""
+    return read_results(results, run.name) is not None and stale_lr(campaign, run, results) is None
+
+
+def supersede(run_dir: Path, lr: float) -> Path | None:
+    """Move a run dir trained at another lr than `lr` aside, to `<run>.superseded-lr<its lr>` (kept, never resumed
+    or adopted); -> where it went, None if there was nothing to move."""
+    old = recorded_lr(run_dir) if run_dir.is_dir() else None
+    if old is None or old == lr:
+        return None
+    target = run_dir.with_name(f"{run_dir.name}.superseded-lr{lr_name(old)}")
+    for n in itertools.count(2):  # superseded at this lr before: keep both
+        if not target.exists():
+            break
+        target = run_dir.with_name(f"{run_dir.name}.superseded-lr{lr_name(old)}.{n}")
+    run_dir.rename(target)
+    return target
+
+
 def lost_checkpoints(campaign: Campaign, results: Path, runs_dir: Path, only: str = "*") -> list[PlannedRun]:
     """Sources with results but no finished run dir here, that a run still to do (matching `only`) starts from."""
     lost = []
     for run in campaign.runs:
-        if (not run.group.init_from or not matches(run.name, only)
-                or read_results(results, run.name) is not None):
+        if not run.group.init_from or not matches(run.name, only) or done(campaign, run, results):
             continue
         source = first_run(campaign, run.group.init_from, results)
-        if (source is not None and source not in lost and read_results(results, source.name) is not None
+        if (source is not None and source not in lost and done(campaign, source, results)
                 and not checkpoint_here(runs_dir, source)):
             lost.append(source)
     return lost
@@ -175,14 +197,17 @@ def _run_left(campaign: Campaign, runs_dir: Path, results: Path, jobs: int, thre
                 break
             rebuild = run.name in lost
             if (run.name in busy or run.name in elsewhere or run.name in failed
-                    or not rebuild and (not matches(run.name, only) or read_results(results, run.name))):
+                    or not rebuild and (not matches(run.name, only) or done(campaign, run, results))):
                 continue
             overrides = resolve(campaign, run, results, runs_dir)
             if overrides is None:
                 continue
             run_dir = runs_dir / run.name
-            run_dir.mkdir(parents=True, exist_ok=True)
             lr = float(next(o for o in overrides if o.startswith("trainer.lr=")).split("=", 1)[1])
+            if superseded := supersede(run_dir, lr):
+                log.info("%s: its run dir was trained at another lr than %s: moved aside to %s", run.name, lr,
+                         superseded)
+            run_dir.mkdir(parents=True, exist_ok=True)
             steps = commands(campaign, run, overrides, run_dir)
             job = Job(run, steps[:1] if rebuild else steps, run_dir, lr, time.time() - seconds_so_far(run_dir), rebuild)
             _start_next(job, env)
@@ -240,14 +265,15 @@ def running_elsewhere(run_dir: Path) -> bool:
 
 # ---- dry run --------------------------------------------------------------------------------------------------
 def estimate_minutes(campaign: Campaign, run: PlannedRun) -> float | None:
-    """Rough one-thread minutes: epochs x the encoder's SST epoch x the dataset's cost relative to SST."""
+    """Rough one-thread minutes: epochs x the encoder's SST epoch in the run's precision x the dataset's cost
+    relative to SST."""
     from hydra import compose, initialize_config_dir
 
     from sentibert.config import CONF_DIR
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("train", overrides=[*campaign.overrides, *run.group.overrides])
-    per_epoch = campaign.minutes_per_sst_epoch.get(run.group.encoder)
+    per_epoch = campaign.minutes_per_sst_epoch.get(run.group.encoder, {}).get(str(cfg.trainer.precision))
     cost = campaign.epoch_cost.get(cfg.data.dataset)
     if per_epoch is None or cost is None:
         return None
@@ -257,19 +283,25 @@ def estimate_minutes(campaign: Campaign, run: PlannedRun) -> float | None:
 def dry_run(campaign: Campaign, results: Path, runs_dir: Path, jobs: int, only: str = "*") -> str:
     lines, total, unknown = [], 0.0, 0
     lost = lost_checkpoints(campaign, results, runs_dir, only)
+    stale = 0
     for run in campaign.runs:
-        if run not in lost and (not matches(run.name, only) or read_results(results, run.name) is not None):
+        if run not in lost and (not matches(run.name, only) or done(campaign, run, results)):
             continue
         minutes = estimate_minutes(campaign, run)
         ready = resolve(campaign, run, results, runs_dir) is not None
         started = (runs_dir / run.name / run_files.CHECKPOINTS / "latest").is_file()
-        state = "rebuilds" if run in lost else "resumes" if started else "ready" if ready else "waits"
-        lines.append(f"{run.name:<58} {state:<8} {'?' if minutes is None else f'{minutes:6.0f} min'}")
+        lrs = stale_lr(campaign, run, results)
+        state = "rebuilds" if run in lost else "stale" if lrs else "resumes" if started else "ready" if ready \
+            else "waits"
+        note = f"  results at lr {lr_name(lrs[0])}, the pick is now {lr_name(lrs[1])}" if lrs else ""
+        lines.append(f"{run.name:<58} {state:<8} {'?' if minutes is None else f'{minutes:6.0f} min'}{note}")
         total += minutes or 0.0
         unknown += minutes is None
-    done = sum(read_results(results, run.name) is not None for run in campaign.runs)
+        stale += bool(lrs)
+    have = sum(done(campaign, run, results) for run in campaign.runs)
     rebuilds = f" (and {len(lost)} lost checkpoints to rebuild)" if lost else ""
-    lines.append(f"{done} of {len(campaign.runs)} runs have results; {len(lines) - len(lost)} left{rebuilds}, "
-                 f"about {total / 60:.1f} core-hours ({total / 60 / jobs:.1f} h with --jobs {jobs})"
+    stale_note = f" ({stale} stale: to train again at the lr picked now)" if stale else ""
+    lines.append(f"{have} of {len(campaign.runs)} runs have results; {len(lines) - len(lost)} left{stale_note}"
+                 f"{rebuilds}, about {total / 60:.1f} core-hours ({total / 60 / jobs:.1f} h with --jobs {jobs})"
                  + (f"; {unknown} without an estimate" if unknown else ""))
     return "\n".join(lines)

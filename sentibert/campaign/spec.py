@@ -12,7 +12,13 @@ checks the keys and their values (a group's name names folders: letters, digits,
 composes each group's config.
 
 A run's results (`<results>/<run>/`, runner.collect): metrics.json and config.yaml (sentibert.runs' names),
-test_predictions.jsonl.gz, and for paper-tested runs PAPER_TEST_METRICS and PAPER_TEST_PREDICTIONS.
+test_predictions.jsonl.gz, and for paper-tested runs PAPER_TEST_METRICS and PAPER_TEST_PREDICTIONS. A damaged
+metrics.json (a value of the wrong kind, METRICS_KINDS) is a ResultsError naming the file and the key, for the runner
+and the tables alike.
+
+A grid may gain values in place (its edge won): the pick may then move. A run whose lr comes from a pick and whose
+results were made at another lr than the one picked now is stale (`stale_lr`): the runner trains it again and the
+tables leave it out. While the grid's new values are pending, results stand as they are.
 """
 from __future__ import annotations
 
@@ -59,13 +65,19 @@ GROUP_KEYS = {
 REQUIRED_KEYS = ("group", "task", "model", "encoder", "variant")
 OPTIONAL_KEYS = ("lr", "lr_grid", "lr_from", "init_from")
 NUMBERS = (lambda x: isinstance(x, dict) and all(map(_number, x.values())), "a mapping of numbers")
+PER_PRECISION = (lambda x: isinstance(x, dict) and all(NUMBERS[0](v) for v in x.values()),
+                 "a mapping of encoders to {trainer.precision: minutes}, e.g. {minilm: {32: 5.5, bf16: 2.9}}")
 FILE_KEYS = {"overrides": GROUP_KEYS["overrides"], "paper_test": GROUP_KEYS["overrides"],
-             "minutes_per_sst_epoch": NUMBERS, "epoch_cost": NUMBERS, "pretraining_cost": (_number, "a number"),
+             "minutes_per_sst_epoch": PER_PRECISION, "epoch_cost": NUMBERS, "pretraining_cost": (_number, "a number"),
              "groups": (lambda x: isinstance(x, list), "a list")}
 
 
 class CampaignError(ValueError):
     pass
+
+
+class ResultsError(ValueError):
+    """A run's results that cannot be read; the message names the file (and the key)."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +116,7 @@ class Campaign:
     runs: list[PlannedRun]
     overrides: tuple[str, ...] = ()
     paper_test: tuple[str, ...] = ()
-    minutes_per_sst_epoch: dict[str, float] = field(default_factory=dict)
+    minutes_per_sst_epoch: dict[str, dict[str, float]] = field(default_factory=dict)  # encoder -> precision -> min
     epoch_cost: dict[str, float] = field(default_factory=dict)
     pretraining_cost: float = 1.0
 
@@ -155,8 +167,22 @@ def load_campaign(path: str | Path) -> Campaign:
         groups[group.group] = group
     runs = [run for group in groups.values() for run in expand(group)]
     return Campaign(path, groups, runs, tuple(spec.get("overrides", ())), tuple(spec.get("paper_test", ())),
-                    spec.get("minutes_per_sst_epoch", {}), spec.get("epoch_cost", {}),
+                    _minutes(spec.get("minutes_per_sst_epoch") or {}, str(path)), spec.get("epoch_cost", {}),
                     spec.get("pretraining_cost", 1.0))
+
+
+def _minutes(per_encoder: dict, where: str) -> dict[str, dict[str, float]]:
+    """minutes_per_sst_epoch with its precisions as trainer.precision spells them (YAML reads `32:` as a number)."""
+    if not per_encoder:
+        return {}
+    from sentibert.precision import PRECISIONS  # imports torch: only for a file that gives estimates
+
+    minutes = {encoder: {str(p): m for p, m in by_precision.items()} for encoder, by_precision in per_encoder.items()}
+    for encoder, by_precision in minutes.items():
+        if unknown := sorted(set(by_precision) - set(PRECISIONS)):
+            raise CampaignError(f"{where}: minutes_per_sst_epoch: {encoder}: {', '.join(unknown)} is not a "
+                                f"trainer.precision ({', '.join(PRECISIONS)})")
+    return minutes
 
 
 def _check_keys(spec: dict, keys: dict, where: str) -> None:
@@ -207,9 +233,66 @@ def matches(name: str, only: str) -> bool:
 
 
 # ---- state, from the results folder -------------------------------------------------------------------------
+# The keys of a run's metrics.json that the runner and the tables read (campaign.KEY: in its `campaign` block), and
+# their kinds.
+METRICS_KINDS = {"best_dev": ((int, float, type(None)), "a number or null"), "best_epoch": ((int,), "an integer"),
+                 "metric": ((str,), "a metric's name"), "test": ((dict,), "a JSON object of test metrics"),
+                 "campaign": ((dict,), "a JSON object (the campaign's record of the run)"),
+                 "campaign.seconds": ((int, float), "a number"), "campaign.commit": ((str, type(None)), "a string"),
+                 "campaign.init_from": ((dict,), "a JSON object")}
+
+
+def read_json(path: Path) -> dict | None:
+    """A JSON object; None where the file does not exist."""
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ResultsError(f"{path}: cannot read it as JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise ResultsError(f"{path}: expected a JSON object")
+    return data
+
+
 def read_results(results: Path, run: str) -> dict | None:
+    """A run's metrics.json in `results`, its values checked (METRICS_KINDS); None until the run has results."""
     path = results / run / run_files.METRICS_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    metrics = read_json(path)
+    if metrics is None:
+        return None
+    if "best_dev" not in metrics:
+        raise ResultsError(f"{path}: no best_dev; not written by `sentibert train`")
+    for key, (kinds, wanted) in METRICS_KINDS.items():
+        block, _, name = key.rpartition(".")
+        values = metrics.get(block) if block else metrics
+        if isinstance(values, dict) and name in values and type(values[name]) not in kinds:  # not bool for a number
+            raise ResultsError(f"{path}: {key} is {json.dumps(values[name])}, not {wanted}; the file is damaged: "
+                               "restore it, or collect the run again")
+    return metrics
+
+
+def trainer_record(folder: Path) -> dict:
+    """The `trainer` block of the config.yaml that `sentibert train` writes in a run dir (and collect copies into the
+    run's results); {} where there is none."""
+    path = folder / run_files.CONFIG_FILE
+    if not path.is_file():
+        return {}
+    try:
+        trainer = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("trainer") or {}
+    except (OSError, yaml.YAMLError, AttributeError) as err:  # AttributeError: not a mapping
+        raise ResultsError(f"{path}: cannot read its trainer block ({err})") from None
+    if not isinstance(trainer, dict):
+        raise ResultsError(f"{path}: trainer is {trainer!r}, not a mapping")
+    return trainer
+
+
+def recorded_lr(folder: Path) -> float | None:
+    """The lr a run dir or a run's results was trained at (trainer.lr in its config.yaml); None where not recorded."""
+    lr = trainer_record(folder).get("lr")
+    if lr is not None and not _number(lr):
+        raise ResultsError(f"{folder / run_files.CONFIG_FILE}: trainer.lr is {lr!r}, not a number")
+    return lr
 
 
 def picked_lr(campaign: Campaign, group: str, results: Path) -> float | None:
@@ -232,3 +315,14 @@ def first_run(campaign: Campaign, group: str, results: Path) -> PlannedRun | Non
         return next(run for run in campaign.runs if run.group is g)
     lr = picked_lr(campaign, group, results)
     return None if lr is None else next(run for run in campaign.runs if run.group is g and run.lr == lr)
+
+
+def stale_lr(campaign: Campaign, run: PlannedRun, results: Path) -> tuple[float, float] | None:
+    """(the lr its results were made at, the lr picked now) for a run whose lr comes from a pick (a grid group's other
+    seeds, an lr_from group's runs) and whose results were made at another lr: its group's grid gained a value that
+    dev prefers. None for every other run, and while the pick is pending: then its results stand."""
+    if run.lr_source is None or (picked := picked_lr(campaign, run.lr_source, results)) is None \
+            or read_results(results, run.name) is None:
+        return None
+    made = recorded_lr(results / run.name)  # None: nothing records it; the results stand
+    return None if made is None or made == picked else (made, picked)

@@ -174,6 +174,9 @@ def _intro(tables: Tables, out: Path, csv_path: Path, paper_file: Path, command:
         "masked-LM pre-training run), `mean_pool` (the paper's BERT*: mean pooling of the phrase's tokens), `cls` "
         "(BERT: the [CLS] token), `tree_lstm` (a Tree-LSTM over the encoder). `commits`: the code that produced the "
         f"row's runs. The same numbers, one line per row and metric: [{csv_path.name}]({_relpath(csv_path, here)}).\n",
+        *(["`k stale` in `seeds`: runs trained at another lr than the one their group's grid picks now (the grid "
+           "gained a value that dev prefers); they are left out of the row until the campaign trains them again at "
+           "the new lr (Runs names them).\n"] if any(row.stale for row in tables.rows) else []),
     ]
 
 

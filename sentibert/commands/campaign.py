@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sentibert.campaign import runner
 from sentibert.campaign.runner import dry_run, run_campaign
-from sentibert.campaign.spec import CampaignError, check_overrides, load_campaign
+from sentibert.campaign.spec import CampaignError, ResultsError, check_overrides, load_campaign
 from sentibert.commands import fail
 from sentibert.io import LockHeld
 
@@ -32,14 +32,11 @@ def main(argv: list[str] | None = None) -> int:
         return fail("campaign", err)
     results = Path(args.results) if args.results else campaign.path.parent / "results"
     runs_dir = Path(args.runs_dir)
-    if args.dry_run:
-        print(dry_run(campaign, results, runs_dir, args.jobs, args.only))
-        return 0
     try:
-        failed = run_campaign(campaign, runs_dir, results, args.jobs, args.threads, args.only)
-    except LockHeld as err:
+        failed = 0 if args.dry_run else run_campaign(campaign, runs_dir, results, args.jobs, args.threads, args.only)
+        print(dry_run(campaign, results, runs_dir, args.jobs, args.only))
+    except (LockHeld, ResultsError) as err:  # ResultsError: a damaged results file, named
         return fail("campaign", err)
-    print(dry_run(campaign, results, runs_dir, args.jobs, args.only))
     return 1 if failed else 0
 
 
