@@ -2,8 +2,11 @@
 three lines, and a damaged checkpoint gets one line naming its file in every command that reads it."""
 import json
 import logging
+import runpy
 import shutil
 import warnings
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -250,3 +253,51 @@ def test_a_damaged_checkpoint_is_one_line_naming_the_file(checkpoint, parser, co
     name, message = DAMAGE[damage]
     assert line.startswith(f"sentibert {command}: error: {damaged / name}: {message}"), line
     assert "copy or save" in line or "remove it" in line  # the fix
+
+
+# ---- the bundler's model card (experiments/bundled_model/bundle.py) ------------------------------------------------
+@pytest.fixture(scope="module")
+def bundler():
+    script = Path(__file__).resolve().parents[1] / "experiments" / "bundled_model" / "bundle.py"
+    return SimpleNamespace(**runpy.run_path(str(script), run_name="bundle"))
+
+
+def test_the_model_cards_prose_is_wrapped_whole_words_whatever_its_numbers(bundler):
+    results = {"campaign": {"group": "minilm-lora", "seed": 1, "lr": 0.001, "commit": "1e37e22"}, "best_epoch": 4,
+               "test": {"phrase_acc": 0.6577, "sst5_root_acc": 0.5145, "sst3_from_5class_root_acc": 0.7312,
+                        "contrast": {"acc": 0.3625}}}
+    config = {"model": {"lora_rank": 16, "lora_targets": "all-linear"}, "trainer": {"precision": "32"}}
+    scores = {"dev": {**results["test"], "phrase_acc": 0.659, "contrast": {"n": 151, "acc": 0.3623}},
+              "test": {**results["test"], "contrast": {"n": 160, "acc": 0.3625}}}
+    overrides = ("experiment=sst_phrase", "model=sentibert_lora", "model.lora_targets=all-linear")
+    for grid in ("lr 1e-03: 65.90", ", ".join(f"lr {k}e-04: pending" for k in range(1, 10))):  # short and long
+        text = bundler.card("minilm", "minilm-lora-lr1e-03-s1", results, config, scores, 7_670_000, overrides, grid)
+        prose = [line for line in text.splitlines() if not line.startswith("|")]
+        assert max(map(len, prose)) <= 120
+        bullets = "\n".join(prose).split("\n\n")[1]
+        assert [line[:line.index(":**")] for line in bullets.splitlines() if not line.startswith("  ")] == [
+            "- **Model", "- **Data", "- **Training", "- **Files"]  # the rest of each bullet is indented under it
+        words = " ".join(text.split())
+        for phrase in ("on all-MiniLM-L6-v2 (6 layers, hidden 384, 22.7M parameters), encoder frozen, "
+                       "LoRA adapters of rank 16 on all-linear;",
+                       f"(dev phrase accuracy when bundled: {grid}), test (2210) read once",
+                       "`sentibert train experiment=sst_phrase model=sentibert_lora model.lora_targets=all-linear "
+                       "seed=1 trainer.lr=0.001`", "precision 32), code commit `1e37e22`; selected epoch 4.",
+                       "7.67 MB (7.31 MiB)", "(limit 10.0 MB)"):
+            assert phrase in words
+        assert "| SST-phrase | 65.90 | 65.77 | 65.77 |\n" in text
+        assert "| contrast (n=160) | 36.23 | 36.25 | 36.25 |" in text
+
+
+def test_the_cards_grid_gives_each_lr_its_best_dev_or_pending(bundler, tmp_path):
+    from sentibert.campaign.spec import Group, expand
+
+    def group(name, lr_grid):
+        return Group(group=name, task="sst_phrase", model="sentibert", encoder="minilm", variant="LoRA",
+                     overrides=("experiment=sst_phrase",), seeds=(1, 2), lr_grid=lr_grid)
+
+    runs = expand(group("lora", (2e-4, 1e-3))) + expand(group("other", (5e-4,)))
+    for run, dev in ((runs[0], 0.6572), (runs[3], 0.7)):  # lora's first grid run, and other's
+        (tmp_path / run.name).mkdir()
+        (tmp_path / run.name / "metrics.json").write_text(json.dumps({"best_dev": dev}))
+    assert bundler.grid_state(SimpleNamespace(runs=runs), "lora", tmp_path) == "lr 2e-04: 65.72, lr 1e-03: pending"

@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import textwrap
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -23,7 +25,7 @@ from sentibert.bundles import BUNDLES
 from sentibert.data.datasets import load_split
 from sentibert.evaluation.evaluate import evaluate_model
 from sentibert.models.model import TreeSentimentModel
-from sentibert.campaign.spec import load_campaign
+from sentibert.campaign.spec import Campaign, load_campaign, read_results
 
 CAMPAIGN = Path(__file__).resolve().parents[1] / "campaign.yaml"
 HEADLINE = {"phrase_acc": "SST-phrase", "sst5_root_acc": "SST-5 (root)",
@@ -53,53 +55,56 @@ def pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.2f}"
 
 
-def grid_state(group: str, results_dir: Path) -> str:
+def grid_state(campaign: Campaign, group: str, results_dir: Path) -> str:
     """The group's lr grid as dev saw it: each lr's best dev, or pending (a bundle may ship before its grid ends)."""
-    campaign = load_campaign(CAMPAIGN)
     cells = []
     for run in campaign.runs:
         if run.group.group == group and run.grid:
-            path = results_dir / run.name / "metrics.json"
-            dev = json.loads(path.read_text())["best_dev"] if path.is_file() else None
-            cells.append(f"lr {run.lr:.0e}: {'pending' if dev is None else pct(dev)}")
+            metrics = read_results(results_dir, run.name)
+            cells.append(f"lr {run.lr:.0e}: {'pending' if metrics is None else pct(metrics['best_dev'])}")
     return ", ".join(cells)
 
 
-def card(name: str, run: str, results: dict, config: dict, bundled: dict[str, dict], size: int, grid: str) -> str:
+# The card's prose, wrapped for reading as plain text too; never inside a name such as all-MiniLM-L6-v2.
+wrap = partial(textwrap.fill, width=120, break_long_words=False, break_on_hyphens=False)
+
+
+def card(name: str, run: str, results: dict, config: dict, bundled: dict[str, dict], size: int,
+         overrides: tuple[str, ...], grid: str) -> str:
+    """MODEL_CARD.md: `results` and `config` are the run's committed ones, `bundled` the bundle's own scores,
+    `overrides` its campaign group's and `grid` that group's grid_state."""
     bundle, block, model = CARDS[name], results["campaign"], config["model"]
-    overrides = " ".join(load_campaign(CAMPAIGN).groups[block["group"]].overrides)
     targets = model.get("lora_targets") or "peft's defaults: query, value"
     precision = config["trainer"]["precision"]
+    bullets = {
+        "Model": f"SentiBERT (the paper's two attention layers over the binary parse) on {bundle.encoder}, encoder "
+                 f"frozen, LoRA adapters of rank {model['lora_rank']} on {targets}; composition and 5-class head "
+                 f"trained in full. No pre-training stage: the bundle's base is the stock encoder, from {bundle.base}.",
+        "Data": "SST, standard split; trained on every phrase label (8544 train trees), dev (1101) picked the epoch "
+                f"and the learning rate among the group's lr grid (dev phrase accuracy when bundled: {grid}), test "
+                "(2210) read once.",
+        "Training": f"campaign run `{run}` (experiments/campaign.yaml, group `{block['group']}`): `sentibert train "
+                    f"{' '.join(overrides)} seed={block['seed']} trainer.lr={block['lr']}` (5 epochs, batch 32, AdamW, "
+                    f"10% warm-up, precision {precision}), code commit `{block['commit']}`; selected epoch "
+                    f"{results['best_epoch']}.",
+        "Files": f"{size / 1e6:.2f} MB ({size / 2**20:.2f} MiB): the trained weights only, float16, with the tokenizer "
+                 f"and config (limit {bundle.limit_mb:.1f} MB).",
+    }
     rows = [f"| {label} | {pct(bundled['dev'][key])} | {pct(bundled['test'][key])} | {pct(results['test'][key])} |"
             for key, label in HEADLINE.items()]
     rows.append(f"| contrast (n={bundled['test']['contrast']['n']}) | {pct(bundled['dev']['contrast']['acc'])} | "
                 f"{pct(bundled['test']['contrast']['acc'])} | {pct(results['test']['contrast']['acc'])} |")
-    return f"""# Bundled model `{name}`: SentiBERT, LoRA on {bundle.encoder.split(' (')[0]}
-
-- **Model:** SentiBERT (the paper's two attention layers over the binary parse) on {bundle.encoder}, encoder frozen,
-  LoRA adapters of rank {model['lora_rank']} on {targets}; composition and 5-class head trained in full. No
-  pre-training stage: the bundle's base is the stock encoder, from {bundle.base}.
-- **Data:** SST, standard split; trained on every phrase label (8544 train trees), dev (1101) picked the epoch and
-  the learning rate among the group's lr grid (dev phrase accuracy when bundled: {grid}), test (2210) read
-  once.
-- **Training:** campaign run `{run}` (experiments/campaign.yaml, group `{block['group']}`): `sentibert train
-  {overrides} seed={block['seed']} trainer.lr={block['lr']}` (5 epochs, batch 32, AdamW, 10% warm-up, precision
-  {precision}), code commit `{block['commit']}`; selected epoch {results['best_epoch']}.
-- **Files:** {size / 1e6:.2f} MB ({size / 2**20:.2f} MiB): the trained weights only, float16, with the tokenizer
-  and config (limit {bundle.limit_mb:.1f} MB).
-
-Accuracy (%) on SST's gold trees. Dev and test are this bundle's own, recomputed in float32 from its float16 weights
-by `experiments/bundled_model/bundle.py`; the last column is the run's own test number (experiments/results/{run},
-trained in {precision}).
-
-| metric | dev | test | run's test |
-|---|---|---|---|
-{chr(10).join(rows)}
-
-On raw text, phrase boundaries come from the parser (the bundled chart parser unless Stanza's models are installed),
-not from SST's gold trees. `sentibert predict` and `serve` default to `--precision auto`: bf16 where the hardware
-computes in it natively; `--precision 32` reproduces this table.
-"""
+    return "\n\n".join([
+        f"# Bundled model `{name}`: SentiBERT, LoRA on {bundle.encoder.split(' (')[0]}",
+        "\n".join(wrap(f"- **{label}:** {text}", subsequent_indent="  ") for label, text in bullets.items()),
+        wrap("Accuracy (%) on SST's gold trees. Dev and test are this bundle's own, recomputed in float32 from its "
+             "float16 weights by `experiments/bundled_model/bundle.py`; the last column is the run's own test number "
+             f"(experiments/results/{run}, trained at precision {precision})."),
+        "\n".join(["| metric | dev | test | run's test |", "|---|---|---|---|", *rows]),
+        wrap("On raw text, phrase boundaries come from the parser (the bundled chart parser unless Stanza's models are "
+             "installed), not from SST's gold trees. `sentibert predict` and `serve` default to `--precision auto`: "
+             "bf16 where the hardware computes in it natively; `--precision 32` reproduces this table."),
+    ]) + "\n"
 
 
 def main() -> None:
@@ -113,6 +118,7 @@ def main() -> None:
     out = args.out or BUNDLES[args.name]
     torch.set_num_threads(1)
     results = json.loads((args.results / "metrics.json").read_text())
+    campaign, group = load_campaign(CAMPAIGN), results["campaign"]["group"]  # read before the slow part
     config = yaml.safe_load((args.results / "config.yaml").read_text())
     model = TreeSentimentModel.from_pretrained(args.run_dir / "best_model")
     if not model.hparams["lora_rank"]:
@@ -126,7 +132,8 @@ def main() -> None:
     bundled = TreeSentimentModel.from_pretrained(tmp)
     scores = {split: evaluate_model(bundled, load_split("sst", split), 64)[0] for split in ("dev", "test")}
     (tmp / "MODEL_CARD.md").write_text(card(args.name, args.results.name, results, config, scores, size,
-                                          grid_state(results["campaign"]["group"], args.results.parent)))
+                                            campaign.groups[group].overrides,
+                                            grid_state(campaign, group, args.results.parent)))
     (tmp / "metrics.json").write_text(json.dumps({"run": args.results.name, **scores}, indent=1, sort_keys=True))
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
