@@ -63,6 +63,24 @@ def checkpoint(tiny_model) -> Path:
     return tiny_model()
 
 
+@pytest.fixture
+def no_full_error(monkeypatch):
+    """Errors as a user sees them, one line, whatever the shell running the tests set for debugging."""
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    monkeypatch.delenv("SENTIBERT_DEBUG", raising=False)
+
+
+@pytest.fixture
+def fake_parser(monkeypatch):
+    """Every load_parser gives the one RightBranchingParser returned here: no test loads a parsing model unasked."""
+    from fakes import LOAD_PARSER, RightBranchingParser
+
+    parser = RightBranchingParser()
+    for module in LOAD_PARSER:
+        monkeypatch.setattr(f"{module}.load_parser", parser.load)
+    return parser
+
+
 @pytest.fixture(scope="session")
 def mirror() -> Path:
     """The local data mirror (../shared/data); tests that need it are skipped where it is absent."""

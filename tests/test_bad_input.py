@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
+from fakes import RightBranchingParser, right_branching
 
 from sentibert import cli
 from sentibert.config import SAMPLE_DATA_DIR
@@ -27,38 +28,7 @@ from sentibert.models.model import TreeSentimentModel
 from sentibert.parsing import parse
 
 transformers.logging.set_verbosity_error()
-
-
-def right_branching(text: str) -> BinaryTree:
-    def ptb(words):
-        return f"(X {words[0]})" if len(words) == 1 else f"(X {ptb(words[:1])} {ptb(words[1:])})"
-
-    return BinaryTree.from_ptb(ptb(text.split()))
-
-
-class FakeParser:
-    """Right-branching trees over whitespace tokens; records how it was loaded and what it parsed."""
-
-    def __init__(self):
-        self.calls, self.use_cache = [], None
-
-    def load(self, model="auto", cache_dir=None, use_cache=True, precision="32"):
-        self.use_cache = use_cache
-        return self
-
-    def parse(self, texts, source="input"):
-        self.calls.append(list(texts))
-        return [right_branching(text) for text in texts]
-
-
-@pytest.fixture
-def fake_parser(monkeypatch):
-    parser = FakeParser()
-    monkeypatch.setattr(predict_module, "load_parser", parser.load)
-    monkeypatch.setattr(parse, "load_parser", parser.load)
-    monkeypatch.setattr("sentibert.commands.predict.load_parser", parser.load)
-    monkeypatch.setattr("sentibert.commands.parse.load_parser", parser.load)
-    return parser
+pytestmark = pytest.mark.usefixtures("no_full_error")
 
 
 def run(capsys, *argv):
@@ -161,7 +131,7 @@ def test_non_utf8_labelled_text_and_predictions_are_named(not_utf8, tmp_path):
     from sentibert.runs import RunFolderError, read_predictions
 
     shutil.copyfile(not_utf8, tmp_path / "data.tsv")
-    with pytest.raises(LabelledTextError, match=f"data.tsv.*UTF-8"):
+    with pytest.raises(LabelledTextError, match="data.tsv.*UTF-8"):
         read_labelled(tmp_path / "data.tsv")
     with pytest.raises(RunFolderError, match=f"{not_utf8.name}.*UTF-8"):
         read_predictions(not_utf8)
@@ -181,7 +151,7 @@ def test_batch_size_must_be_positive(value, checkpoint, fake_parser, capsys):
     assert rc == 2 and out == ""
     one_line_error(err, "--batch-size", "positive integer")
     with pytest.raises(predict_module.PredictError, match="batch_size"):
-        predict_module.predict(["fine"], checkpoint, FakeParser(), batch_size=int(value))
+        predict_module.predict(["fine"], checkpoint, RightBranchingParser(), batch_size=int(value))
 
 
 # ---- 4. devices -----------------------------------------------------------------------------------------------
@@ -457,12 +427,6 @@ def test_a_dev_fraction_that_leaves_a_split_empty_fails(tmp_path, capsys):
 
 
 # ---- 11. the Hydra commands: one line, no traceback -----------------------------------------------------------------
-@pytest.fixture(autouse=True)
-def no_full_error(monkeypatch):
-    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
-    monkeypatch.delenv("SENTIBERT_DEBUG", raising=False)
-
-
 @pytest.mark.parametrize("command, argv, message", [
     ("train", [*TRAIN, "data.root=/nonexistent"], "/nonexistent/sst/train.txt not found: run `sentibert data prepare"),
     ("evaluate", ["checkpoint=/nonexistent", "data=fixture"], "/nonexistent: neither a bundled model (minilm, mpnet)"),
@@ -674,11 +638,7 @@ def default_run(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(socket, "getaddrinfo", refuse)
         patch.setattr(socket, "create_connection", refuse)
-        saved = sys.argv
-        try:
-            train_command.main([*overrides, f"hydra.run.dir={run_dir}"])
-        finally:
-            sys.argv = saved
+        train_command.main([*overrides, f"hydra.run.dir={run_dir}"])
     return run_dir, calls
 
 

@@ -2,26 +2,20 @@
 import json
 import os
 import re
-import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from sentibert.commands import bench
 from sentibert.config import SAMPLE_DATA_DIR
 
 FIXTURE_ROOT = Path(SAMPLE_DATA_DIR)  # the sample treebank shipped in the package (data=fixture)
+pytestmark = pytest.mark.usefixtures("one_thread")  # the command sets the process's thread count: put back after
 
 
 def test_bench_prints_overhead_and_speedup_last(tmp_path, capsys):
-    saved = sys.argv, torch.get_num_threads()
-    try:
-        bench.main(["encoder=tiny", "data=fixture", f"data.root={FIXTURE_ROOT}", "batches=2", "warmup=1", "threads=1",
-                    f"hydra.run.dir={tmp_path}"])
-    finally:  # the command sets the process's thread count
-        sys.argv = saved[0]
-        torch.set_num_threads(saved[1])
+    bench.main(["encoder=tiny", "data=fixture", f"data.root={FIXTURE_ROOT}", "batches=2", "warmup=1", "threads=1",
+                f"hydra.run.dir={tmp_path}"])
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert re.fullmatch(r"overhead=\d+\.\d\d speedup_vs_pad128=\d+\.\d\d", last)
     results = json.loads((tmp_path / "bench.json").read_text())
@@ -33,13 +27,8 @@ def test_bench_prints_overhead_and_speedup_last(tmp_path, capsys):
 
 
 def test_flop_floor_counts_the_composition_on_top_of_the_encoder(tmp_path, capsys):
-    saved = sys.argv, torch.get_num_threads()
-    try:
-        bench.main(["encoder=tiny", "data=fixture", f"data.root={FIXTURE_ROOT}", "batches=2", "warmup=0", "threads=1",
-                    "precisions=[32]", f"hydra.run.dir={tmp_path}"])
-    finally:
-        sys.argv = saved[0]
-        torch.set_num_threads(saved[1])
+    bench.main(["encoder=tiny", "data=fixture", f"data.root={FIXTURE_ROOT}", "batches=2", "warmup=0", "threads=1",
+                "precisions=[32]", f"hydra.run.dir={tmp_path}"])
     results = json.loads((tmp_path / "bench.json").read_text())
     flops = results["train_flops"]
     assert 0 < flops["encoder"] < flops["SentiBERT"]
@@ -53,13 +42,9 @@ def test_flop_floor_counts_the_composition_on_top_of_the_encoder(tmp_path, capsy
 
 
 def test_bench_without_the_dataset_uses_the_packaged_sample(tmp_path, capsys):
-    saved = sys.argv, torch.get_num_threads()
-    try:  # SST is not prepared under this data root: the sample trees shipped in the package stand in
-        bench.main(["encoder=tiny", "data=sst", f"data.root={tmp_path / 'not-prepared'}", "batches=1", "warmup=0",
-                    "threads=1", "precisions=[32]", f"hydra.run.dir={tmp_path / 'run'}"])
-    finally:
-        sys.argv = saved[0]
-        torch.set_num_threads(saved[1])
+    # SST is not prepared under this data root: the sample trees shipped in the package stand in
+    bench.main(["encoder=tiny", "data=sst", f"data.root={tmp_path / 'not-prepared'}", "batches=1", "warmup=0",
+                "threads=1", "precisions=[32]", f"hydra.run.dir={tmp_path / 'run'}"])
     results = json.loads((tmp_path / "run" / "bench.json").read_text())
     assert results["source"] == "sample dev"
     assert set(results["sentences_per_s"]) == {"SentiBERT", "encoder", "SentiBERT_pad128"}

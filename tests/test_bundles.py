@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 import transformers
-from test_predict import FakeParser
+from fakes import RightBranchingParser
 
 from sentibert import bundles, cli
 from sentibert.bundles import BUNDLES, DEFAULT_MODEL
@@ -26,14 +26,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def three_class(tiny_model):
     """A bundle-like model: LoRA adapters, composition and head only (trainable_only, float16), 3 classes."""
     return tiny_model(num_classes=3, lora_rank=2, trainable_only=True, dtype=torch.float16)
-
-
-@pytest.fixture
-def parser(monkeypatch):
-    parser = FakeParser()
-    for module in ("sentibert.commands.predict", "sentibert.inference.predict"):
-        monkeypatch.setattr(f"{module}.load_parser", lambda model="auto", **kwargs: parser)
-    return parser
 
 
 def without_encoder(directory, tmp_path):
@@ -59,7 +51,7 @@ def test_the_bundles_live_in_the_package_and_minilm_is_the_default():
         assert "minilm" in bundles.installed_bundles()
 
 
-def test_predict_takes_a_bundle_name_a_directory_or_the_old_checkpoint_flag(checkpoint, three_class, parser,
+def test_predict_takes_a_bundle_name_a_directory_or_the_old_checkpoint_flag(checkpoint, three_class, fake_parser,
                                                                             monkeypatch, capsys):
     monkeypatch.setitem(BUNDLES, "mpnet", three_class)
     [by_name] = predict_json(capsys, "--model", "mpnet")
@@ -79,7 +71,8 @@ def test_predict_takes_a_bundle_name_a_directory_or_the_old_checkpoint_flag(chec
                                        "best_model/\n")
 
 
-def test_a_missing_bundle_or_its_missing_encoder_is_one_line(three_class, parser, monkeypatch, tmp_path, capsys):
+def test_a_missing_bundle_or_its_missing_encoder_is_one_line(three_class, fake_parser, monkeypatch, tmp_path,
+                                                             capsys):
     monkeypatch.setitem(BUNDLES, "mpnet", tmp_path / "not-here")
     assert cli.main(["predict", "--model", "mpnet", "not bad"]) == 1
     assert capsys.readouterr().err.splitlines() == [
@@ -112,7 +105,7 @@ def test_the_served_page_switches_models_and_each_answer_names_its_model(checkpo
 
     monkeypatch.setitem(BUNDLES, "minilm", tmp_path / "absent")  # this installation: the mpnet bundle alone
     monkeypatch.setitem(BUNDLES, "mpnet", three_class)
-    started = predict_module.Pipeline(predict_module.load_network(checkpoint), FakeParser())
+    started = predict_module.Pipeline(predict_module.load_network(checkpoint), RightBranchingParser())
     with TestClient(serve.create_app(started)) as client:
         assert client.get("/api/health").json()["models"] == [str(checkpoint), "mpnet"]
         assert (f'<select id="model"><option selected>{checkpoint}</option><option>mpnet</option></select>'
@@ -193,7 +186,7 @@ def test_load_model_takes_a_run_directory_too(three_class, tmp_path, capfd):
     shutil.copytree(three_class, run / "best_model")
     model, messages = loading_messages(lambda: predict_module.load_model(run, parser="bundled"))
     assert "not used" not in messages + capfd.readouterr().err and "newly initialized" not in messages
-    model.parser = FakeParser()
+    model.parser = RightBranchingParser()
     [tree] = model.predict(["not bad at all"])
     assert model.label_names == SST3_NAMES and tree.label_names == SST3_NAMES and tree.model == str(run)
     assert all(len(probs) == 3 for probs in tree.probs)
@@ -234,10 +227,8 @@ DAMAGE = {  # damage -> (the file the error names, what it says)
 
 @pytest.mark.parametrize("command", ["predict", "evaluate", "serve"])
 @pytest.mark.parametrize("damage", DAMAGE, ids=[d.__name__ for d in DAMAGE])
-def test_a_damaged_checkpoint_is_one_line_naming_the_file(checkpoint, parser, command, damage, monkeypatch, tmp_path,
-                                                          capsys):
-    monkeypatch.delenv("SENTIBERT_DEBUG", raising=False)
-    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+def test_a_damaged_checkpoint_is_one_line_naming_the_file(checkpoint, fake_parser, no_full_error, command, damage,
+                                                          monkeypatch, tmp_path, capsys):
     monkeypatch.setattr("uvicorn.run", lambda app, **kwargs: pytest.fail("the server must not start"))
     damaged = shutil.copytree(checkpoint, tmp_path / "damaged")
     damage(damaged)

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_predict import FakeParser
 
 from sentibert import cli
 from sentibert.config import SAMPLE_DATA_DIR
@@ -48,20 +47,19 @@ def test_a_checkpoint_carries_its_names_and_one_without_them_falls_back_to_its_c
     assert TreeSentimentModel.from_pretrained(three).label_names == SST3_NAMES
 
 
-def predict_json(run: Path, monkeypatch, capsys) -> list[dict]:
-    monkeypatch.setattr("sentibert.commands.predict.load_parser", lambda model="auto", **kwargs: FakeParser())
+def predict_json(run: Path, capsys) -> list[dict]:
     capsys.readouterr()  # training's log
     assert cli.main(["predict", "--checkpoint", str(run), "--format", "json", "not bad at all", "great"]) == 0
     return json.loads(capsys.readouterr().out)
 
 
-def test_a_three_class_run_predicts_and_stores_three_classes(tmp_path, monkeypatch, capsys):
+def test_a_three_class_run_predicts_and_stores_three_classes(tmp_path, fake_parser, capsys):
     run = tmp_path / "sst3"
     assert cli.main(["train", *TINY, "experiment=sst3", "data=fixture", f"data.root={SAMPLE_DATA_DIR}",
                      f"hydra.run.dir={run}"]) == 0
     assert TreeSentimentModel.from_pretrained(run / "best_model").label_names == SST3_NAMES
 
-    docs = predict_json(run, monkeypatch, capsys)
+    docs = predict_json(run, capsys)
     for doc in docs:
         assert doc["label_names"] == ["negative", "neutral", "positive"] and doc["model"] == str(run)
         assert all(len(node["probs"]) == 3 and node["label_name"] == SST3_NAMES[node["label"]]
@@ -85,10 +83,7 @@ def test_a_three_class_run_predicts_and_stores_three_classes(tmp_path, monkeypat
     assert "in each run's classes" in (tmp_path / "report" / "report.md").read_text()
 
 
-def test_a_two_class_run_predicts_two_probabilities_per_node(tmp_path, monkeypatch, capsys):
-    from sentibert.parsing import parse
-
-    monkeypatch.setattr(parse, "load_parser", lambda *args, **kwargs: FakeParser())  # labelled text is parsed
+def test_a_two_class_run_predicts_two_probabilities_per_node(tmp_path, fake_parser, capsys):  # text is parsed
     words = {0: ["awful", "bad", "boring"], 1: ["good", "great", "fun"]}
     rows = "".join(f"the film is {words[i % 2][i % 3]}\t{i % 2}\n" for i in range(40))
     (tmp_path / "data" / "sst2-glue").mkdir(parents=True)
@@ -98,7 +93,7 @@ def test_a_two_class_run_predicts_two_probabilities_per_node(tmp_path, monkeypat
     assert cli.main(["train", *TINY, "experiment=sst2_glue", f"data.root={tmp_path / 'data'}", "data.batch_size=8",
                      f"hydra.run.dir={run}"]) == 0
 
-    docs = predict_json(run, monkeypatch, capsys)
+    docs = predict_json(run, capsys)
     for doc in docs:
         assert doc["label_names"] == ["negative", "positive"] and doc["model"] == str(run)
         assert all(len(node["probs"]) == 2 and node["label_name"] in SST2_NAMES for node in doc["nodes"])

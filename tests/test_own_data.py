@@ -5,6 +5,7 @@ import re
 import sys
 
 import pytest
+from fakes import RightBranchingParser
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 
@@ -12,31 +13,14 @@ from sentibert import cli
 from sentibert.config import CONF_DIR
 from sentibert.data.datasets import DataError, load_splits
 from sentibert.data.transfer import LabelledTextError
-from sentibert.data.tree import UNLABELED, BinaryTree
+from sentibert.data.tree import UNLABELED
 from sentibert.models.model import TreeSentimentModel
-from sentibert.parsing import parse
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+# fake_parser: the parser that training, evaluation and predict load (the tests below pass theirs to load_splits)
+pytestmark = pytest.mark.usefixtures("one_thread", "fake_parser")
 
 WORDS = {0: ["awful", "dull", "bad"], 1: ["great", "good", "fun"]}
 ROWS = [(f"the film is {'very ' * (i % 2)}{WORDS[i % 2][i % 3]}", i % 2) for i in range(24)]
-
-
-class RightBranchingParser:
-    """Stands in for the project parser (tested in test_parse): whitespace tokens, right-branching trees."""
-
-    def parse(self, texts, source="input"):
-        def ptb(words):
-            return f"(X {words[0]})" if len(words) == 1 else f"(X (X {words[0]}) {ptb(words[1:])})"
-
-        return [BinaryTree.from_ptb(ptb(text.split())) for text in texts]
-
-
-@pytest.fixture(autouse=True)
-def parser(monkeypatch):
-    # the parser that training and evaluation pass to data loading (the tests below pass theirs)
-    monkeypatch.setattr(parse, "load_parser", lambda *args, **kwargs: RightBranchingParser())
-    monkeypatch.setattr("sentibert.commands.predict.load_parser", lambda *args, **kwargs: RightBranchingParser())
 
 
 def write_tsv(path, rows, header="text\tlabel"):

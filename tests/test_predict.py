@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
+from fakes import RightBranchingParser
 
 from sentibert import cli
-from sentibert.data.tree import BinaryTree
 from sentibert.inference import predict as predict_module
 from sentibert.inference.predict import PredictError, load_network, predict
 from sentibert.models.checkpoint import CheckpointError
@@ -20,35 +20,12 @@ from sentibert.parsing import parse
 transformers.logging.set_verbosity_error()
 
 
-class FakeParser:
-    """Right-branching trees over whitespace tokens, and a record of every call (Stanza is tested in test_parse)."""
-
-    def __init__(self):
-        self.calls = []
-
-    def parse(self, texts, source="input"):
-        self.calls.append(list(texts))
-
-        def ptb(words):
-            return f"(X {words[0]})" if len(words) == 1 else f"(X {ptb(words[:1])} {ptb(words[1:])})"
-
-        return [BinaryTree.from_ptb(ptb(text.split())) for text in texts]
-
-
-@pytest.fixture
-def fake_parser(monkeypatch):
-    parser = FakeParser()
-    monkeypatch.setattr(predict_module, "load_parser", lambda model="auto", **kwargs: parser)
-    monkeypatch.setattr("sentibert.commands.predict.load_parser", lambda model="auto", **kwargs: parser)
-    return parser
-
-
 TEXTS = ["not bad at all", "a dull , lifeless film", "great", "the story is awful but the actors are good",
          "it is not the worst film", "funny", "so bad", "one more film"]
 
 
 def test_all_texts_are_parsed_in_one_call_and_the_model_runs_in_batches(checkpoint):
-    model, parser = load_network(checkpoint), FakeParser()
+    model, parser = load_network(checkpoint), RightBranchingParser()
     forward_calls = []
     original_forward = model.forward
     model.forward = lambda batch, **kw: forward_calls.append(len(batch["input_ids"])) or original_forward(batch, **kw)
@@ -66,9 +43,9 @@ def test_all_texts_are_parsed_in_one_call_and_the_model_runs_in_batches(checkpoi
 def test_a_checkpoint_path_or_a_training_run_directory_can_stand_for_the_model(checkpoint, tmp_path):
     run_dir = tmp_path / "run"
     shutil.copytree(checkpoint, run_dir / "best_model")
-    expected = predict(["not bad"], load_network(checkpoint), FakeParser())[0].probs
-    assert predict(["not bad"], str(checkpoint), FakeParser())[0].probs == expected
-    assert predict(["not bad"], run_dir, FakeParser())[0].probs == expected
+    expected = predict(["not bad"], load_network(checkpoint), RightBranchingParser())[0].probs
+    assert predict(["not bad"], str(checkpoint), RightBranchingParser())[0].probs == expected
+    assert predict(["not bad"], run_dir, RightBranchingParser())[0].probs == expected
 
 
 @pytest.mark.parametrize("texts, message", [
@@ -77,7 +54,7 @@ def test_a_checkpoint_path_or_a_training_run_directory_can_stand_for_the_model(c
     ("one string", "a list of strings"),
 ])
 def test_empty_input_is_refused_before_anything_loads(texts, message):
-    parser = FakeParser()
+    parser = RightBranchingParser()
     with pytest.raises(PredictError, match=message):
         predict(texts, model="/nonexistent", parser=parser)
     assert parser.calls == []
@@ -85,14 +62,14 @@ def test_empty_input_is_refused_before_anything_loads(texts, message):
 
 def test_a_sentence_over_the_encoder_limit_is_refused(checkpoint):
     with pytest.raises(PredictError, match=r"text:2: 202 wordpieces, more than the encoder's limit of 128"):
-        predict(["fine", " ".join(["good"] * 200)], checkpoint, FakeParser())
+        predict(["fine", " ".join(["good"] * 200)], checkpoint, RightBranchingParser())
 
 
 @pytest.mark.parametrize("text", ["\u200b", "\x01", "\u0301"], ids=["zero-width space", "control", "lone accent"])
 def test_a_text_with_no_wordpieces_is_refused_by_name_alone_or_beside_others(checkpoint, text):
     for texts, n in (([text], 1), (["not bad at all", text, "great"], 2)):
         with pytest.raises(PredictError) as refused:
-            predict(texts, checkpoint, FakeParser())
+            predict(texts, checkpoint, RightBranchingParser())
         assert str(refused.value) == (f"text:{n}: {text!r}: the encoder reads no wordpieces in it (only invisible or "
                                       "control characters); remove them")  # not "the encoder truncated"
 
@@ -100,8 +77,8 @@ def test_a_text_with_no_wordpieces_is_refused_by_name_alone_or_beside_others(che
 def test_a_phrase_with_no_wordpieces_is_named_in_its_text(checkpoint):
     with pytest.raises(PredictError, match=r"text:1: 'good \\x01 \\x01': the encoder reads no wordpieces in "
                                            r"'\\x01 \\x01' \(only"):
-        predict(["good \x01 \x01"], checkpoint, FakeParser())  # right-branching: (good (\x01 \x01))
-    assert predict(["good \x01"], checkpoint, FakeParser())[0].labels[0] is not None  # every phrase has a word
+        predict(["good \x01 \x01"], checkpoint, RightBranchingParser())  # right-branching: (good (\x01 \x01))
+    assert predict(["good \x01"], checkpoint, RightBranchingParser())[0].labels[0] is not None  # each phrase has a word
 
 
 def test_cli_refuses_a_text_with_no_wordpieces_in_one_line(checkpoint, fake_parser, capsys):
@@ -137,7 +114,7 @@ def test_weights_that_do_not_fit_the_model_class_are_named(tiny_model, tmp_path)
 def test_emoji_entities_and_markup_come_through_as_typed_and_escaped(checkpoint):
     from sentibert.evaluation import render
 
-    [prediction] = predict(["Tom &amp; Jerry 😀 <b>bold</b>"], checkpoint, FakeParser())
+    [prediction] = predict(["Tom &amp; Jerry 😀 <b>bold</b>"], checkpoint, RightBranchingParser())
     assert prediction.tree.tokens == ("Tom", "&amp;", "Jerry", "😀", "<b>bold</b>")
     page = render.to_html([prediction])
     assert "&amp;amp;" in page and "&lt;b&gt;bold&lt;/b&gt;" in page and "<b>bold" not in page
@@ -145,7 +122,7 @@ def test_emoji_entities_and_markup_come_through_as_typed_and_escaped(checkpoint)
 
 
 def test_models_without_attention_render_without_it(tiny_model):
-    [prediction] = predict(["not bad at all"], tiny_model(MeanPool), FakeParser())
+    [prediction] = predict(["not bad at all"], tiny_model(MeanPool), RightBranchingParser())
     assert prediction.token_attention is None and prediction.child_attention is None
     assert len(prediction.labels) == 3
 
@@ -238,8 +215,8 @@ def test_attentions_only_when_the_format_shows_them(checkpoint, fake_parser, mon
     for fmt in ("text", "json"):
         assert run_cli("--checkpoint", checkpoint, "--format", fmt, "not bad") == 0
     assert asked == [False, True]
-    assert predict(["not bad"], checkpoint, FakeParser(), attentions=False)[0].token_attention is None
-    assert predict(["not bad"], checkpoint, FakeParser())[0].token_attention is not None
+    assert predict(["not bad"], checkpoint, RightBranchingParser(), attentions=False)[0].token_attention is None
+    assert predict(["not bad"], checkpoint, RightBranchingParser())[0].token_attention is not None
 
 
 def test_timings_on_request_only(checkpoint, fake_parser, capsys):

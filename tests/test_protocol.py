@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from fakes import RightBranchingParser
 from hydra import compose, initialize_config_dir
 
 from sentibert.commands import train as train_command
@@ -16,7 +17,6 @@ from sentibert.evaluation.metrics import evaluate_predictions
 from sentibert.models.encoder import load_tokenizer
 from sentibert.models.model import CLSPool, SentiBERT, TreeSentimentModel
 from sentibert.models.pretraining import MLM_IGNORE, mask_tokens, sentiment_wordpieces, sst_sentiment_words
-from sentibert.parsing import parse
 from sentibert.training import loop as train
 
 FIXTURE_ROOT = Path(SAMPLE_DATA_DIR)  # the sample treebank shipped in the package (data=fixture)
@@ -126,16 +126,6 @@ def test_sst3_experiment_trains_a_three_class_model(tmp_path):
 
 
 # ---- transfer: GLUE SST-2 and EmoInt --------------------------------------------------------------------------
-class RightBranchingParser:
-    """Stands in for the bundled parser: whitespace tokens, right-branching binary trees."""
-
-    def parse(self, texts, source="input"):
-        def build(tokens):
-            return f"(X {tokens[0]})" if len(tokens) == 1 else f"(X (X {tokens[0]}) {build(tokens[1:])})"
-
-        return [BinaryTree.from_ptb(build(t.split())) for t in texts]
-
-
 def write_labelled(root: Path, dataset: str, column: str, splits: tuple[str, ...], rows) -> None:
     (root / dataset).mkdir(parents=True)
     for split in splits:
@@ -148,8 +138,7 @@ def pretrained(tiny_model) -> Path:
     return tiny_model(mlm=True)
 
 
-def test_glue_sst2_one_epoch_from_the_pretrained_checkpoint(tmp_path, pretrained, monkeypatch):
-    monkeypatch.setattr(parse, "load_parser", lambda *a, **k: RightBranchingParser())
+def test_glue_sst2_one_epoch_from_the_pretrained_checkpoint(tmp_path, pretrained, fake_parser):
     words = ["awful", "bad", "good", "great"]
     rows = [(f"the film is {'very ' * (i % 3)}{words[i % 4]}", int(i % 4 >= 2)) for i in range(40)]
     write_labelled(tmp_path / "data", "sst2-glue", "sentence", ("train", "test"), rows)
@@ -162,8 +151,7 @@ def test_glue_sst2_one_epoch_from_the_pretrained_checkpoint(tmp_path, pretrained
     assert model.root_only
 
 
-def test_emoint_cls_baseline_is_the_plain_encoder_with_a_cls_head(tmp_path, monkeypatch):
-    monkeypatch.setattr(parse, "load_parser", lambda *a, **k: RightBranchingParser())
+def test_emoint_cls_baseline_is_the_plain_encoder_with_a_cls_head(tmp_path, fake_parser):
     rows = [(f"so {'very ' * (i % 3)}{['sad', 'calm', 'glad', 'happy'][i % 4]} today", i % 4) for i in range(40)]
     write_labelled(tmp_path / "data", "emoint-sad", "text", ("train", "test"), rows)
     cfg = config("experiment=emoint_sad", "model=cls", *TINY, f"data.root={tmp_path / 'data'}",
@@ -175,7 +163,7 @@ def test_emoint_cls_baseline_is_the_plain_encoder_with_a_cls_head(tmp_path, monk
     model = TreeSentimentModel.from_pretrained(tmp_path / "run" / "best_model")
     assert isinstance(model, CLSPool) and model.root_only and model.head.out_features == 4
     assert not hasattr(model, "composition")  # no tree composition: the root is the [CLS] state
-    dataset = TreeDataset(RightBranchingParser().parse(["so very sad today"]), model.tokenizer)
+    dataset = TreeDataset(fake_parser.parse(["so very sad today"]), model.tokenizer)
     batch = dataset.collate([dataset[0]])
     model.eval()
     hidden = model.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state

@@ -26,7 +26,7 @@ TINY = ["encoder=tiny", "data=fixture", f"data.root={SAMPLE_DATA_DIR}", "logger=
         "trainer.max_epochs=2", "trainer.lr=1e-3", "trainer.checkpoint_every_n_steps=4"]
 DISK_FULL = "Error while serializing: I/O error: No space left on device (os error 28)"  # safetensors' words
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = pytest.mark.usefixtures("one_thread", "no_full_error")
 
 
 def config(*overrides: str):
@@ -34,22 +34,13 @@ def config(*overrides: str):
         return compose("train", overrides=[*TINY, *overrides])
 
 
-@pytest.fixture(autouse=True)
-def no_full_error(monkeypatch):
-    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
-    monkeypatch.delenv("SENTIBERT_DEBUG", raising=False)
-
-
 def run_train(capsys, *argv: str) -> tuple[int, str]:
     """`sentibert train ARGV` in this process: (exit status, stderr)."""
-    saved = sys.argv
     try:
         train_command.main(list(argv))
         code = 0
     except SystemExit as exit:
         code = exit.code
-    finally:
-        sys.argv = saved
     return code, capsys.readouterr().err
 
 
@@ -63,11 +54,7 @@ def last_line(err: str) -> str:
 def finished(tmp_path_factory) -> Path:
     """An uninterrupted run, through the command (Hydra's record included)."""
     run_dir = tmp_path_factory.mktemp("finished")
-    saved = sys.argv
-    try:
-        train_command.main([*TINY, f"hydra.run.dir={run_dir}"])
-    finally:
-        sys.argv = saved
+    train_command.main([*TINY, f"hydra.run.dir={run_dir}"])
     return run_dir
 
 

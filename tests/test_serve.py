@@ -23,7 +23,7 @@ pytest.importorskip("uvicorn")
 pytest.importorskip("httpx")
 
 from starlette.testclient import TestClient  # noqa: E402
-from test_predict import FakeParser  # noqa: E402
+from fakes import RightBranchingParser  # noqa: E402
 
 from sentibert import bundles, cli  # noqa: E402
 from sentibert.bundles import installed_bundles  # noqa: E402
@@ -31,7 +31,7 @@ from sentibert.data.labels import SST5_NAMES  # noqa: E402
 from sentibert.evaluation import compare, render  # noqa: E402
 from sentibert.inference import app as serve  # noqa: E402
 from sentibert.inference import predict as predict_module  # noqa: E402
-from sentibert.inference.predict import Pipeline, PredictError, load_network, predict  # noqa: E402
+from sentibert.inference.predict import Pipeline, load_network, predict  # noqa: E402
 from sentibert.parsing.parse import ParserError  # noqa: E402
 
 transformers.logging.set_verbosity_error()
@@ -58,7 +58,7 @@ def offers_other(other_checkpoint, monkeypatch):
 
 @pytest.fixture(scope="module")
 def client(model, checkpoint):
-    with TestClient(serve.create_app(Pipeline(model, FakeParser()))) as client:
+    with TestClient(serve.create_app(Pipeline(model, RightBranchingParser()))) as client:
         yield client
 
 
@@ -67,20 +67,19 @@ def post(client, body, **kwargs):
     return client.post("/api/predict", json=body, **kwargs)
 
 
-def cli_json(checkpoint, texts, monkeypatch, capsys) -> list:
-    """What `sentibert predict --format json` prints for these texts, with the same fake parser."""
-    monkeypatch.setattr("sentibert.commands.predict.load_parser", lambda model="auto", **kwargs: FakeParser())
+def cli_json(checkpoint, texts, capsys) -> list:
+    """What `sentibert predict --format json` prints for these texts (with the fake_parser fixture: the same parser)."""
     assert cli.main(["predict", "--checkpoint", str(checkpoint), "--format", "json", *texts]) == 0
     return json.loads(capsys.readouterr().out)
 
 
 # ---- the API -------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("body", [{"texts": TEXTS}, {"text": TEXTS[0]}], ids=["texts", "text"])
-def test_predict_answers_what_sentibert_predict_json_prints(client, checkpoint, monkeypatch, capsys, body):
+def test_predict_answers_what_sentibert_predict_json_prints(client, checkpoint, fake_parser, capsys, body):
     texts = body.get("texts") or [body["text"]]
     response = post(client, body)
     assert response.status_code == 200 and response.headers["content-type"] == "application/json"
-    assert response.json() == cli_json(checkpoint, texts, monkeypatch, capsys)
+    assert response.json() == cli_json(checkpoint, texts, capsys)
     assert [doc["text"] for doc in response.json()] == texts
 
 
@@ -102,7 +101,7 @@ def test_health_names_the_model_the_parser_and_the_limits(client, checkpoint):
         "model": {"name": str(checkpoint), "class": "SentiBERT", "encoder": "tiny", "label_names": list(SST5_NAMES),
                   "max_wordpieces": 128, "device": "cpu"},
         "models": [str(checkpoint), *installed_bundles()],
-        "parser": "FakeParser",
+        "parser": "RightBranchingParser",
         "limits": {"body": 65536, "texts": 64, "chars": 1000},
     }
 
@@ -173,7 +172,7 @@ def test_other_paths_and_methods_are_json_errors(client):
     assert response.status_code == 404 and response.json() == {"error": "GET /nothing/here: Not Found"}
 
 
-class FlakyParser(FakeParser):
+class FlakyParser(RightBranchingParser):
     """Fails once with `error`, then parses."""
 
     def __init__(self, error):
@@ -208,7 +207,7 @@ def test_a_bug_is_a_logged_500_and_does_not_stop_the_server(model, caplog):
 def test_inference_does_not_block_the_event_loop(model):
     entered, release = threading.Event(), threading.Event()
 
-    class SlowParser(FakeParser):
+    class SlowParser(RightBranchingParser):
         def parse(self, texts, source="input"):
             entered.set()
             assert release.wait(10)
@@ -234,7 +233,7 @@ def marked_nodes(tree_html: str) -> list[int]:
 
 
 def test_compare_answers_both_models_and_the_phrases_where_their_labels_differ(model, other_checkpoint, offers_other):
-    with TestClient(serve.create_app(Pipeline(model, FakeParser()))) as client:
+    with TestClient(serve.create_app(Pipeline(model, RightBranchingParser()))) as client:
         answer = post(client, {"texts": TEXTS, "compare": "other"}).json()
         assert answer["a"] == post(client, {"texts": TEXTS}).json()  # each side as the model alone answers
         assert answer["b"] == post(client, {"texts": TEXTS, "model": "other"}).json()
@@ -248,8 +247,8 @@ def test_compare_answers_both_models_and_the_phrases_where_their_labels_differ(m
         a, b = (answer[side][d["sentence"]]["nodes"][d["node"]] for side in "ab")
         assert (d["text"], d["label_a"], d["label_b"]) == (a["text"], a["label"], b["label"])
         assert d["gap"] == pytest.approx(sum(abs(x - y) for x, y in zip(a["probs"], b["probs"])) / 2, abs=1e-3)
-    ranked = compare.disagreements(predict(TEXTS, model, FakeParser()),
-                                   predict(TEXTS, load_network(other_checkpoint), FakeParser()))
+    ranked = compare.disagreements(predict(TEXTS, model, RightBranchingParser()),
+                                   predict(TEXTS, load_network(other_checkpoint), RightBranchingParser()))
     assert [(d["sentence"], d["node"]) for d in found] == [(d.sentence, d.node) for d in ranked]  # compare's order
 
     for side, suffix in (("a", ""), ("b", "b")):  # both trees drawn as the page draws one, the differences ringed
@@ -262,7 +261,7 @@ def test_compare_answers_both_models_and_the_phrases_where_their_labels_differ(m
 
 def test_compare_refuses_models_with_other_classes_and_keeps_serving(model, tiny_model, monkeypatch):
     monkeypatch.setitem(bundles.BUNDLES, "three", tiny_model(num_classes=3))
-    with TestClient(serve.create_app(Pipeline(model, FakeParser()))) as client:
+    with TestClient(serve.create_app(Pipeline(model, RightBranchingParser()))) as client:
         response = post(client, {"text": "not bad", "compare": "three"})
         assert response.status_code == 422 and response.json() == {
             "error": "the models predict different numbers of classes (5 and 3): their labels cannot be compared"}
@@ -273,7 +272,7 @@ def test_compare_refuses_models_with_other_classes_and_keeps_serving(model, tiny
 def test_serve_loads_the_model_and_the_parser_once_then_runs_uvicorn(checkpoint, monkeypatch):
     loads, runs = [], []
     monkeypatch.setattr(predict_module, "load_parser",
-                        lambda model="auto", **kwargs: loads.append(model) or FakeParser())
+                        lambda model="auto", **kwargs: loads.append(model) or RightBranchingParser())
     monkeypatch.setattr("uvicorn.run", lambda app, **kwargs: runs.append((app, kwargs)))
     assert cli.main(["serve", "--checkpoint", str(checkpoint), "--port", "8123"]) == 0
     [(app, kwargs)] = runs
@@ -285,8 +284,7 @@ def test_serve_loads_the_model_and_the_parser_once_then_runs_uvicorn(checkpoint,
     assert loads == ["auto"]  # not once per request
 
 
-def test_serve_errors(checkpoint, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(predict_module, "load_parser", lambda model="auto", **kwargs: FakeParser())
+def test_serve_errors(checkpoint, fake_parser, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("uvicorn.run", lambda app, **kwargs: pytest.fail("the server must not start"))
     monkeypatch.setitem(bundles.BUNDLES, "minilm", tmp_path / "nothing")
     assert cli.main(["serve"]) == 1
@@ -324,7 +322,7 @@ def serving(app):
 
 @pytest.fixture(scope="module")
 def server(model):
-    with serving(serve.create_app(Pipeline(model, FakeParser()))) as url:
+    with serving(serve.create_app(Pipeline(model, RightBranchingParser()))) as url:
         yield url
 
 
@@ -398,6 +396,12 @@ class Chromium:
                     return event
             self.events.append(self._message(deadline))
 
+    def open(self, url: str) -> None:
+        """Load the page at url and wait for its load event."""
+        self.call("Page.enable")  # page events; enabling twice does no harm
+        self.call("Page.navigate", url=url)
+        self.wait_event("Page.loadEventFired")
+
     def js(self, expression: str, timeout: float = 30):
         """The value of a JS expression (a promise is awaited)."""
         result = self.call("Runtime.evaluate", timeout, expression=expression, awaitPromise=True, returnByValue=True)
@@ -462,12 +466,10 @@ def test_typing_sentences_and_clicking_predict_draws_their_trees(server, model, 
     from test_browser import DOM
 
     texts = ["not bad at all", "the <b>story</b> is awful"]
-    expected = [render.to_json(p) for p in predict(texts, model, FakeParser())]
+    expected = [render.to_json(p) for p in predict(texts, model, RightBranchingParser())]
     browser = chromium(tmp_path)
     try:
-        browser.call("Page.enable")
-        browser.call("Page.navigate", url=server)
-        browser.wait_event("Page.loadEventFired")
+        browser.open(server)
         browser.click("#q")  # focus the text box, then type: one sentence per line
         browser.type("\n".join(texts))
         assert browser.js('document.getElementById("q").value') == "\n".join(texts)
@@ -502,8 +504,7 @@ def test_typing_sentences_and_clicking_predict_draws_their_trees(server, model, 
         assert "texts:2: 132 wordpieces" in browser.js('document.getElementById("status").textContent')
         assert browser.js('document.querySelectorAll("#results .node").length') == len(nodes)
 
-        browser.call("Page.navigate", url=server + "?q=" + "so%20bad")  # a link that fills the box and submits
-        browser.wait_event("Page.loadEventFired")
+        browser.open(server + "?q=" + "so%20bad")  # a link that fills the box and submits
         assert browser.js(SETTLED) == "done"
         assert browser.js('[...document.querySelectorAll("#results .word")].map((w) => w.textContent)') == ["so", "bad"]
     finally:
@@ -513,17 +514,15 @@ def test_typing_sentences_and_clicking_predict_draws_their_trees(server, model, 
 def test_choosing_a_model_to_compare_with_draws_both_trees_and_rings_the_differences(model, other_checkpoint,
                                                                                      offers_other, tmp_path):
     texts = ["not bad at all", "a dull , lifeless film"]
-    a, b = ([render.to_json(p) for p in predict(texts, network, FakeParser())]
+    a, b = ([render.to_json(p) for p in predict(texts, network, RightBranchingParser())]
             for network in (model, load_network(other_checkpoint)))
     sides = """[...document.querySelectorAll("#s%d .pair > div")].map((side) => [side.querySelector("p").textContent,
       [...side.querySelectorAll(".node")].map((n) => +n.dataset.label),
       [...side.querySelectorAll(".node.marked")].map((n) => +n.dataset.node)])"""  # caption, labels, ringed nodes
     browser = chromium(tmp_path)
-    with serving(serve.create_app(Pipeline(model, FakeParser()))) as url:
+    with serving(serve.create_app(Pipeline(model, RightBranchingParser()))) as url:
         try:
-            browser.call("Page.enable")
-            browser.call("Page.navigate", url=url)
-            browser.wait_event("Page.loadEventFired")
+            browser.open(url)
             browser.js('document.getElementById("compare").value = "other"')
             browser.click("#q")
             browser.type("\n".join(texts))
@@ -543,8 +542,7 @@ def test_choosing_a_model_to_compare_with_draws_both_trees_and_rings_the_differe
             shown = browser.js('[...document.querySelectorAll(".tip")].filter((t) => !t.hidden).map((t) => t.id)')
             assert shown == ["tip-1b-1"]  # the second tree's own hover box
 
-            browser.call("Page.navigate", url=url + "?q=great&compare=other")  # a link that compares
-            browser.wait_event("Page.loadEventFired")
+            browser.open(url + "?q=great&compare=other")  # a link that compares
             assert browser.js(SETTLED) == "done"
             assert browser.js('[...document.querySelectorAll("#results .pair svg")].length') == 2
         finally:

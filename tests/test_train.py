@@ -40,14 +40,6 @@ def config(*overrides: str):
         return compose("train", overrides=[*TINY, *overrides])
 
 
-def run_cli(module, argv: list[str]) -> None:
-    saved = sys.argv
-    try:
-        module.main(argv)
-    finally:
-        sys.argv = saved
-
-
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text())
 
@@ -61,7 +53,7 @@ def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
 def finished_run(tmp_path_factory) -> Path:
     """One uninterrupted run through the CLI, as a user starts it."""
     run_dir = tmp_path_factory.mktemp("run")
-    run_cli(train_command, [*TINY, f"hydra.run.dir={run_dir}"])
+    train_command.main([*TINY, f"hydra.run.dir={run_dir}"])
     return run_dir
 
 
@@ -178,8 +170,8 @@ def test_dev_held_out_from_train_is_fixed_and_disjoint():
 
 
 def test_evaluate_writes_every_metric(finished_run, tmp_path):
-    run_cli(evaluate_command, [f"checkpoint={finished_run / 'best_model'}", "data=fixture", f"data.root={FIXTURE_ROOT}",
-                       f"hydra.run.dir={tmp_path}"])
+    evaluate_command.main([f"checkpoint={finished_run / 'best_model'}", "data=fixture", f"data.root={FIXTURE_ROOT}",
+                           f"hydra.run.dir={tmp_path}"])
     metrics = read_json(tmp_path / "metrics.json")
     assert METRIC_KEYS <= set(metrics) and metrics["split"] == "test"
     trained = read_json(finished_run / "metrics.json")["test"]
@@ -228,7 +220,7 @@ def test_ddp_on_two_cpu_processes(tmp_path, model):
 
 
 def test_ablation_sweep_runs_every_model_as_a_multirun(tmp_path):
-    run_cli(train_command, ["experiment=sst_phrase", "sweep=ablation", *TINY, f"hydra.sweep.dir={tmp_path}"])
+    train_command.main(["experiment=sst_phrase", "sweep=ablation", *TINY, f"hydra.sweep.dir={tmp_path}"])
     jobs = sorted(p for p in tmp_path.iterdir() if p.is_dir())
     assert [p.name.split("_", 1)[1] for p in jobs] == [
         "sentibert_seed42", "sentibert_no_token_attention_seed42", "sentibert_no_child_attention_seed42",

@@ -64,16 +64,6 @@ def test_transfer_metrics_against_hand_computation():
 
 
 # ---- end to end: labelled text -> parsed trees -> root-only training -> transfer metrics ----------------------
-class RightBranchingParser:
-    """Stands in for the Stanza parser: whitespace tokens, right-branching binary trees."""
-
-    def parse(self, texts, source="input"):
-        def build(tokens):
-            return f"(X {tokens[0]})" if len(tokens) == 1 else f"(X (X {tokens[0]}) {build(tokens[1:])})"
-
-        return [BinaryTree.from_ptb(build(t.split())) for t in texts]
-
-
 def write_emoint_like(root, name, rows):
     (root / name).mkdir(parents=True)
     lines = "text\tlabel\n" + "".join(f"{text}\t{label}\n" for text, label in rows)
@@ -81,15 +71,13 @@ def write_emoint_like(root, name, rows):
         (root / name / f"{split}.tsv").write_text(lines, encoding="utf-8")
 
 
-def test_transfer_training_from_an_sst_checkpoint(checkpoint, tmp_path, monkeypatch):
+def test_transfer_training_from_an_sst_checkpoint(checkpoint, fake_parser, tmp_path):  # the text is parsed
     from hydra import compose, initialize_config_dir
 
     from sentibert.config import CONF_DIR
     from sentibert.models.model import TreeSentimentModel
-    from sentibert.parsing import parse
     from sentibert.training.loop import train
 
-    monkeypatch.setattr(parse, "load_parser", lambda *a, **k: RightBranchingParser())
     words = {0: "awful", 1: "bad", 2: "good", 3: "great"}
     rows = [(f"the film is {'very ' * (i % 3)}{words[i % 4]}", i % 4) for i in range(40)]
     write_emoint_like(tmp_path / "data", "emoint-joy", rows)
