@@ -383,6 +383,33 @@ def test_a_grid_extension_that_dev_does_not_prefer_leaves_every_result_standing(
     assert rows(campaign, results)["sb"].seeds == "2/2" and rows(campaign, results)["abl"].seeds == "1/1"
 
 
+def test_the_runner_starts_nothing_at_a_provisional_pick(tmp_path, fake_training):
+    """sb's grid has 3 of 4 runs: the tables take its best lr so far (5e-04, provisional), the runner does not. It
+    trains the grid's last run, and sb-s2 and abl-s1 only then, at the lr picked (2e-03): none is ever stale."""
+    from sentibert.campaign.spec import best_lr_so_far
+
+    campaign, results = campaign_with_results(tmp_path, EXTENDED)
+    for run in ("sb-s2", "abl-s1"):
+        shutil.rmtree(results / run)
+    runs_dir = tmp_path / "runs"
+    shutil.copy(results / "pre-s1" / "metrics.json", runs_dir / "pre-s1")  # its checkpoint's run dir, as trained
+    assert (best_lr_so_far(campaign, "sb", results), picked_lr(campaign, "sb", results)) == (5e-4, None)
+    by_group = rows(campaign, results)
+    assert (by_group["sb"].seeds, by_group["sb"].lr) == ("1/2, grid 3/4", "5e-04 (grid, provisional)")
+    assert (by_group["abl"].seeds, by_group["abl"].lr) == ("0/1, grid 3/4", "5e-04 (from sb, provisional)")
+    assert [runner.resolve(campaign, run, results, runs_dir) for run in campaign.runs
+            if run.name in ("sb-s2", "abl-s1")] == [None, None]
+    listed = dry_run(campaign, results, runs_dir, jobs=2).splitlines()
+    assert [line.split()[:2] for line in listed[:-1]] == [["sb-lr2e-03-s1", "ready"], ["sb-s2", "waits"],
+                                                          ["abl-s1", "waits"]]
+
+    assert run_campaign(campaign, runs_dir, results, jobs=2, poll=0.05) == 0
+    assert picked_lr(campaign, "sb", results) == 2e-3
+    assert {run: json.loads((results / run / "metrics.json").read_text())["campaign"]["lr"]
+            for run in ("sb-s2", "abl-s1")} == {"sb-s2": 2e-3, "abl-s1": 2e-3}
+    assert not list(runs_dir.glob("*.superseded-*"))  # nothing was trained at the provisional 5e-04
+
+
 def test_the_runner_trains_stale_runs_again_from_scratch_and_keeps_their_old_run_dirs(tmp_path, fake_training):
     path = write_campaign(tmp_path)
     campaign, results, runs = load_campaign(path), path.parent / "results", tmp_path / "runs"

@@ -15,6 +15,7 @@ from sentibert.data.tree import read_trees
 from sentibert.evaluation.metrics import evaluate_predictions, transfer_metrics
 from sentibert.evaluation.report import load_run
 from sentibert.campaign.results import ResultsError, load_paper
+from sentibert.campaign.tables import README_BEGIN, README_END
 from sentibert.runs import write_predictions
 
 PAPER = Path(__file__).resolve().parents[1] / "experiments" / "paper.yaml"
@@ -32,6 +33,21 @@ groups:
      init_from: pre, lr_from: sb, seeds: [1, 2]}
   - {group: joy, task: emoint_joy, model: cls, encoder: tiny, variant: "",
      overrides: [experiment=emoint_joy, model=cls], lr: 2.0e-5, seeds: [1]}
+"""
+README = f"""\
+# Project
+
+## Results
+
+Prose before the tables.
+
+{README_BEGIN}
+| a hand-copied table | that drifted |
+{README_END}
+
+Prose after the tables.
+
+## Another section
 """
 GROUPS = {"pre": ("sst_phrase_pretrain", "sentibert", "pre-training"), "sb": ("sst_phrase", "sentibert", "pre-trained"),
           "mp": ("sst_phrase", "mean_pool", ""), "s3": ("sst3", "sentibert", "pre-trained"),
@@ -71,11 +87,13 @@ def write_run(results: Path, run: str, group: str, seed: int, lr: float, best_de
 
 @pytest.fixture
 def campaign(tmp_path):
-    """experiments/{campaign.yaml,paper.yaml,results/}: sb's grid is done (5e-05 and 1e-04 tie on dev: 5e-05, listed
-    first, is picked), seed 2 too, seed 3 not; mp's grid is half done; s3 (sb's lr) has seed 1 of 2; joy is done."""
+    """experiments/{campaign.yaml,paper.yaml,results/} and README.md: sb's grid is done (5e-05 and 1e-04 tie on dev:
+    5e-05, listed first, is picked), seed 2 too, seed 3 not; mp's grid is half done (a provisional pick); s3 (sb's lr)
+    has seed 1 of 2; joy is done."""
     root = tmp_path / "experiments"
     results = root / "results"
     results.mkdir(parents=True)
+    (tmp_path / "README.md").write_text(README)
     (root / "campaign.yaml").write_text(CAMPAIGN)
     (root / "paper.yaml").write_text(PAPER.read_text())
     write_run(results, "pre-s1", "pre", 1, 2e-5, 0.5, None)
@@ -104,14 +122,14 @@ def summary(root: Path) -> dict[tuple[str, str], dict]:
 def test_tables_from_the_picked_lr_and_the_other_seeds(campaign, capsys):
     run_results(str(campaign / "results"))
     assert capsys.readouterr().out.split() == [str(campaign / "results" / "summary.csv"),
-                                               str(campaign / "RESULTS.md")]
+                                               str(campaign / "RESULTS.md"), str(campaign.parent / "README.md")]
     text = (campaign / "results" / "summary.csv").read_text()
-    assert text.splitlines()[0] == "task,model,encoder,variant,precision,n_seeds,mean,sd,paper,metric"
+    assert text.splitlines()[0] == "task,model,encoder,variant,precision,n_seeds,provisional,mean,sd,paper,metric"
     rows = summary(campaign)
     # sb: the 5e-05 grid run (the tie goes to the lr listed first) and seed 2; seed 3 has no results yet
     assert rows["sst_phrase/sentibert", "phrase_acc"] == {
         "task": "sst_phrase", "model": "sentibert", "encoder": "tiny", "variant": "pre-trained", "precision": "32",
-        "n_seeds": "2",
+        "n_seeds": "2", "provisional": "",
         "mean": "69.00", "sd": "1.41", "paper": "68.98", "metric": "phrase_acc"}
     assert (rows["sst_phrase/sentibert", "sst5_root_acc"]["mean"], rows["sst_phrase/sentibert", "sst5_root_acc"]["sd"],
             rows["sst_phrase/sentibert", "sst5_root_acc"]["paper"]) == ("56.00", "1.41", "56.04")
@@ -122,10 +140,11 @@ def test_tables_from_the_picked_lr_and_the_other_seeds(campaign, capsys):
     assert (paper_phrase["n_seeds"], paper_phrase["mean"], paper_phrase["sd"], paper_phrase["paper"]) == \
         ("1", "71.00", "", "68.98")
     assert rows["sst_phrase/sentibert", "paper_subset/contrast"]["mean"] == "37.50"
-    # mp: its grid is unfinished, so no lr is picked and the row has no seed yet; still listed, with the paper's
+    # mp: its grid is unfinished (1 of 2 runs), so its row is provisional: the best lr so far and its run
     assert {k: rows["sst_phrase/mean_pool", "phrase_acc"][k]
-            for k in ("variant", "precision", "n_seeds", "mean", "sd", "paper")} \
-        == {"variant": "", "precision": "", "n_seeds": "0", "mean": "", "sd": "", "paper": "65.22"}
+            for k in ("variant", "precision", "n_seeds", "provisional", "mean", "sd", "paper")} \
+        == {"variant": "", "precision": "32", "n_seeds": "1", "provisional": "1/2", "mean": "60.00", "sd": "",
+            "paper": "65.22"}
     assert rows["sst_phrase/mean_pool", "contrast"]["paper"] == "28.48"  # BERT*'s, from the authors' README
     # s3 (1 of 2 seeds) and the transfer row
     assert [rows["sst3/sentibert", "sst3_root_acc"][k] for k in ("n_seeds", "mean", "sd", "paper")] == \
@@ -142,9 +161,11 @@ def test_tables_from_the_picked_lr_and_the_other_seeds(campaign, capsys):
     assert "do not edit by hand" in md.splitlines()[0]
     assert "| sentibert | tiny | pre-trained | 32 | 2/3 | 5e-05 (grid) | 69.00 ± 1.41 | 56.00 ± 1.41 | 45.00 ± 7.07 | " \
            "71.00 | 56.00 | 37.50 | 68.98 / 56.04 / 39.87 | aaaaaaa, bbbbbbb (dirty) |" in md
-    assert "| mean_pool | tiny |  | – | 0/2 | pending | – |" in md  # no precision before a run has results
+    assert "| mean_pool | tiny |  | 32 | 1/2, grid 1/2 | 2e-05 (grid, provisional) | 60.00 | 50.00 | 30.00 | – |" in md
+    assert "`grid k/n` in `seeds`: provisional: dev picked the row's lr among the k finished runs" in md
     assert "| sb | phrase_acc | 60.00 | **62.00** | 62.00 | 5e-05 |" in md  # the lr grid: 1e-04 lost the tie
-    assert "| mp | phrase_acc | 55.00 | – |  | pending (1 of 2 runs) |" in md
+    assert "| mp | phrase_acc | *55.00* | – |  | 2e-05 so far (1 of 2 runs) |" in md  # italics: provisional
+    assert "| mp | mp-lr2e-05-s1 | lr grid (1 of 2 runs) mp-s2 | aaaaaaa | 32 | 0.5 |" in md
     assert "| sentibert | tiny | pre-trained | 32 | 1/2 | 5e-05 (from sb) | 75.00 | 77.34 | aaaaaaa |" in md
     assert "| sb | sb-lr5e-05-s1 sb-s2 | sb-s3 | aaaaaaa, bbbbbbb (dirty) | 32 | 1.0 |" in md  # the runs, the missing
     assert "| pre | tiny | 32 | 1/1 | 2e-05 | phrase_acc | 50.00 | 1 | aaaaaaa |" in md
@@ -289,16 +310,18 @@ def test_a_metrics_file_with_a_value_of_the_wrong_kind_names_the_file_and_the_ke
 
 
 def test_the_committed_tables_are_regenerated_byte_for_byte(tmp_path):
-    """experiments/RESULTS.md and summary.csv are what `sentibert results` makes of the committed run results (a
-    result committed without regenerating the tables fails here)."""
-    experiments = Path(__file__).resolve().parents[1] / "experiments"
-    copy = tmp_path / "experiments"
+    """experiments/RESULTS.md, summary.csv and README.md's result tables are what `sentibert results` makes of the
+    committed run results (a result committed without regenerating the tables fails here)."""
+    root = Path(__file__).resolve().parents[1]
+    experiments, copy = root / "experiments", tmp_path / "experiments"
     shutil.copytree(experiments / "results", copy / "results", ignore=shutil.ignore_patterns("plots"))
     for name in ("campaign.yaml", "paper.yaml"):
         shutil.copy(experiments / name, copy / name)
+    shutil.copy(root / "README.md", tmp_path / "README.md")  # where the command finds it: RESULTS_DIR/../..
     run_results(str(copy / "results"), "--no-plots")
     assert (copy / "RESULTS.md").read_bytes() == (experiments / "RESULTS.md").read_bytes()
     assert (copy / "results" / "summary.csv").read_bytes() == (experiments / "results" / "summary.csv").read_bytes()
+    assert (tmp_path / "README.md").read_bytes() == (root / "README.md").read_bytes()
 
 
 def test_each_row_shows_the_precision_its_runs_trained_in(campaign, capsys):
@@ -370,7 +393,7 @@ def test_fine_grained_table_beside_the_papers_numbers(campaign):
     # sb: only its grid run has a paper-subset evaluation (sst5_test: negation 0.8 / 0.5 / 1.0, local 0.9 only)
     assert "| sentibert | tiny | pre-trained | 32 | 2/3 | 80.00 | 50.00 | 100.00 | 37.50 | 90.00 | – | – |\n" \
            "| SentiBERT (paper) | BERT-base |  | – | – | 78.45 | 76.25 | 70.56 | 39.87 | 85.39 | 60.80 | 49.40 |\n" \
-           "| mean_pool | tiny |  | – | 0/2 | – | – | – | – | – | – | – |\n" \
+           "| mean_pool | tiny |  | 32 | 1/2, grid 1/2 | – | – | – | – | – | – | – |\n" \
            "| BERT* (paper) | BERT-base |  | – | – | 75.04 | 71.40 | 68.77 | 28.48 | 83.00 | 55.54 | 31.97 |\n" in section
     paper = load_paper(PAPER)
     assert paper["sst_phrase", "sentibert", "pre-trained", "local_difficulty.2"] == 49.40
@@ -405,3 +428,91 @@ def test_pairs_share_a_precision_but_a_precision_check(campaign, monkeypatch):
     assert "| mean_pool | tiny |  | bf16 | 1 |" not in md  # not set against a float32 SentiBERT
     assert "Not compared, as the two trained in different precisions: mean_pool on tiny (bf16) with sentibert " \
            "(pre-trained) (32).\n" in md
+
+
+def test_the_readme_tables_are_regenerated_between_its_markers(campaign):
+    """README.md's short tables, from the same rows: the rows with results, each variant with its lr's pick (mp's
+    provisional), between the marker lines; the prose around them is kept."""
+    run_results(str(campaign / "results"))
+    readme = (campaign.parent / "README.md").read_text()
+    before, rest = readme.split(README_BEGIN + "\n")
+    block, after = rest.split(README_END + "\n")
+    assert before == README.split(README_BEGIN)[0] and after == README.split(README_END + "\n")[1]
+    assert "hand-copied" not in block
+    assert "| model | encoder | variant | precision | seeds | phrase | SST-5 root | contrast | " \
+           "paper (BERT-base): phrase / SST-5 root / contrast |" in block
+    assert "| SentiBERT | tiny | pre-trained; lr 5e-05 picked on dev | 32 | 2/3 | 69.00 ± 1.41 | 56.00 ± 1.41 | " \
+           "45.00 ± 7.07 | 68.98 / 56.04 / 39.87 |\n" \
+           "| mean pooling | tiny | lr 2e-05 best on dev so far | 32 | 1/2, grid 1/2 | 60.00 | 50.00 | 30.00 | " \
+           "65.22 / 50.23 / 28.48 |\n" in block
+    assert "| SST-3 | SST-3 root | SentiBERT | tiny | pre-trained | 32 | 1/2 | 75.00 | 77.34 |\n" \
+           "| EmoInt joy | Pearson r | [CLS] | tiny |  | 32 | 1/1 | 60.00 | 65.18 |\n" in block
+    assert "pre-training" not in block  # a stage: no test metrics
+    assert "`grid k/n` in `seeds`: provisional:" in block
+    run_results(str(campaign / "results"))  # again: the same bytes, the markers kept
+    assert (campaign.parent / "README.md").read_text() == readme
+
+
+@pytest.mark.parametrize("text, found", [
+    ("# Project\n\nNo tables here.\n", f"{README_BEGIN} at no line; {README_END} at no line"),
+    (f"{README_END}\n{README_BEGIN}\n", f"{README_BEGIN} at line 2; {README_END} at line 1"),
+    (f"{README_BEGIN}\n{README_END}\n{README_BEGIN}\n", f"{README_BEGIN} at line 1, line 3; {README_END} at line 2"),
+])
+def test_a_readme_without_its_marker_lines_is_a_one_line_error_and_nothing_is_written(campaign, capsys, text, found):
+    readme = campaign.parent / "README.md"
+    readme.write_text(text)
+    assert cli.main(["results", str(campaign / "results"), "--no-plots"]) == 1
+    assert capsys.readouterr().err == (f"sentibert results: error: {readme}: its result tables go between one line "
+                                       f"{README_BEGIN} and one line {README_END} after it ({found})\n")
+    assert readme.read_text() == text
+    assert not (campaign / "RESULTS.md").exists() and not (campaign / "results" / "summary.csv").exists()
+    readme.unlink()
+    assert cli.main(["results", str(campaign / "results"), "--no-plots"]) == 1
+    assert capsys.readouterr().err.startswith(f"sentibert results: error: {readme}: cannot read it (No such file")
+
+
+def test_a_readme_elsewhere_is_named_by_the_option(campaign, tmp_path):
+    other = tmp_path / "docs" / "README.md"
+    other.parent.mkdir()
+    other.write_text(README)
+    (campaign.parent / "README.md").unlink()  # the default is not read
+    run_results(str(campaign / "results"), "--no-plots", "--readme", str(other))
+    assert "| mean pooling | tiny | lr 2e-05 best on dev so far |" in other.read_text()
+    assert (campaign / "RESULTS.md").read_text().startswith(
+        "_Generated by `sentibert results experiments/results --readme docs/README.md` ")
+
+
+def test_a_provisional_row_shows_its_runs_at_the_best_lr_so_far_and_nothing_goes_stale(campaign, monkeypatch):
+    """mp's grid is half done: its row takes 2e-05 (the best so far) and its runs made at it; mp-s2, made at 5e-05, is
+    left out but not stale. Once the grid is done, the pick decides: 5e-05 takes mp-s2 in; 2e-05 makes it stale."""
+    monkeypatch.setattr("sentibert.campaign.tables.draw_plots", lambda tables, plots_dir: [])
+    results = campaign / "results"
+    trees = read_trees(FIXTURES / "report_trees.txt")
+    gold = [list(tree.labels) for tree in trees]
+    for run in ("sb-lr5e-05-s1", "sb-s2", "mp-lr2e-05-s1"):
+        write_gz_predictions(results / run, trees, gold)
+    write_run(results, "mp-s2", "mp", 2, 5e-5, 0.57, sst5_test(0.64, 0.54, 0.34))
+    (results / "mp-s2" / "config.yaml").write_text("trainer:\n  lr: 5.0e-05\n")
+    run_results(str(results))
+    md = (campaign / "RESULTS.md").read_text()
+    assert "| mean_pool | tiny |  | 32 | 1/2, grid 1/2 | 2e-05 (grid, provisional) | 60.00 |" in md
+    assert "| mp | mp-lr2e-05-s1 | lr grid (1 of 2 runs) mp-s2 (trained at 5e-05, not the provisional pick) |" in md
+    assert "stale" not in md
+    # the paired comparison with a provisional row says so
+    assert "A pair with a provisional row (`grid k/n` in `seeds`: its lr is the best so far of an unfinished grid) " \
+           "is provisional too" in md
+    assert "| mean_pool | tiny |  | 32 | 1, grid 1/2 | sentibert (pre-trained), 2 | +0.00 [" in md
+
+    write_run(results, "mp-lr5e-05-s1", "mp", 1, 5e-5, 0.56, sst5_test(0.62, 0.52, 0.30))  # 5e-05 wins: mp-s2 in
+    run_results(str(results))
+    rows = summary(campaign)
+    assert [rows["sst_phrase/mean_pool", "phrase_acc"][k] for k in ("n_seeds", "provisional", "mean")] == \
+        ["2", "", "63.00"]
+    md = (campaign / "RESULTS.md").read_text()
+    assert "| mean_pool | tiny |  | 32 | 2/2 | 5e-05 (grid) | 63.00 ± 1.41 |" in md
+    assert "grid 1/2" not in md and ", provisional)" not in md and "`grid k/n` in `seeds`" not in md
+
+    (results / "mp-lr5e-05-s1" / "metrics.json").write_text(
+        (results / "mp-lr5e-05-s1" / "metrics.json").read_text().replace('"best_dev": 0.56', '"best_dev": 0.5'))
+    run_results(str(results))  # 2e-05 wins after all: mp-s2, made at 5e-05, is stale now
+    assert "| mean_pool | tiny |  | 32 | 1/2, 1 stale | 2e-05 (grid) | 60.00 |" in (campaign / "RESULTS.md").read_text()

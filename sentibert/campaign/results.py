@@ -4,10 +4,13 @@ sentibert.campaign.tables).
 A row is a campaign group (task, model, encoder, variant). Its runs: for a group with an lr grid, the grid run that
 dev picked (`sentibert.campaign.spec.picked_lr`: the best `best_dev`, ties to the lr listed first) and the group's
 other seeds; otherwise every seed. A row shows the runs that have results (n seeds), so the tables can be regenerated
-at any point of the campaign. A stale run (`spec.stale_lr`: made at another lr than its grid picks now) is left out
-of its row, which says so, as it is of the runner's done runs. A damaged input (a metrics.json value of the wrong kind,
-spec.METRICS_KINDS) is a ResultsError naming the file and the key; a paired comparison whose runs lack test
-predictions stays in its table, naming those runs.
+at any point of the campaign. While a grid is unfinished, its row and its lr_from rows are provisional
+(`Row.provisional`, marked in every table): they take the best lr so far among the finished grid runs
+(`spec.best_lr_so_far`) and their runs made at that lr; nothing is stale on it, and the runner starts nothing at it.
+A stale run (`spec.stale_lr`: made at another lr than its grid picks now) is left out of its row, which says so, as it
+is of the runner's done runs. A damaged input (a metrics.json value of the wrong kind, spec.METRICS_KINDS) is a
+ResultsError naming the file and the key; a paired comparison whose runs lack test predictions stays in its table,
+naming those runs.
 """
 from __future__ import annotations
 
@@ -18,8 +21,9 @@ from pathlib import Path
 
 import yaml
 
-from sentibert.campaign.spec import (PAPER_TEST_METRICS, Campaign, Group, PlannedRun, ResultsError, first_run,
-                                     lr_name, picked_lr, read_json, read_results, stale_lr, trainer_record)
+from sentibert.campaign.spec import (PAPER_TEST_METRICS, Campaign, Group, PlannedRun, ResultsError, best_lr_so_far,
+                                     grid_runs, lr_name, read_json, read_results, recorded_lr, stale_lr,
+                                     trainer_record)
 from sentibert.config import TrainerConfig
 from sentibert.evaluation.significance import Difference, SentenceScores, paired_bootstrap, paired_bootstrap_roots, \
     root_predictions, sentence_scores
@@ -146,13 +150,21 @@ class Row:
     stage: bool = False  # pre-training: no test metrics
     paper: dict[str, float] = field(default_factory=dict)  # metric (no prefix) -> the paper's number
     stale: list[str] = field(default_factory=list)  # its runs left out: made at another lr than the one picked now
+    # (finished, planned) runs of the unfinished lr grid whose best so far gives its lr: a pick that may move
+    provisional: tuple[int, int] | None = None
 
     def stat(self, metric: str, bucket: str | None = None) -> Stat:
         return Stat.of([run.value(metric, bucket) for run in self.runs])
 
     @property
     def seeds(self) -> str:
-        return f"{len(self.runs)}/{len(self.group.seeds)}" + (f", {len(self.stale)} stale" if self.stale else "")
+        return f"{len(self.runs)}/{len(self.group.seeds)}" + (f", {len(self.stale)} stale" if self.stale else "") \
+            + self.grid_note
+
+    @property
+    def grid_note(self) -> str:
+        """`, grid k/n` on a provisional row (its lr: the best so far of k finished grid runs of n)."""
+        return f", grid {self.provisional[0]}/{self.provisional[1]}" if self.provisional else ""
 
     @property
     def precision(self) -> str | None:
@@ -180,7 +192,8 @@ class Tables:
     campaign: Campaign
     results: Path
     rows: list[Row]  # table order
-    grids: list[tuple[Group, list[tuple[float, RunResult | None]], float | None]]
+    # per grid: its group, (lr, result) per grid run, the lr picked or best so far, and Row.provisional
+    grids: list[tuple[Group, list[tuple[float, RunResult | None]], float | None, tuple[int, int] | None]]
     orphans: list[str]  # result folders that no run of the campaign names
     paper: dict[tuple[str, str, str, str], float]  # paper.yaml
     comparisons: list[Comparison]
@@ -209,25 +222,29 @@ def build(campaign: Campaign, results: Path, paper: dict[tuple[str, str, str, st
     rows, grids = [], []
     for g in campaign.groups.values():
         runs = [run for run in campaign.runs if run.group is g]
+        source = g.group if g.lr_grid else g.lr_from  # the group whose grid gives the lr, if any
+        lr, provisional = _grid_pick(campaign, source, results, loaded) if source else (g.lr, None)
+        missing = []
         if g.lr_grid:
-            grid = [run for run in runs if run.grid]
-            grids.append((g, [(run.lr, loaded[run.name]) for run in grid], picked_lr(campaign, g.group, results)))
-            first = first_run(campaign, g.group, results)
-            done = sum(loaded[run.name] is not None for run in grid)
-            if first is None:
-                members, missing = [], [f"lr grid ({done} of {len(grid)} runs)"]
-            else:
-                members, missing = [first, *(run for run in runs if not run.grid)], []
-            lr = f"{lr_name(first.lr)} (grid)" if first else "pending"
+            grid = grid_runs(campaign, g.group)
+            grids.append((g, [(run.lr, loaded[run.name]) for run in grid], lr, provisional))
+            members = [] if lr is None else [next(r for r in grid if r.lr == lr), *(r for r in runs if not r.grid)]
+            if (done := sum(loaded[run.name] is not None for run in grid)) < len(grid):
+                missing.append(f"lr grid ({done} of {len(grid)} runs)")
+            lr_text = "pending" if lr is None else f"{lr_name(lr)} (grid{', provisional' if provisional else ''})"
         else:
-            members, missing = runs, []
-            source = picked_lr(campaign, g.lr_from, results) if g.lr_from else g.lr
-            lr = "pending" if source is None else lr_name(source)
-            lr += f" (from {g.lr_from})" if g.lr_from else ""
+            members = runs
+            lr_text = "pending" if lr is None else lr_name(lr)
+            lr_text += f" (from {g.lr_from}{', provisional' if provisional else ''})" if g.lr_from else ""
         stale = {run.name: lrs for run in members if (lrs := stale_lr(campaign, run, results))}
-        have = [loaded[run.name] for run in members if loaded[run.name] is not None and run.name not in stale]
-        missing += [f"{run.name} (stale: trained at {lr_name(stale[run.name][0])})" if run.name in stale else run.name
-                    for run in members if loaded[run.name] is None or run.name in stale]
+        # On a provisional pick nothing is stale, but a run made at another lr is not the row's either.
+        elsewhere = {run.name: made for run in members if provisional and run.lr_source and loaded[run.name]
+                     and (made := recorded_lr(results / run.name)) not in (None, lr)}
+        left_out = {name: f"stale: trained at {lr_name(lrs[0])}" for name, lrs in stale.items()} | {
+            name: f"trained at {lr_name(made)}, not the provisional pick" for name, made in elsewhere.items()}
+        have = [loaded[run.name] for run in members if loaded[run.name] is not None and run.name not in left_out]
+        missing += [f"{run.name} ({left_out[run.name]})" if run.name in left_out else run.name
+                    for run in members if loaded[run.name] is None or run.name in left_out]
         stage = any("test" not in run.metrics for run in have) or g.task.endswith("_pretrain")
         metrics: tuple[str, ...] = ()
         if not stage:
@@ -237,13 +254,22 @@ def build(campaign: Campaign, results: Path, paper: dict[tuple[str, str, str, st
                 metrics += tuple(PAPER_PREFIX + m for m in metrics)
         row_paper = {m: v for (task, model, variant, m), v in paper.items()
                      if (task, (model, variant)) == (g.task, paper_model(g))}
-        rows.append(Row(g, have, missing, lr, metrics, stage, row_paper, list(stale)))
+        rows.append(Row(g, have, missing, lr_text, metrics, stage, row_paper, list(stale), provisional))
     index = {g: i for i, g in enumerate(campaign.groups)}
     rows.sort(key=lambda row: (_task_rank(row.group.task), index[row.group.group]))
     known = {run.name for run in campaign.runs}
     orphans = sorted(p.name for p in results.iterdir() if (p / METRICS_FILE).is_file() and p.name not in known
                      and not p.name.startswith(".")) if results.is_dir() else []  # .RUN.tmp: being collected
     return Tables(campaign, results, rows, grids, orphans, paper, compare(rows), transfer_lines(rows))
+
+
+def _grid_pick(campaign: Campaign, group: str, results: Path, loaded: dict[str, RunResult | None]
+               ) -> tuple[float | None, tuple[int, int] | None]:
+    """The lr `group`'s grid picks (spec.best_lr_so_far), and while the grid is unfinished (a provisional pick): its
+    (finished, planned) runs; None before any has results."""
+    grid = grid_runs(campaign, group)
+    lr, done = best_lr_so_far(campaign, group, results), sum(loaded[run.name] is not None for run in grid)
+    return lr, None if lr is None or done == len(grid) else (done, len(grid))
 
 
 def paper_model(g: Group) -> tuple[str, str] | None:

@@ -18,7 +18,8 @@ and the tables alike.
 
 A grid may gain values in place (its edge won): the pick may then move. A run whose lr comes from a pick and whose
 results were made at another lr than the one picked now is stale (`stale_lr`): the runner trains it again and the
-tables leave it out. While the grid's new values are pending, results stand as they are.
+tables leave it out. While the grid's new values are pending, results stand as they are; the tables show the best lr
+so far (`best_lr_so_far`), marked provisional, and the runner starts nothing at it.
 """
 from __future__ import annotations
 
@@ -295,17 +296,30 @@ def recorded_lr(folder: Path) -> float | None:
     return lr
 
 
+def grid_runs(campaign: Campaign, group: str) -> list[PlannedRun]:
+    return [run for run in campaign.runs if run.group.group == group and run.grid]
+
+
 def picked_lr(campaign: Campaign, group: str, results: Path) -> float | None:
-    """The lr whose grid run has the best dev score; None until every grid run of `group` has results."""
-    grid = [run for run in campaign.runs if run.group.group == group and run.grid]
-    scores = []
-    for run in grid:
+    """The lr whose grid run has the best dev score; None until every grid run of `group` has results (the runner
+    starts the group's other seeds, and its lr_from groups, only then)."""
+    if any(read_results(results, run.name) is None for run in grid_runs(campaign, group)):
+        return None
+    return best_lr_so_far(campaign, group, results)
+
+
+def best_lr_so_far(campaign: Campaign, group: str, results: Path) -> float | None:
+    """The lr whose grid run has the best dev score among those with results (ties: the lr listed first); None
+    before the first. Once every grid run has results it is the pick (`picked_lr`); before, a provisional pick that
+    may move: the tables show it, marked, and nothing is stale on it."""
+    best = None
+    for run in grid_runs(campaign, group):
         metrics = read_results(results, run.name)
-        if metrics is None:
-            return None
-        scores.append((metrics["best_dev"] if metrics["best_dev"] is not None else float("-inf"), run.lr))
-    best = max(score for score, _ in scores)
-    return next(lr for score, lr in scores if score == best)  # ties: the first listed
+        if metrics is not None:
+            score = metrics["best_dev"] if metrics["best_dev"] is not None else float("-inf")
+            if best is None or score > best[0]:  # ties: the first listed
+                best = (score, run.lr)
+    return None if best is None else best[1]
 
 
 def first_run(campaign: Campaign, group: str, results: Path) -> PlannedRun | None:

@@ -7,8 +7,10 @@ Reads, and never changes:
   RESULTS_DIR/<run>/config.yaml         its resolved config: the precision it trained in (trainer.precision)
   RESULTS_DIR/../campaign.yaml          which runs make which row (--campaign)
   RESULTS_DIR/../paper.yaml             the paper's numbers (--paper)
-Writes RESULTS_DIR/../RESULTS.md (--out), RESULTS_DIR/summary.csv (--csv) and, with `sentibert.evaluation.report`,
-the plots under RESULTS_DIR/plots/ (drawn afresh each time; --no-plots keeps what is there).
+Writes RESULTS_DIR/../RESULTS.md (--out), RESULTS_DIR/summary.csv (--csv), the short tables of the README
+(RESULTS_DIR/../../README.md, --readme: between its README_BEGIN and README_END lines; the rest of it is kept) and,
+with `sentibert.evaluation.report`, the plots under RESULTS_DIR/plots/ (drawn afresh each time; --no-plots keeps
+what is there).
 
 A row is a campaign group, read by sentibert.campaign.results. The output depends on nothing but these files: the
 same inputs give the same bytes.
@@ -31,11 +33,15 @@ from sentibert.evaluation.metrics import METRIC_LABELS
 from sentibert.evaluation.significance import CONFIDENCE, METRICS as PAIRED_METRICS, SAMPLES, SEED, Difference
 from sentibert.io import atomic_write_text
 
-CSV_COLUMNS = ["task", "model", "encoder", "variant", "precision", "n_seeds", "mean", "sd", "paper", "metric"]
+# provisional: k/n where the row's lr is the best so far of k finished runs of its lr grid (of n), else empty
+CSV_COLUMNS = ["task", "model", "encoder", "variant", "precision", "n_seeds", "provisional", "mean", "sd", "paper",
+               "metric"]
 EMOINT_MEAN = "emoint_mean"  # paper.yaml's task for the mean over the four emotions
 LABELS = {key: METRIC_LABELS[key] for key in ("phrase_acc", "sst5_root_acc", "sst3_root_acc", "contrast", "accuracy",
                                               "pearson", "macro_f1")}
 ANALYSES = tuple((key, key.replace("_", " "), buckets) for key, buckets in METRIC_ANALYSES.items())
+PROVISIONAL_NOTE = ("`grid k/n` in `seeds`: provisional: dev picked the row's lr among the k finished runs of its "
+                    "lr grid (of n), and the row shows its runs at that lr; the pick may move once the grid is done.\n")
 
 
 # ---- summary.csv -----------------------------------------------------------------------------------------------
@@ -51,8 +57,9 @@ def summary_csv(tables: Tables) -> str:
         g = row.group
         for metric in row.metrics:
             s = row.stat(metric)
-            writer.writerow([g.task, g.model, g.encoder, g.variant, row.precision or "", s.n, _num(s.mean),
-                             _num(s.sd), _num(paper_value(row, metric)), metric])
+            provisional = "/".join(map(str, row.provisional)) if row.provisional else ""
+            writer.writerow([g.task, g.model, g.encoder, g.variant, row.precision or "", s.n, provisional,
+                             _num(s.mean), _num(s.sd), _num(paper_value(row, metric)), metric])
     return out.getvalue()
 
 
@@ -133,7 +140,7 @@ def plot_sets(tables: Tables) -> list[tuple[str, str, list[tuple[str, Path]]]]:
     for encoder in dict.fromkeys(row.group.encoder for row in phrase):
         for suffix, title, pick in (("", "main rows", lambda r: not is_ablation(r) or r.group.group in references),
                                     ("-ablations", "ablations", is_ablation)):
-            runs = [(_row_name(row), row.runs[0].predictions().parent) for row in phrase
+            runs = [(_row_name(row) + row.grid_note, row.runs[0].predictions().parent) for row in phrase
                     if row.group.encoder == encoder and pick(row) and row.runs and row.runs[0].predictions()]
             if runs:
                 sets.append((f"{encoder}-sst_phrase{suffix}", f"{encoder}, SST-phrase, {title}", runs))
@@ -177,6 +184,7 @@ def _intro(tables: Tables, out: Path, csv_path: Path, paper_file: Path, command:
         *(["`k stale` in `seeds`: runs trained at another lr than the one their group's grid picks now (the grid "
            "gained a value that dev prefers); they are left out of the row until the campaign trains them again at "
            "the new lr (Runs names them).\n"] if any(row.stale for row in tables.rows) else []),
+        *([PROVISIONAL_NOTE] if any(row.provisional for row in tables.rows) else []),
     ]
 
 
@@ -195,11 +203,12 @@ def _grids(tables: Tables) -> list[str]:
     """The dev metric of each lr-grid run, the picked lr in bold."""
     sections = ["## Learning-rate grids\n",
                  "The dev metric of each grid run's selected epoch (the first seed), in %; the best one, in bold, "
-                 "picks the lr of the group's other seeds (ties: the lr listed first).\n"]
+                 "picks the lr of the group's other seeds (ties: the lr listed first). In an unfinished grid the "
+                 "best so far is in italics: a provisional pick, which the row uses and the runner does not.\n"]
     if tables.grids:
-        lrs = sorted({lr for _, grid, _ in tables.grids for lr, _ in grid})
+        lrs = sorted({lr for _, grid, _, _ in tables.grids for lr, _ in grid})
         lines = []
-        for g, grid, picked in tables.grids:
+        for g, grid, picked, provisional in tables.grids:
             dev = {lr: result for lr, result in grid}
             metric = next((r.metrics.get("metric") for r in dev.values() if r is not None), None) or DASH
             cells = []
@@ -207,10 +216,12 @@ def _grids(tables: Tables) -> list[str]:
                 result = dev.get(lr, False)
                 text = "" if result is False else DASH if result is None or result.metrics["best_dev"] is None \
                     else f"{100 * result.metrics['best_dev']:.2f}"
-                cells.append(f"**{text}**" if picked is not None and lr == picked else text)
+                mark = "*" if provisional else "**"
+                cells.append(f"{mark}{text}{mark}" if picked is not None and lr == picked else text)
             done = sum(r is not None for r in dev.values())
-            lines.append([g.group, metric, *cells, lr_name(picked) if picked is not None
-                          else f"pending ({done} of {len(grid)} runs)"])
+            state = "pending" if picked is None else lr_name(picked) + (" so far" if provisional else "")
+            lines.append([g.group, metric, *cells, state + (f" ({done} of {len(grid)} runs)" if done < len(grid)
+                                                            else "")])
         sections.append(_table(["group", "dev metric", *map(lr_name, lrs), "picked lr"], lines))
     else:
         sections.append("No group has an lr grid.\n")
@@ -246,8 +257,8 @@ def _comparisons(tables: Tables) -> list[str]:
         cells = [_difference(d) for d in c.differences.values()] or [c.missing, *[DASH] * (len(PAIRED_METRICS) - 1)]
         precision = c.row.precision if c.row.precision == c.reference.precision \
             else f"{c.row.precision} vs {c.reference.precision}: precision check"
-        lines.append([g.model, g.encoder, g.variant, precision, str(len(c.row.runs)),
-                      f"{_row_name(c.reference)}, {len(c.reference.runs)}", *cells])
+        lines.append([g.model, g.encoder, g.variant, precision, f"{len(c.row.runs)}{c.row.grid_note}",
+                      f"{_row_name(c.reference)}, {len(c.reference.runs)}{c.reference.grid_note}", *cells])
     header = ["model", "encoder", "variant", "precision", "seeds", "compared with, seeds",
               *(f"Δ {LABELS[m]} [{CONFIDENCE:.0%} interval]" for m in PAIRED_METRICS)]
     uncompared = [f"{_row_name(row)} on {row.group.encoder} ({row.precision}) with {_row_name(ref)} ({ref.precision})"
@@ -261,6 +272,9 @@ def _comparisons(tables: Tables) -> list[str]:
             "whose interval excludes 0. It holds the test sample's luck only: the spread over seeds is the sd in "
             "the tables above. The two models of a pair trained in one precision, except in a precision check: a "
             "group that repeats another with only `trainer.precision` changed (the bf16 check), against that group.\n",
+            *(["A pair with a provisional row (`grid k/n` in `seeds`: its lr is the best so far of an unfinished "
+               "grid) is provisional too: the pick, and so the row's runs, may change.\n"]
+              if any(c.row.provisional or c.reference.provisional for c in tables.comparisons) else []),
             *([_table(header, lines)] if lines else []),
             *([f"Not compared, as the two trained in different precisions: {'; '.join(uncompared)}.\n"]
               if uncompared else [])]
@@ -457,6 +471,65 @@ def _emoint_mean(rows: list[Row], paper: dict[tuple[str, str, str, str], float])
             + _table(["model", "encoder", "variant", "precision", "mean Pearson r", "paper"], lines))
 
 
+# ---- README.md's result tables -------------------------------------------------------------------------------
+README_BEGIN, README_END = "<!-- results:begin -->", "<!-- results:end -->"  # README's lines around them
+MODEL_NAMES = {"sentibert": "SentiBERT", "mean_pool": "mean pooling", "cls": "[CLS]", "tree_lstm": "Tree-LSTM"}
+ENCODER_NAMES = {"minilm": "MiniLM-L6", "mpnet": "MPNet-base"}
+
+
+def readme_tables(tables: Tables) -> str:
+    """README's short tables: the rows with results, SST-phrase (per encoder, RESULTS.md's main rows first, then its
+    ablations) then the other tasks; a row's variant with its lr's pick."""
+    rows = [row for row in tables.rows if not row.stage and row.runs]
+    references = ablation_references(tables.rows)
+    encoders = list(dict.fromkeys(row.group.encoder for row in rows))
+    phrase = sorted((row for row in rows if row.group.task == "sst_phrase"), key=lambda row: (
+        encoders.index(row.group.encoder), is_ablation(row) and row.group.group not in references))
+    metrics = TASKS["sst_phrase"][1]
+
+    def names(row: Row) -> list[str]:
+        g = row.group
+        variant = [g.variant]
+        if g.lr_grid:  # its first run is the grid run at the lr picked (or the best so far)
+            variant.append(f"lr {lr_name(row.runs[0].run.lr)} "
+                           f"{'best on dev so far' if row.provisional else 'picked on dev'}")
+        return [MODEL_NAMES.get(g.model, g.model), ENCODER_NAMES.get(g.encoder, g.encoder),
+                "; ".join(filter(None, variant)), row.precision, row.seeds]
+
+    def paper(row: Row, metrics: tuple[str, ...]) -> str:
+        return " / ".join(_num(row.paper.get(m)) or DASH for m in metrics) if row.paper else ""
+
+    main = _table(["model", "encoder", "variant", "precision", "seeds", *map(_label, metrics),
+                   f"paper (BERT-base): {' / '.join(map(_label, metrics))}"],
+                  [[*names(row), *(_cell(row.stat(m)) for m in metrics), paper(row, metrics)] for row in phrase])
+    other = [[TASKS.get(row.group.task, (row.group.task,))[0], _label(row.metrics[0]), *names(row),
+              _cell(row.stat(row.metrics[0])), paper(row, row.metrics[:1])]
+             for row in rows if row.group.task != "sst_phrase" and row.metrics]
+    sections = [main, "Other tasks (SST-3: a 3-class phrase model):\n",
+                _table(["task", "metric", "model", "encoder", "variant", "precision", "seeds", "ours",
+                        "paper (BERT-base)"], other)]
+    if any(row.provisional for row in rows):
+        sections.append(PROVISIONAL_NOTE)
+    return "\n".join(sections)
+
+
+def with_readme_tables(readme: Path, tables_text: str) -> str:
+    """README's text with `tables_text` between its README_BEGIN and README_END lines."""
+    try:
+        lines = readme.read_text(encoding="utf-8").splitlines(keepends=True)
+    except OSError as err:
+        raise ResultsError(f"{readme}: cannot read it ({err.strerror}); name the README to update with --readme") \
+            from None
+    begin, end = ([i for i, line in enumerate(lines) if line.strip() == marker]
+                  for marker in (README_BEGIN, README_END))
+    if len(begin) != 1 or len(end) != 1 or end[0] < begin[0]:
+        found = "; ".join(f"{marker} at {', '.join(f'line {i + 1}' for i in at) or 'no line'}"
+                          for marker, at in ((README_BEGIN, begin), (README_END, end)))
+        raise ResultsError(f"{readme}: its result tables go between one line {README_BEGIN} and one line "
+                           f"{README_END} after it ({found})")
+    return "".join([*lines[:begin[0] + 1], "\n", tables_text, "\n", *lines[end[0]:]])
+
+
 # ---- writing ---------------------------------------------------------------------------------------------------
 def draw_plots(tables: Tables, plots_dir: Path) -> list[Path]:
     """Draw every plot set afresh under `plots_dir` (removed first: nothing stale is left); -> report.md files."""
@@ -476,8 +549,9 @@ def draw_plots(tables: Tables, plots_dir: Path) -> list[Path]:
 
 
 def write(results: Path, campaign_file: Path, paper_file: Path, out: Path, csv_path: Path,
-          plots: bool = True) -> list[Path]:
-    """Build the tables and write RESULTS.md, summary.csv and the plots; -> the files written."""
+          plots: bool = True, readme: Path | None = None) -> list[Path]:
+    """Build the tables and write RESULTS.md, summary.csv, the plots and README's tables (where `readme` is given);
+    -> the files written. A README without its marker lines is an error before anything is written."""
     try:
         campaign = load_campaign(campaign_file)
     except CampaignError as err:
@@ -489,9 +563,12 @@ def write(results: Path, campaign_file: Path, paper_file: Path, out: Path, csv_p
                            "a row must be one group")
     tables = build(campaign, results, paper)
     plots_dir = results / "plots"
-    command = _command(results, campaign_file, paper_file, out, csv_path)
+    command = _command(results, campaign_file, paper_file, out, csv_path, readme)
+    readme_text = with_readme_tables(readme, readme_tables(tables)) if readme is not None else None
     written = [atomic_write_text(csv_path, summary_csv(tables)),
                atomic_write_text(out, markdown(tables, out, csv_path, paper_file, command, plots_dir))]
+    if readme_text is not None:
+        written.append(atomic_write_text(readme, readme_text))
     if plots:
         written += draw_plots(tables, plots_dir)
     return written
@@ -499,15 +576,17 @@ def write(results: Path, campaign_file: Path, paper_file: Path, out: Path, csv_p
 
 def defaults(results: Path) -> dict[str, Path]:
     return {"campaign": results.parent / "campaign.yaml", "paper": results.parent / "paper.yaml",
-            "out": results.parent / "RESULTS.md", "csv": results / "summary.csv"}
+            "out": results.parent / "RESULTS.md", "csv": results / "summary.csv",
+            "readme": results.parent.parent / "README.md"}  # the repository's, for experiments/results
 
 
-def _command(results: Path, campaign: Path, paper: Path, out: Path, csv_path: Path) -> str:
+def _command(results: Path, campaign: Path, paper: Path, out: Path, csv_path: Path, readme: Path | None) -> str:
     """The command line that regenerates these files, with paths relative to the folder above the output's (the
     repository root for experiments/RESULTS.md): the same text whatever the working directory."""
     root = out.resolve().parent.parent
     parts = ["sentibert results", _relpath(results, root)]
-    for option, path in (("--campaign", campaign), ("--paper", paper), ("--out", out), ("--csv", csv_path)):
-        if path.resolve() != defaults(results)[option[2:]].resolve():
+    for option, path in (("--campaign", campaign), ("--paper", paper), ("--out", out), ("--csv", csv_path),
+                         ("--readme", readme)):
+        if path is not None and path.resolve() != defaults(results)[option[2:]].resolve():
             parts.append(f"{option} {_relpath(path, root)}")
     return " ".join(parts)

@@ -1,5 +1,5 @@
-"""`sentibert results [RESULTS_DIR]`: the result tables (RESULTS.md, summary.csv, plots) from the campaign's
-results (sentibert.campaign.tables)."""
+"""`sentibert results [RESULTS_DIR]`: the result tables (RESULTS.md, summary.csv, plots, README's tables) from the
+campaign's results (sentibert.campaign.tables)."""
 from __future__ import annotations
 
 import argparse
@@ -21,6 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paper", help="the paper's numbers (default: RESULTS_DIR/../paper.yaml)")
     parser.add_argument("--out", help="the markdown tables (default: RESULTS_DIR/../RESULTS.md)")
     parser.add_argument("--csv", help="one line per row and metric (default: RESULTS_DIR/summary.csv)")
+    parser.add_argument("--readme", help=f"the README whose result tables, between its {tables.README_BEGIN} and "
+                        f"{tables.README_END} lines, are regenerated (default: RESULTS_DIR/../../README.md)")
     parser.add_argument("--no-plots", action="store_true",
                         help="do not draw the plots (RESULTS.md still links them; faster)")
     args = parser.parse_args(argv)
@@ -29,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     if results.exists() and not results.is_dir():
         return fail("results", f"{results} is not a directory")
     try:
-        written = write(results, paths["campaign"], paths["paper"], paths["out"], paths["csv"], not args.no_plots)
+        written = write(results, paths["campaign"], paths["paper"], paths["out"], paths["csv"], not args.no_plots,
+                        paths["readme"])
     except (ResultsError, RunFolderError, OSError) as err:  # RunFolderError: a bad predictions file
         return fail("results", err)
     for path in written:
