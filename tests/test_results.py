@@ -52,7 +52,9 @@ Prose after the tables.
 GROUPS = {"pre": ("sst_phrase_pretrain", "sentibert", "pre-training"), "sb": ("sst_phrase", "sentibert", "pre-trained"),
           "mp": ("sst_phrase", "mean_pool", ""), "s3": ("sst3", "sentibert", "pre-trained"),
           "joy": ("emoint_joy", "cls", ""), "joysb": ("emoint_joy", "sentibert", "pre-trained"),
-          "mpbf": ("sst_phrase", "mean_pool", "bf16")}
+          "mpbf": ("sst_phrase", "mean_pool", "bf16"), "sc": ("sst_phrase", "sentibert", "no pre-training"),
+          "lo": ("sst_phrase", "sentibert", "LoRA"), "lo32": ("sst_phrase", "sentibert", "LoRA r32"),
+          "ab": ("sst_phrase", "sentibert", "no token attention")}
 
 
 def sst5_test(phrase: float, root: float, contrast: float) -> dict:
@@ -516,3 +518,30 @@ def test_a_provisional_row_shows_its_runs_at_the_best_lr_so_far_and_nothing_goes
         (results / "mp-lr5e-05-s1" / "metrics.json").read_text().replace('"best_dev": 0.56', '"best_dev": 0.5'))
     run_results(str(results))  # 2e-05 wins after all: mp-s2, made at 5e-05, is stale now
     assert "| mean_pool | tiny |  | 32 | 1/2, 1 stale | 2e-05 (grid) | 60.00 |" in (campaign / "RESULTS.md").read_text()
+
+
+def test_lora_rows_of_any_rank_are_compared_with_sentibert_without_pre_training(campaign, monkeypatch):
+    """ab, an ablation, takes its lr from sc, SentiBERT without pre-training: sc is the reference. lo32 takes its lr
+    from lo (another LoRA rank): lo stays a variant, set against sc like lo32 and ab, not a reference itself."""
+    monkeypatch.setattr("sentibert.campaign.tables.draw_plots", lambda tables, plots_dir: [])
+    (campaign / "campaign.yaml").write_text(CAMPAIGN + """\
+  - {group: sc, task: sst_phrase, model: sentibert, encoder: tiny, variant: no pre-training,
+     overrides: [experiment=sst_phrase], lr_grid: [2.0e-5], seeds: [1]}
+  - {group: ab, task: sst_phrase, model: sentibert, encoder: tiny, variant: no token attention,
+     overrides: [experiment=sst_phrase, model=sentibert_no_token_attention], lr_from: sc, seeds: [1]}
+  - {group: lo, task: sst_phrase, model: sentibert, encoder: tiny, variant: LoRA,
+     overrides: [experiment=sst_phrase, model=sentibert_lora], lr_grid: [2.0e-5], seeds: [1]}
+  - {group: lo32, task: sst_phrase, model: sentibert, encoder: tiny, variant: LoRA r32,
+     overrides: [experiment=sst_phrase, model=sentibert_lora, model.lora_rank=32], lr_from: lo, seeds: [1]}
+""")
+    results = campaign / "results"
+    trees = read_trees(FIXTURES / "report_trees.txt")
+    gold = [list(tree.labels) for tree in trees]
+    for run, group in (("sc-lr2e-05-s1", "sc"), ("ab-s1", "ab"), ("lo-lr2e-05-s1", "lo"), ("lo32-s1", "lo32")):
+        write_run(results, run, group, 1, 2e-5, 0.6, sst5_test(0.6, 0.5, 0.3))
+        write_gz_predictions(results / run, trees, gold)
+    run_results(str(results))
+    md = (campaign / "RESULTS.md").read_text()
+    assert "| sentibert | tiny | LoRA | 32 | 1 | sentibert (no pre-training), 1 | +0.00 [" in md
+    assert "| sentibert | tiny | LoRA r32 | 32 | 1 | sentibert (no pre-training), 1 | +0.00 [" in md
+    assert "| sentibert | tiny | LoRA | 32 | 1 | sentibert (pre-trained)" not in md

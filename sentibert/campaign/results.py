@@ -50,6 +50,7 @@ DASH = "–"
 PAPER_MODELS = {("sentibert", "pre-trained"): "SentiBERT", ("mean_pool", ""): "BERT*", ("cls", ""): "BERT"}
 TRANSFER_PAIR = (("sentibert", "pre-trained"), ("cls", ""))  # the transfer claim: SentiBERT minus BERT ([CLS])
 PRECISION_OVERRIDE = "trainer.precision="  # a campaign group's override that sets its runs' precision
+LORA_OVERRIDE = "model=sentibert_lora"  # a campaign group's override that trains LoRA adapters, not the encoder
 
 
 # ---- inputs ---------------------------------------------------------------------------------------------------
@@ -384,6 +385,13 @@ def is_ablation(row: Row) -> bool:
     return g.task in SST_TASKS and g.model == "sentibert" and g.init_from is None and not row.stage
 
 
+def is_lora(group: Group) -> bool:
+    return LORA_OVERRIDE in group.overrides
+
+
 def ablation_references(rows: list[Row]) -> set[str]:
-    """The groups whose lr the ablations use (the full model without pre-training): in the main table too."""
-    return {row.group.lr_from for row in rows if is_ablation(row) and row.group.lr_from}
+    """The groups whose lr the ablations use (the full model without pre-training): in the main table too. A LoRA
+    group another LoRA group takes its lr from (another rank) is a variant, not a reference."""
+    groups = {row.group.group: row.group for row in rows}
+    return {row.group.lr_from for row in rows
+            if is_ablation(row) and row.group.lr_from and not is_lora(groups[row.group.lr_from])}
