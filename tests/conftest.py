@@ -1,4 +1,5 @@
 """Shared test setup: offline, a private cache, and the optional local data mirror."""
+import importlib
 import os
 from pathlib import Path
 
@@ -76,8 +77,10 @@ def fake_parser(monkeypatch):
     from fakes import LOAD_PARSER, RightBranchingParser
 
     parser = RightBranchingParser()
-    for module in LOAD_PARSER:
-        monkeypatch.setattr(f"{module}.load_parser", parser.load)
+    # Every module imported before any patch: one first imported while parsing.parse.load_parser is the fake would
+    # bind the fake for good (`from ... import load_parser`), and later tests would parse with it.
+    for module in [importlib.import_module(name) for name in LOAD_PARSER]:
+        monkeypatch.setattr(module, "load_parser", parser.load)
     return parser
 
 

@@ -201,12 +201,9 @@ def test_the_commands_use_stanza_when_its_models_are_installed(stanza_installed,
     assert cli.main(["predict", "--checkpoint", str(checkpoint), "--parser", "stanza", "--format", "json",
                      "--precision", "32", "--no-cache", *TEXTS]) == 0
     predictions = json.loads(capsys.readouterr().out)
-    # predict's trees are Stanza's, binarised: n - 1 phrases over its tokens, which cover the text. (Exact tokens are
-    # asserted for `parse` above; in a full suite predict's run of the nearly untrained tokenizer has split "all."
-    # differently from a direct parse, which the next session looks into.)
-    assert len(predictions) == len(TEXTS)
-    for prediction, text in zip(predictions, TEXTS):
-        tokens = prediction["tokens"]
-        assert "".join(tokens).replace("n't", "nt") == "".join(text.split()).replace("n't", "nt")
-        spans = [tuple(node["span"]) for node in prediction["nodes"]]
-        assert len(spans) == len(tokens) - 1 and spans[0] == (0, len(tokens))
+    # predict's trees are Stanza's, binarised: the trees `parse` wrote above, one phrase per node
+    trees = [BinaryTree.from_ptb(line) for line in lines]
+    assert len(predictions) == len(trees) == len(TEXTS)
+    for prediction, tree in zip(predictions, trees):
+        assert prediction["tokens"] == list(tree.tokens)
+        assert [tuple(node["span"]) for node in prediction["nodes"]] == list(tree.spans)
