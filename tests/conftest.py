@@ -1,4 +1,4 @@
-"""Shared test setup: offline, a private cache, and the optional local data mirror."""
+"""Shared test setup: offline, a private cache, tiny saved models, a stand-in parser, and the optional data mirror."""
 import importlib
 import os
 from pathlib import Path
