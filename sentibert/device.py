@@ -36,6 +36,14 @@ def describe_machine(device: torch.device | None = None) -> str:
     """What a timing ran on, for printing beside it: the GPU's name, or the CPU's model, its native bf16 (AVX512-BF16,
     AMX), its cores and torch's threads."""
     if device is not None and device.type == "cuda":
+        return describe_hardware(device)
+    return f"{describe_hardware(device)}, {torch.get_num_threads()} torch threads"
+
+
+def describe_hardware(device: torch.device | None = None) -> str:
+    """describe_machine less torch's threads, for a record that keeps the threads apart (another process's): the
+    GPU's name, or the CPU's model, its native bf16 and its cores."""
+    if device is not None and device.type == "cuda":
         return torch.cuda.get_device_name(device)
 
     model, flags = platform.processor() or platform.machine(), set()
@@ -51,4 +59,4 @@ def describe_machine(device: torch.device | None = None) -> str:
         pass
     bf16 = " and ".join(name for flag, name in (("avx512_bf16", "AVX512-BF16"), ("amx_bf16", "AMX")) if flag in flags)
     native = f" (native bf16: {bf16})" if bf16 else ""
-    return f"{model}{native}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+    return f"{model}{native}, {os.cpu_count()} cores"

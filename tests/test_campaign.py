@@ -18,6 +18,7 @@ from sentibert.io import LockHeld
 from sentibert.campaign import runner
 from sentibert.campaign.runner import dry_run, run_campaign
 from sentibert.campaign.spec import CampaignError, load_campaign, picked_lr
+from sentibert.device import describe_hardware, pick_device
 
 # best_dev of a stand-in run: a function of its lr and seed; lr 5e-4 wins the grid.
 FAKE_TRAIN = r"""
@@ -145,7 +146,7 @@ def test_runs_in_dependency_order_and_picks_the_lr_on_dev(tmp_path, fake_trainin
     path = write_campaign(tmp_path)
     campaign, results, runs = load_campaign(path), path.parent / "results", tmp_path / "runs"
     assert "pre-s1                " in dry_run(campaign, results, runs, jobs=2)
-    assert run_campaign(campaign, runs, results, jobs=2, poll=0.05) == 0
+    assert run_campaign(campaign, runs, results, jobs=2, threads=3, poll=0.05) == 0
     metrics = {p.name: json.loads((p / "metrics.json").read_text()) for p in results.iterdir()
                if not p.name.startswith(".")}  # .campaign.lock: the runner's
     assert set(metrics) == {run.name for run in campaign.runs}
@@ -156,6 +157,9 @@ def test_runs_in_dependency_order_and_picks_the_lr_on_dev(tmp_path, fake_trainin
     block = metrics["sb-s2"]["campaign"]
     assert (block["group"], block["seed"], block["variant"], block["grid"]) == ("sb", 2, "pre-trained", False)
     assert len(block["commit"] or "") in (0, 40)
+    # what its wall time was measured on: this machine (its device: trainer.device is auto), 3 threads a run, 2 at once
+    assert (block["machine"], block["threads"], block["jobs"]) == (describe_hardware(pick_device("auto")), 3, 2)
+    assert block["machine"] and "torch threads" not in block["machine"]  # the runner's own threads are not the run's
     assert sorted(p.name for p in (results / "sb-s2").iterdir()) == [
         "config.yaml", "metrics.json", "test_predictions.jsonl.gz"]
     assert "6 of 6 runs have results; 0 left" in dry_run(campaign, results, runs, jobs=1)

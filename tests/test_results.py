@@ -67,8 +67,10 @@ def sst5_test(phrase: float, root: float, contrast: float) -> dict:
 
 def write_run(results: Path, run: str, group: str, seed: int, lr: float, best_dev: float, test: dict | None,
               paper_test: dict | None = None, commit: str = "a" * 40, dirty: bool = False,
-              init_from: dict | None = None, precision: str | None = None) -> None:
-    """A result folder; its config.yaml sets trainer.precision only where `precision` is given (else the default)."""
+              init_from: dict | None = None, precision: str | None = None, measured_on: dict | None = None) -> None:
+    """A result folder; its config.yaml sets trainer.precision only where `precision` is given (else the default).
+    `measured_on`: the campaign block's machine, threads and jobs (none by default, as for runs collected before the
+    runner recorded them)."""
     task, model, variant = GROUPS[group]
     folder = results / run
     folder.mkdir(parents=True)
@@ -79,6 +81,7 @@ def write_run(results: Path, run: str, group: str, seed: int, lr: float, best_de
                             "commit": commit, "dirty": dirty}}
     if init_from is not None:
         metrics["campaign"]["init_from"] = init_from
+    metrics["campaign"].update(measured_on or {})
     if test is not None:
         metrics.update(test=test, reported={metrics["metric"]: next(iter(test.values()))})
     (folder / "metrics.json").write_text(json.dumps(metrics))
@@ -298,6 +301,9 @@ def test_a_seed_without_test_predictions_is_named_not_dropped(campaign, monkeypa
     ("best_dev", "0.7", 'best_dev is "0.7", not a number or null'),
     ("best_dev", True, "best_dev is true, not a number or null"),
     ("campaign.seconds", "1800", 'campaign.seconds is "1800", not a number'),
+    ("campaign.machine", 7, "campaign.machine is 7, not a string"),
+    ("campaign.threads", 2.0, "campaign.threads is 2.0, not an integer"),
+    ("campaign.jobs", "1", 'campaign.jobs is "1", not an integer'),
 ])
 def test_a_metrics_file_with_a_value_of_the_wrong_kind_names_the_file_and_the_key(campaign, capsys, key, value,
                                                                                     message):
@@ -324,6 +330,29 @@ def test_the_committed_tables_are_regenerated_byte_for_byte(tmp_path):
     assert (copy / "RESULTS.md").read_bytes() == (experiments / "RESULTS.md").read_bytes()
     assert (copy / "results" / "summary.csv").read_bytes() == (experiments / "results" / "summary.csv").read_bytes()
     assert (tmp_path / "README.md").read_bytes() == (root / "README.md").read_bytes()
+
+
+def test_the_runs_table_shows_what_the_hours_were_measured_on(campaign):
+    """Each distinct machine once, keyed under the table; – for a run that recorded none (collected by an older
+    runner); threads per run × runs at once beside it."""
+    results = campaign / "results"
+    cpu, gpu = "Some CPU (native bf16: AMX), 8 cores", "Some GPU"
+    write_run(results, "sb-s3", "sb", 3, 5e-5, 0.6, sst5_test(0.66, 0.56, 0.45),
+              measured_on={"machine": cpu, "threads": 4, "jobs": 2})
+    write_run(results, "mp-lr5e-05-s1", "mp", 1, 5e-5, 0.50, sst5_test(0.6, 0.5, 0.3),
+              measured_on={"machine": gpu, "threads": 1, "jobs": 1})
+    shutil.rmtree(results / "joy-s1")  # joy-s1 again, collected by a runner like sb-s3's
+    write_run(results, "joy-s1", "joy", 1, 2e-5, 0.6, {"pearson": 0.6},
+              measured_on={"machine": cpu, "threads": 4, "jobs": 2})
+    run_results(str(results), "--no-plots")
+    md = (campaign / "RESULTS.md").read_text()
+    assert "| group | runs with results | missing | commits | precision | hours | machine | threads × jobs |" in md
+    assert "| sb | sb-lr5e-05-s1 sb-s2 sb-s3 | – | aaaaaaa, bbbbbbb (dirty) | 32 | 1.5 | –, m1 | –, 4×2 |" in md
+    assert "| mp | mp-lr2e-05-s1 | mp-s2 | aaaaaaa | 32 | 0.5 | – | – |" in md  # the pick (2e-05) won: no machine
+    assert "| joy | joy-s1 | – | aaaaaaa | 32 | 0.5 | m1 | 4×2 |" in md
+    assert "| pre | pre-s1 | – | aaaaaaa | 32 | 0.5 | – | – |" in md
+    assert f"\n- m1: {cpu}\n" in md and gpu not in md  # a machine of no row's runs is not listed
+    assert "– for a run collected before the runner recorded its machine." in md
 
 
 def test_each_row_shows_the_precision_its_runs_trained_in(campaign, capsys):

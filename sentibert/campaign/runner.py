@@ -12,7 +12,8 @@ a value and the pick moved): then it trains again from scratch at the new lr, it
 `<run>.superseded-lr<old lr>` (never resumed), and its new results replace the old ones.
 
 Results (`<results>/<run>/`, committed; never checkpoints): metrics.json (train's, plus a `campaign` block: the run's
-labels, lr, seed, the code's git commit, wall time), config.yaml, test_predictions.jsonl.gz and, for runs matching
+labels, lr, seed, the code's git commit, wall time and what it was measured on: the machine, torch threads per run
+and runs at once), config.yaml, test_predictions.jsonl.gz and, for runs matching
 `paper_test`, paper_test_metrics.json and paper_test_predictions.jsonl.gz: the selected model on the paper's own
 test subset (data=sst_paper). They are written to a temporary folder and renamed, so a folder that exists is whole.
 """
@@ -32,7 +33,9 @@ from pathlib import Path
 
 from sentibert import runs as run_files
 from sentibert.campaign.spec import (PAPER_TEST_DIR, PAPER_TEST_METRICS, PAPER_TEST_PREDICTIONS, Campaign, PlannedRun,
-                                     first_run, lr_name, matches, picked_lr, read_results, recorded_lr, stale_lr)
+                                     first_run, lr_name, matches, picked_lr, read_results, recorded_lr, stale_lr,
+                                     trainer_record)
+from sentibert.device import describe_hardware, pick_device
 from sentibert.io import atomic_write_json, atomic_write_text, process_lock
 
 log = logging.getLogger(__name__)
@@ -119,16 +122,20 @@ def _gzip(source: Path, target: Path) -> None:
         shutil.copyfileobj(f, g)
 
 
-def collect(campaign: Campaign, run: PlannedRun, run_dir: Path, results: Path, lr: float, seconds: float) -> Path:
-    """Copy a finished run's results into `results/<run>/`, atomically."""
+def collect(campaign: Campaign, run: PlannedRun, run_dir: Path, results: Path, lr: float, seconds: float,
+            threads: int, jobs: int) -> Path:
+    """Copy a finished run's results into `results/<run>/`, atomically. Its wall time is recorded with what it was
+    measured on: this machine (the run's device), `threads` torch threads per run and `jobs` runs at once."""
     tmp = results / f".{run.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     metrics = json.loads((run_dir / run_files.METRICS_FILE).read_text(encoding="utf-8"))
     group = run.group
+    device = pick_device(str(trainer_record(run_dir).get("device", "auto")))  # the device the run trained on
     metrics["campaign"] = {"run": run.name, "group": group.group, "task": group.task, "model": group.model,
                            "encoder": group.encoder, "variant": group.variant, "seed": run.seed, "lr": lr,
-                           "grid": run.grid, "seconds": round(seconds), **code_commit()}
+                           "grid": run.grid, "seconds": round(seconds), "machine": describe_hardware(device),
+                           "threads": threads, "jobs": jobs, **code_commit()}
     if group.init_from:  # the checkpoint it started from, which may have been rebuilt (lost_checkpoints)
         source = first_run(campaign, group.init_from, results)
         started_from = json.loads((run_dir.parent / source.name / run_files.METRICS_FILE).read_text(encoding="utf-8"))
@@ -235,7 +242,8 @@ def _run_left(campaign: Campaign, runs_dir: Path, results: Path, jobs: int, thre
                 if job.rebuild:
                     log.info(compare_rebuilt(results, job.run, job.run_dir))
                 else:
-                    final = collect(campaign, job.run, job.run_dir, results, job.lr, time.time() - job.started)
+                    final = collect(campaign, job.run, job.run_dir, results, job.lr, time.time() - job.started,
+                                    threads, jobs)
                     log.info("%s done: %s", job.run.name, final)
 
 

@@ -240,7 +240,10 @@ METRICS_KINDS = {"best_dev": ((int, float, type(None)), "a number or null"), "be
                  "metric": ((str,), "a metric's name"), "test": ((dict,), "a JSON object of test metrics"),
                  "campaign": ((dict,), "a JSON object (the campaign's record of the run)"),
                  "campaign.seconds": ((int, float), "a number"), "campaign.commit": ((str, type(None)), "a string"),
-                 "campaign.init_from": ((dict,), "a JSON object")}
+                 "campaign.init_from": ((dict,), "a JSON object"),
+                 # what the wall time was measured on; absent from runs collected before the runner recorded it
+                 "campaign.machine": ((str,), "a string"), "campaign.threads": ((int,), "an integer"),
+                 "campaign.jobs": ((int,), "an integer")}
 
 
 def read_json(path: Path) -> dict | None:

@@ -435,20 +435,35 @@ def _rebuilt_starts(tables: Tables, committed: dict[str, float]) -> list[str]:
 
 
 def _runs(tables: Tables) -> list[str]:
-    """Every group: its runs with results, what is missing, the code, the hours."""
+    """Every group: its runs with results, what is missing, the code, the hours and what they were measured on."""
     sections = ["## Runs\n", "Every group of the campaign: the runs with results, what is still missing, the "
                  "code, the precision and the wall time (hours, summed over the row's runs). A run that was stopped "
                  "and resumed counts the time of every runner that trained it, except where its runner was stopped "
                  "before the campaign runner learnt to keep that count: then its hours are a lower bound. That is a "
                  "run resumed before 69def57 (2026-12-06: a resumed run counts its earlier runners) or left training "
                  "by a stopped runner and adopted by the next before cd50d62 (2026-12-07: the adopting runner keeps "
-                 "counting).\n"]
+                 "counting). Beside the hours, what they were measured on: the machine (listed under the table) and "
+                 "torch threads per run × runs at once, as the runner that collected each run recorded them; – for "
+                 "a run collected before the runner recorded its machine.\n"]
     order = {name: i for i, name in enumerate(tables.campaign.groups)}
+    machines: dict[str, str] = {}  # each distinct machine: its key, m1, m2, ... in table order
+
+    def measured_on(row: Row) -> list[str]:
+        names = [r.info.get("machine") for r in row.runs]
+        keys = [DASH if name is None else machines.setdefault(name, f"m{len(machines) + 1}") for name in names]
+        setups = [DASH if r.info.get("threads") is None or r.info.get("jobs") is None
+                  else f"{r.info['threads']}×{r.info['jobs']}" for r in row.runs]
+        return [", ".join(dict.fromkeys(keys)) or DASH, ", ".join(dict.fromkeys(setups)) or DASH]
+
     lines = [[row.group.group, " ".join(r.run.name for r in row.runs) or DASH, " ".join(row.missing) or DASH,
               row.commits(), row.precision or DASH,
-              f"{sum(r.info.get('seconds') or 0 for r in row.runs) / 3600:.1f}" if row.runs else DASH]
+              f"{sum(r.info.get('seconds') or 0 for r in row.runs) / 3600:.1f}" if row.runs else DASH,
+              *measured_on(row)]
              for row in sorted(tables.rows, key=lambda row: order[row.group.group])]
-    sections.append(_table(["group", "runs with results", "missing", "commits", "precision", "hours"], lines))
+    sections.append(_table(["group", "runs with results", "missing", "commits", "precision", "hours", "machine",
+                            "threads × jobs"], lines))
+    if machines:
+        sections.append("".join(f"- {key}: {name}\n" for name, key in machines.items()))
     if tables.orphans:
         sections.append(f"Results that no run of the campaign file names (not in any table): "
                         f"{', '.join(tables.orphans)}.\n")
