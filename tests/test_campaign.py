@@ -239,6 +239,21 @@ def test_a_run_left_by_a_stopped_runner_holds_its_slot_and_is_collected_after(tm
     assert (results / "pre-s1" / "metrics.json").is_file() and (results / "abl-s1" / "metrics.json").is_file()
 
 
+def test_a_run_left_by_a_stopped_runner_is_collected_first_once_it_ends(tmp_path, fake_training, monkeypatch,
+                                                                        caplog):
+    """Its training is done (or nearly): it takes the freed slot before runs listed earlier in the file."""
+    caplog.set_level(logging.INFO, logger=runner.__name__)
+    path = write_campaign(tmp_path)
+    campaign, results, runs = load_campaign(path), path.parent / "results", tmp_path / "runs"
+    assert run_campaign(campaign, runs, results, jobs=1, only="pre-*", poll=0.05) == 0
+    polls = iter(range(100))
+    monkeypatch.setattr(runner, "running_elsewhere",
+                        lambda run_dir: run_dir.name == "sb-lr1e-04-s1" and next(polls) < 2)
+    assert run_campaign(campaign, runs, results, jobs=1, only="sb-*", poll=0.05) == 0
+    started = [line.split()[1] for line in caplog.messages if line.startswith("started")]
+    assert started == ["pre-s1", "sb-lr1e-04-s1", "sb-lr1e-03-s1", "sb-lr5e-04-s1", "sb-s2"]
+
+
 def test_a_run_left_by_a_stopped_runner_keeps_counting_its_wall_time(tmp_path, fake_training, monkeypatch):
     path = write_campaign(tmp_path)
     campaign, results, runs = load_campaign(path), path.parent / "results", tmp_path / "runs"

@@ -551,7 +551,8 @@ def test_a_provisional_row_shows_its_runs_at_the_best_lr_so_far_and_nothing_goes
 
 def test_lora_rows_of_any_rank_are_compared_with_sentibert_without_pre_training(campaign, monkeypatch):
     """ab, an ablation, takes its lr from sc, SentiBERT without pre-training: sc is the reference. lo32 takes its lr
-    from lo (another LoRA rank): lo stays a variant, set against sc like lo32 and ab, not a reference itself."""
+    from lo (another LoRA rank): lo stays a variant, set against sc like lo32 and ab, not a reference itself. lo is
+    LoRA by its composed config (model.lora_rank), whichever override sets it."""
     monkeypatch.setattr("sentibert.campaign.tables.draw_plots", lambda tables, plots_dir: [])
     (campaign / "campaign.yaml").write_text(CAMPAIGN + """\
   - {group: sc, task: sst_phrase, model: sentibert, encoder: tiny, variant: no pre-training,
@@ -559,7 +560,7 @@ def test_lora_rows_of_any_rank_are_compared_with_sentibert_without_pre_training(
   - {group: ab, task: sst_phrase, model: sentibert, encoder: tiny, variant: no token attention,
      overrides: [experiment=sst_phrase, model=sentibert_no_token_attention], lr_from: sc, seeds: [1]}
   - {group: lo, task: sst_phrase, model: sentibert, encoder: tiny, variant: LoRA,
-     overrides: [experiment=sst_phrase, model=sentibert_lora], lr_grid: [2.0e-5], seeds: [1]}
+     overrides: [experiment=sst_phrase, model.lora_rank=16], lr_grid: [2.0e-5], seeds: [1]}
   - {group: lo32, task: sst_phrase, model: sentibert, encoder: tiny, variant: LoRA r32,
      overrides: [experiment=sst_phrase, model=sentibert_lora, model.lora_rank=32], lr_from: lo, seeds: [1]}
 """)

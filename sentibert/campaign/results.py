@@ -21,9 +21,9 @@ from pathlib import Path
 
 import yaml
 
-from sentibert.campaign.spec import (PAPER_TEST_METRICS, Campaign, Group, PlannedRun, ResultsError, best_lr_so_far,
-                                     grid_runs, lr_name, read_json, read_results, recorded_lr, stale_lr,
-                                     trainer_record)
+from sentibert.campaign.spec import (PAPER_TEST_METRICS, Campaign, Group, GroupConfig, PlannedRun, ResultsError,
+                                     best_lr_so_far, compose_groups, grid_runs, lr_name, read_json, read_results,
+                                     recorded_lr, stale_lr, trainer_record)
 from sentibert.config import TrainerConfig
 from sentibert.evaluation.significance import Difference, SentenceScores, paired_bootstrap, paired_bootstrap_roots, \
     root_predictions, sentence_scores
@@ -49,8 +49,6 @@ DASH = "–"
 # model whatever their precision: SentiBERT is a pre-trained SentiBERT (init_from), BERT* and BERT the baselines.
 PAPER_MODELS = {("sentibert", "pre-trained"): "SentiBERT", ("mean_pool", ""): "BERT*", ("cls", ""): "BERT"}
 TRANSFER_PAIR = (("sentibert", "pre-trained"), ("cls", ""))  # the transfer claim: SentiBERT minus BERT ([CLS])
-PRECISION_OVERRIDE = "trainer.precision="  # a campaign group's override that sets its runs' precision
-LORA_OVERRIDE = "model=sentibert_lora"  # a campaign group's override that trains LoRA adapters, not the encoder
 
 
 # ---- inputs ---------------------------------------------------------------------------------------------------
@@ -153,6 +151,7 @@ class Row:
     stale: list[str] = field(default_factory=list)  # its runs left out: made at another lr than the one picked now
     # (finished, planned) runs of the unfinished lr grid whose best so far gives its lr: a pick that may move
     provisional: tuple[int, int] | None = None
+    config: GroupConfig | None = None  # what its composed config says (spec.compose_groups)
 
     def stat(self, metric: str, bucket: str | None = None) -> Stat:
         return Stat.of([run.value(metric, bucket) for run in self.runs])
@@ -221,6 +220,7 @@ def build(campaign: Campaign, results: Path, paper: dict[tuple[str, str, str, st
     results = Path(results)
     loaded = {run.name: load_result(results, run) for run in campaign.runs}  # reads (and checks) every file once
     rows, grids = [], []
+    configs = compose_groups(campaign)
     for g in campaign.groups.values():
         runs = [run for run in campaign.runs if run.group is g]
         source = g.group if g.lr_grid else g.lr_from  # the group whose grid gives the lr, if any
@@ -255,7 +255,8 @@ def build(campaign: Campaign, results: Path, paper: dict[tuple[str, str, str, st
                 metrics += tuple(PAPER_PREFIX + m for m in metrics)
         row_paper = {m: v for (task, model, variant, m), v in paper.items()
                      if (task, (model, variant)) == (g.task, paper_model(g))}
-        rows.append(Row(g, have, missing, lr_text, metrics, stage, row_paper, list(stale), provisional))
+        rows.append(Row(g, have, missing, lr_text, metrics, stage, row_paper, list(stale), provisional,
+                        configs[g.group]))
     index = {g: i for i, g in enumerate(campaign.groups)}
     rows.sort(key=lambda row: (_task_rank(row.group.task), index[row.group.group]))
     known = {run.name for run in campaign.runs}
@@ -280,19 +281,19 @@ def paper_model(g: Group) -> tuple[str, str] | None:
     return next((key for key in PAPER_MODELS if key[0] == g.model), None)
 
 
-def _sets_precision(g: Group) -> bool:
-    return any(o.startswith(PRECISION_OVERRIDE) for o in g.overrides)
+def _sets_precision(row: Row) -> bool:
+    return row.config.precision != TrainerConfig.precision
 
 
 def _precision_twin(row: Row, rows: list[Row]) -> Row | None:
-    """A group that sets trainer.precision and is otherwise another group (the same task, model, encoder, start and
-    other overrides) is a precision check: the row of that other group."""
-    def rest(g: Group) -> tuple:
-        return g.task, g.model, g.encoder, g.init_from, [o for o in g.overrides if not o.startswith(PRECISION_OVERRIDE)]
+    """A group whose composed config differs from another's only in trainer.precision (the same task, model, encoder
+    and start) is a precision check: the row of that other group."""
+    def rest(r: Row) -> tuple:
+        return r.group.task, r.group.model, r.group.encoder, r.group.init_from, r.config.other
 
-    if not _sets_precision(row.group):
+    if not _sets_precision(row):
         return None
-    return next((r for r in rows if not _sets_precision(r.group) and rest(r.group) == rest(row.group)), None)
+    return next((r for r in rows if not _sets_precision(r) and rest(r) == rest(row)), None)
 
 
 def _reference(row: Row, rows: list[Row], any_precision: bool = False) -> Row | None:
@@ -385,13 +386,13 @@ def is_ablation(row: Row) -> bool:
     return g.task in SST_TASKS and g.model == "sentibert" and g.init_from is None and not row.stage
 
 
-def is_lora(group: Group) -> bool:
-    return LORA_OVERRIDE in group.overrides
+def is_lora(row: Row) -> bool:
+    return row.config.lora_rank > 0
 
 
 def ablation_references(rows: list[Row]) -> set[str]:
     """The groups whose lr the ablations use (the full model without pre-training): in the main table too. A LoRA
     group another LoRA group takes its lr from (another rank) is a variant, not a reference."""
-    groups = {row.group.group: row.group for row in rows}
+    by_group = {row.group.group: row for row in rows}
     return {row.group.lr_from for row in rows
-            if is_ablation(row) and row.group.lr_from and not is_lora(groups[row.group.lr_from])}
+            if is_ablation(row) and row.group.lr_from and not is_lora(by_group[row.group.lr_from])}

@@ -33,8 +33,8 @@ from pathlib import Path
 
 from sentibert import runs as run_files
 from sentibert.campaign.spec import (PAPER_TEST_DIR, PAPER_TEST_METRICS, PAPER_TEST_PREDICTIONS, Campaign, PlannedRun,
-                                     first_run, lr_name, matches, picked_lr, read_results, recorded_lr, stale_lr,
-                                     trainer_record)
+                                     compose_groups, first_run, lr_name, matches, picked_lr, read_results,
+                                     recorded_lr, stale_lr, trainer_record)
 from sentibert.device import describe_hardware, pick_device
 from sentibert.io import atomic_write_json, atomic_write_text, process_lock
 
@@ -189,17 +189,21 @@ def _run_left(campaign: Campaign, runs_dir: Path, results: Path, jobs: int, thre
            "TOKENIZERS_PARALLELISM": "false", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
     active: list[Job] = []
     failed: set[str] = set()
+    adopted: set[str] = set()  # runs seen training under a stopped runner
     while True:
         busy = {job.run.name for job in active}
-        # Runs a stopped runner left training hold cores too; the next pass resumes and collects them once they end.
+        # Runs a stopped runner left training hold cores too; the next pass resumes and collects them once they end,
+        # before anything else (their training is done or nearly).
         elsewhere = {run.name for run in campaign.runs
                      if run.name not in busy and running_elsewhere(runs_dir / run.name)}
+        adopted |= elsewhere
+        ended = adopted - elsewhere - busy
         for name in elsewhere:  # their wall time goes on counting: as of the last count, plus the time since
             path = runs_dir / name / SECONDS_FILE
             if path.is_file():
                 atomic_write_text(path, f"{seconds_so_far(path.parent) + time.time() - path.stat().st_mtime:.1f}\n")
         lost = {run.name for run in lost_checkpoints(campaign, results, runs_dir, only)}
-        for run in campaign.runs:
+        for run in sorted(campaign.runs, key=lambda run: run.name not in ended):  # stable: else the file's order
             if len(active) + len(elsewhere) >= jobs:
                 break
             rebuild = run.name in lost
@@ -275,17 +279,12 @@ def running_elsewhere(run_dir: Path) -> bool:
 def estimate_minutes(campaign: Campaign, run: PlannedRun) -> float | None:
     """Rough one-thread minutes: epochs x the encoder's SST epoch in the run's precision x the dataset's cost
     relative to SST."""
-    from hydra import compose, initialize_config_dir
-
-    from sentibert.config import CONF_DIR
-
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=[*campaign.overrides, *run.group.overrides])
-    per_epoch = campaign.minutes_per_sst_epoch.get(run.group.encoder, {}).get(str(cfg.trainer.precision))
-    cost = campaign.epoch_cost.get(cfg.data.dataset)
+    config = compose_groups(campaign)[run.group.group]
+    per_epoch = campaign.minutes_per_sst_epoch.get(run.group.encoder, {}).get(config.precision)
+    cost = campaign.epoch_cost.get(config.dataset)
     if per_epoch is None or cost is None:
         return None
-    return cfg.trainer.max_epochs * per_epoch * cost * (campaign.pretraining_cost if cfg.model.mlm else 1.0)
+    return config.max_epochs * per_epoch * cost * (campaign.pretraining_cost if config.mlm else 1.0)
 
 
 def dry_run(campaign: Campaign, results: Path, runs_dir: Path, jobs: int, only: str = "*") -> str:

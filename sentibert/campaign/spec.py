@@ -8,8 +8,9 @@ into runs, each a named set of `sentibert train` overrides:
 - `init_from: GROUP`: GROUP's first run's best_model/ (e.g. the pre-training checkpoint).
 - `paper_test` (the file's): groups with all these overrides are also evaluated on the paper's test subset.
 Every mistake in the file is a CampaignError naming the group and the key, before anything runs: `load_campaign`
-checks the keys and their values (a group's name names folders: letters, digits, _, - and .), `check_overrides`
-composes each group's config.
+checks the keys and their values (a group's name names folders: letters, digits, _, - and .), `compose_groups`
+composes each group's config (once: what the runner and the tables know of a group's precision, LoRA rank and
+epochs comes from there).
 
 A run's results (`<results>/<run>/`, runner.collect): metrics.json and config.yaml (sentibert.runs' names),
 test_predictions.jsonl.gz, and for paper-tested runs PAPER_TEST_METRICS and PAPER_TEST_PREDICTIONS. A damaged
@@ -120,6 +121,7 @@ class Campaign:
     minutes_per_sst_epoch: dict[str, dict[str, float]] = field(default_factory=dict)  # encoder -> precision -> min
     epoch_cost: dict[str, float] = field(default_factory=dict)
     pretraining_cost: float = 1.0
+    configs: dict[str, GroupConfig] = field(default_factory=dict, repr=False)  # compose_groups' cache
 
     def paper_tested(self, group: Group) -> bool:
         """Whether this group's runs are also evaluated on the paper's test subset: it has every `paper_test`
@@ -196,25 +198,51 @@ def _check_keys(spec: dict, keys: dict, where: str) -> None:
             raise CampaignError(f"{where}: {key}: {value!r} is not {wanted}")
 
 
-def check_overrides(campaign: Campaign) -> None:
-    """Compose each group's `sentibert train` config as its runs will (the file's overrides, then the group's), so
-    that a config that does not exist or a misspelt key is a CampaignError naming the group, before anything runs."""
+@dataclass(frozen=True)
+class GroupConfig:
+    """What a group's composed `sentibert train` config says of its runs: the one home of these facts for the runner's
+    estimates and the tables (never read from the override strings, which an experiment file can bypass)."""
+    precision: str  # trainer.precision: "32" or "bf16"
+    lora_rank: int  # model.lora_rank: > 0 trains LoRA adapters in a frozen encoder
+    max_epochs: int
+    dataset: str
+    mlm: bool  # the pre-training stage
+    other: str  # the config but trainer.precision, as JSON: what a precision check shares with its twin
+
+
+def compose_groups(campaign: Campaign) -> dict[str, GroupConfig]:
+    """Compose each group's `sentibert train` config once, as its runs will (the file's overrides, then the
+    group's), and keep what it says (cached on the campaign). A config that does not exist or a misspelt key is a
+    CampaignError naming the group, before anything runs."""
+    if campaign.configs:
+        return campaign.configs
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
+    from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     from sentibert.config import CONF_DIR, ConfigError, validate
 
-    checks = [(f"{campaign.path}: overrides", campaign.overrides)] + [
-        (f"{campaign.path}: groups[{i}] ({g.group}): overrides", (*campaign.overrides, *g.overrides))
+    checks = [(f"{campaign.path}: overrides", None, campaign.overrides)] + [
+        (f"{campaign.path}: groups[{i}] ({g.group}): overrides", g.group, (*campaign.overrides, *g.overrides))
         for i, g in enumerate(campaign.groups.values())]
+    configs = {}
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        for where, overrides in checks:
+        for where, group, overrides in checks:
             try:
-                validate(compose("train", overrides=list(overrides)))
+                cfg = compose("train", overrides=list(overrides))
+                validate(cfg)
             except (HydraException, OmegaConfBaseException, ConfigError) as err:
                 cause = f" ({str(err.__cause__).splitlines()[0]})" if err.__cause__ else ""
                 raise CampaignError(f"{where}: {str(err).splitlines()[0]}{cause}") from None
+            if group is not None:
+                other = OmegaConf.to_container(cfg, enum_to_str=True)
+                del other["trainer"]["precision"]
+                configs[group] = GroupConfig(str(cfg.trainer.precision), int(cfg.model.lora_rank),
+                                             int(cfg.trainer.max_epochs), str(cfg.data.dataset), bool(cfg.model.mlm),
+                                             json.dumps(other, sort_keys=True))
+    campaign.configs.update(configs)
+    return campaign.configs
 
 
 def expand(group: Group) -> list[PlannedRun]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sentibert.campaign import runner
 from sentibert.campaign.runner import dry_run, run_campaign
-from sentibert.campaign.spec import CampaignError, ResultsError, check_overrides, load_campaign
+from sentibert.campaign.spec import CampaignError, ResultsError, compose_groups, load_campaign
 from sentibert.commands import fail
 from sentibert.io import LockHeld
 
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
         campaign = load_campaign(args.file)
-        check_overrides(campaign)
+        compose_groups(campaign)
     except CampaignError as err:
         return fail("campaign", err)
     results = Path(args.results) if args.results else campaign.path.parent / "results"
