@@ -64,6 +64,11 @@ def checkpoint_here(runs_dir: Path, run: PlannedRun) -> bool:
     return (runs_dir / run.name / DONE_FILE).is_file()
 
 
+def has_checkpoint(runs_dir: Path, run: PlannedRun) -> bool:
+    """Its run dir has a checkpoint to resume from."""
+    return (runs_dir / run.name / run_files.CHECKPOINTS / "latest").is_file()
+
+
 def done(campaign: Campaign, run: PlannedRun, results: Path) -> bool:
     """The run has results, and they are not stale."""
     return read_results(results, run.name) is not None and stale_lr(campaign, run, results) is None
@@ -189,21 +194,18 @@ def _run_left(campaign: Campaign, runs_dir: Path, results: Path, jobs: int, thre
            "TOKENIZERS_PARALLELISM": "false", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
     active: list[Job] = []
     failed: set[str] = set()
-    adopted: set[str] = set()  # runs seen training under a stopped runner
     while True:
         busy = {job.run.name for job in active}
-        # Runs a stopped runner left training hold cores too; the next pass resumes and collects them once they end,
-        # before anything else (their training is done or nearly).
+        # Runs a stopped runner left training hold cores too; the next pass resumes and collects them once they end.
         elsewhere = {run.name for run in campaign.runs
                      if run.name not in busy and running_elsewhere(runs_dir / run.name)}
-        adopted |= elsewhere
-        ended = adopted - elsewhere - busy
         for name in elsewhere:  # their wall time goes on counting: as of the last count, plus the time since
             path = runs_dir / name / SECONDS_FILE
             if path.is_file():
                 atomic_write_text(path, f"{seconds_so_far(path.parent) + time.time() - path.stat().st_mtime:.1f}\n")
         lost = {run.name for run in lost_checkpoints(campaign, results, runs_dir, only)}
-        for run in sorted(campaign.runs, key=lambda run: run.name not in ended):  # stable: else the file's order
+        # Started runs first (a stopped runner's, ended since, may only need collecting); else the file's order.
+        for run in sorted(campaign.runs, key=lambda run: not has_checkpoint(runs_dir, run)):
             if len(active) + len(elsewhere) >= jobs:
                 break
             rebuild = run.name in lost
@@ -296,10 +298,9 @@ def dry_run(campaign: Campaign, results: Path, runs_dir: Path, jobs: int, only: 
             continue
         minutes = estimate_minutes(campaign, run)
         ready = resolve(campaign, run, results, runs_dir) is not None
-        started = (runs_dir / run.name / run_files.CHECKPOINTS / "latest").is_file()
         lrs = stale_lr(campaign, run, results)
-        state = "rebuilds" if run in lost else "stale" if lrs else "resumes" if started else "ready" if ready \
-            else "waits"
+        state = "rebuilds" if run in lost else "stale" if lrs else "resumes" if has_checkpoint(runs_dir, run) \
+            else "ready" if ready else "waits"
         note = f"  results at lr {lr_name(lrs[0])}, the pick is now {lr_name(lrs[1])}" if lrs else ""
         lines.append(f"{run.name:<58} {state:<8} {'?' if minutes is None else f'{minutes:6.0f} min'}{note}")
         total += minutes or 0.0
