@@ -54,7 +54,9 @@ GROUPS = {"pre": ("sst_phrase_pretrain", "sentibert", "pre-training"), "sb": ("s
           "joy": ("emoint_joy", "cls", ""), "joysb": ("emoint_joy", "sentibert", "pre-trained"),
           "mpbf": ("sst_phrase", "mean_pool", "bf16"), "sc": ("sst_phrase", "sentibert", "no pre-training"),
           "lo": ("sst_phrase", "sentibert", "LoRA"), "lo32": ("sst_phrase", "sentibert", "LoRA r32"),
-          "ab": ("sst_phrase", "sentibert", "no token attention")}
+          "ab": ("sst_phrase", "sentibert", "no token attention"),
+          "sbbf": ("sst_phrase", "sentibert", "pre-trained (bf16)"), "mpt": ("sst_phrase", "mean_pool", "tuned (bf16)"),
+          "scbf": ("sst_phrase", "sentibert", "no pre-training (bf16)"), "lobf": ("sst_phrase", "sentibert", "LoRA (bf16)")}
 
 
 def sst5_test(phrase: float, root: float, contrast: float) -> dict:
@@ -459,6 +461,43 @@ def test_pairs_share_a_precision_but_a_precision_check(campaign, monkeypatch):
     assert "| mean_pool | tiny |  | bf16 | 1 |" not in md  # not set against a float32 SentiBERT
     assert "Not compared, as the two trained in different precisions: mean_pool on tiny (bf16) with sentibert " \
            "(pre-trained) (32).\n" in md
+
+
+def test_rows_tuned_in_bf16_are_set_against_the_bf16_rows(campaign, monkeypatch):
+    """The fair baselines as the MPNet rows run them: each group tuned in bf16 by its own grid (not a precision check
+    of a float32 group), and compared with the row of its kind in bf16: mean pooling and SentiBERT without
+    pre-training with pre-trained SentiBERT, LoRA with SentiBERT without pre-training. Pre-trained SentiBERT in bf16
+    is compared with nothing (the float32 one ran at another lr)."""
+    monkeypatch.setattr("sentibert.campaign.tables.draw_plots", lambda tables, plots_dir: [])
+    bf16 = "trainer.precision=bf16"
+    (campaign / "campaign.yaml").write_text(CAMPAIGN + f"""\
+  - {{group: sbbf, task: sst_phrase, model: sentibert, encoder: tiny, variant: pre-trained (bf16),
+     overrides: [experiment=sst_phrase, {bf16}], init_from: pre, lr_grid: [2.0e-5], seeds: [1]}}
+  - {{group: mpt, task: sst_phrase, model: mean_pool, encoder: tiny, variant: tuned (bf16),
+     overrides: [experiment=sst_phrase, model=mean_pool, {bf16}], lr_grid: [2.0e-5], seeds: [1]}}
+  - {{group: scbf, task: sst_phrase, model: sentibert, encoder: tiny, variant: no pre-training (bf16),
+     overrides: [experiment=sst_phrase, {bf16}], lr_grid: [2.0e-5], seeds: [1]}}
+  - {{group: lobf, task: sst_phrase, model: sentibert, encoder: tiny, variant: LoRA (bf16),
+     overrides: [experiment=sst_phrase, model=sentibert_lora, {bf16}], lr_grid: [2.0e-5], seeds: [1]}}
+""")
+    results = campaign / "results"
+    trees = read_trees(FIXTURES / "report_trees.txt")
+    gold = [list(tree.labels) for tree in trees]
+    for group in ("sbbf", "mpt", "scbf", "lobf"):
+        write_run(results, f"{group}-lr2e-05-s1", group, 1, 2e-5, 0.6, sst5_test(0.6, 0.5, 0.3), precision="bf16")
+        write_gz_predictions(results / f"{group}-lr2e-05-s1", trees, gold)
+    for run in ("sb-lr5e-05-s1", "sb-s2", "mp-lr2e-05-s1"):
+        write_gz_predictions(results / run, trees, gold)
+    run_results(str(results))
+    md = (campaign / "RESULTS.md").read_text()
+    pairs = md.split("## Paired comparisons")[1].split("\n## ")[0]
+    assert "| mean_pool | tiny | tuned (bf16) | bf16 | 1 | sentibert (pre-trained (bf16)), 1 | +0.00 [" in pairs
+    assert "| sentibert | tiny | no pre-training (bf16) | bf16 | 1 | sentibert (pre-trained (bf16)), 1 | +0.00 [" in pairs
+    assert "| sentibert | tiny | LoRA (bf16) | bf16 | 1 | sentibert (no pre-training (bf16)), 1 | +0.00 [" in pairs
+    assert "| mean_pool | tiny |  | 32 | 1, grid 1/2 | sentibert (pre-trained), 2 | +0.00 [" in pairs
+    lines = [line for line in pairs.splitlines() if line.startswith("| ")]
+    assert len(lines) == 2 + 4  # header, rule, and the four above: sbbf is compared with nothing
+    assert "Not compared" not in pairs
 
 
 def test_the_readme_tables_are_regenerated_between_its_markers(campaign):

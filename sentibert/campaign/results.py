@@ -47,8 +47,9 @@ TRANSFER_TASKS = ("sst2_glue", *EMOINT_TASKS)
 DASH = "–"
 # The paper's models, by their paper.yaml keys (model, variant), and their names there. Our rows reproduce them by
 # model whatever their precision: SentiBERT is a pre-trained SentiBERT (init_from), BERT* and BERT the baselines.
-PAPER_MODELS = {("sentibert", "pre-trained"): "SentiBERT", ("mean_pool", ""): "BERT*", ("cls", ""): "BERT"}
-TRANSFER_PAIR = (("sentibert", "pre-trained"), ("cls", ""))  # the transfer claim: SentiBERT minus BERT ([CLS])
+SENTIBERT = ("sentibert", "pre-trained")  # the paper's SentiBERT: pre-trained first (init_from)
+PAPER_MODELS = {SENTIBERT: "SentiBERT", ("mean_pool", ""): "BERT*", ("cls", ""): "BERT"}
+TRANSFER_PAIR = (SENTIBERT, ("cls", ""))  # the transfer claim: SentiBERT minus BERT ([CLS])
 
 
 # ---- inputs ---------------------------------------------------------------------------------------------------
@@ -286,29 +287,37 @@ def _sets_precision(row: Row) -> bool:
 
 
 def _precision_twin(row: Row, rows: list[Row]) -> Row | None:
-    """A group whose composed config differs from another's only in trainer.precision (the same task, model, encoder
-    and start) is a precision check: the row of that other group."""
+    """A group that repeats another at its lr (lr_from it, or the same fixed lr) with only trainer.precision changed
+    in its composed config (the same task, model, encoder and start) is a precision check: the row of that other
+    group. A group with an lr grid of its own is not: it is tuned in its precision."""
     def rest(r: Row) -> tuple:
         return r.group.task, r.group.model, r.group.encoder, r.group.init_from, r.config.other
 
+    def same_lr(r: Row) -> bool:
+        return row.group.lr_from == r.group.group or row.group.lr is not None and row.group.lr == r.group.lr
+
     if not _sets_precision(row):
         return None
-    return next((r for r in rows if not _sets_precision(r) and rest(r) == rest(row)), None)
+    return next((r for r in rows if not _sets_precision(r) and rest(r) == rest(row) and same_lr(r)), None)
 
 
 def _reference(row: Row, rows: list[Row], any_precision: bool = False) -> Row | None:
     """Whom an SST-phrase row is compared with: a precision check with the group it repeats (`_precision_twin`); an
-    ablation (or LoRA) with SentiBERT without pre-training, the same initialisation; any other row with pre-trained
-    SentiBERT on its encoder. These only where both rows trained in one precision (any_precision: whatever it is)."""
+    ablation or LoRA with SentiBERT without pre-training on its encoder (the same initialisation), where there is one;
+    any other row but pre-trained SentiBERT itself with pre-trained SentiBERT on its encoder. Among candidates, one
+    in the row's precision (its composed config) comes first; the two are compared only where their runs trained in
+    one precision (any_precision: whatever it is)."""
     g = row.group
     if twin := _precision_twin(row, rows):
         return twin
-    same = [r for r in rows if r is not row and (r.group.task, r.group.encoder) == (g.task, g.encoder)]
+    if paper_model(g) == SENTIBERT:
+        return None
+    same = sorted((r for r in rows if r is not row and (r.group.task, r.group.encoder) == (g.task, g.encoder)),
+                  key=lambda r: r.config.precision != row.config.precision)  # stable: else the file's order
     references = ablation_references(rows)
-    if is_ablation(row) and g.group not in references:
-        reference = next((r for r in same if r.group.group in references), None)
-    else:
-        reference = next((r for r in same if r.group.model == "sentibert" and r.group.init_from), None)
+    candidates = [r for r in same if r.group.group in references] if is_ablation(row) \
+        and g.group not in references else []
+    reference = next(iter(candidates or [r for r in same if paper_model(r.group) == SENTIBERT]), None)
     return reference if any_precision or reference is None or reference.precision == row.precision else None
 
 
@@ -386,13 +395,8 @@ def is_ablation(row: Row) -> bool:
     return g.task in SST_TASKS and g.model == "sentibert" and g.init_from is None and not row.stage
 
 
-def is_lora(row: Row) -> bool:
-    return row.config.lora_rank > 0
-
-
 def ablation_references(rows: list[Row]) -> set[str]:
-    """The groups whose lr the ablations use (the full model without pre-training): in the main table too. A LoRA
-    group another LoRA group takes its lr from (another rank) is a variant, not a reference."""
-    by_group = {row.group.group: row for row in rows}
-    return {row.group.lr_from for row in rows
-            if is_ablation(row) and row.group.lr_from and not is_lora(by_group[row.group.lr_from])}
+    """The groups of SentiBERT without pre-training in full (no switch of its composed config changed: not an
+    ablation, not LoRA; not a precision check): what the ablations and LoRA compare with, in the main table too."""
+    return {row.group.group for row in rows
+            if is_ablation(row) and not row.config.changes and _precision_twin(row, rows) is None}

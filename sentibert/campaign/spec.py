@@ -198,6 +198,9 @@ def _check_keys(spec: dict, keys: dict, where: str) -> None:
             raise CampaignError(f"{where}: {key}: {value!r} is not {wanted}")
 
 
+ARCHITECTURE = ("attend_tokens", "attend_children", "recursive", "root_only", "lora_rank")  # what variants change
+
+
 @dataclass(frozen=True)
 class GroupConfig:
     """What a group's composed `sentibert train` config says of its runs: the one home of these facts for the runner's
@@ -207,6 +210,7 @@ class GroupConfig:
     max_epochs: int
     dataset: str
     mlm: bool  # the pre-training stage
+    changes: tuple[str, ...]  # SentiBERT's switches set away from their defaults (ARCHITECTURE): an ablation, LoRA
     other: str  # the config but trainer.precision, as JSON: what a precision check shares with its twin
 
 
@@ -221,7 +225,7 @@ def compose_groups(campaign: Campaign) -> dict[str, GroupConfig]:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from sentibert.config import CONF_DIR, ConfigError, validate
+    from sentibert.config import CONF_DIR, ConfigError, SentiBERTConfig, validate
 
     checks = [(f"{campaign.path}: overrides", None, campaign.overrides)] + [
         (f"{campaign.path}: groups[{i}] ({g.group}): overrides", g.group, (*campaign.overrides, *g.overrides))
@@ -238,9 +242,11 @@ def compose_groups(campaign: Campaign) -> dict[str, GroupConfig]:
             if group is not None:
                 other = OmegaConf.to_container(cfg, enum_to_str=True)
                 del other["trainer"]["precision"]
+                changes = tuple(key for key in ARCHITECTURE
+                                if key in cfg.model and cfg.model[key] != getattr(SentiBERTConfig, key))
                 configs[group] = GroupConfig(str(cfg.trainer.precision), int(cfg.model.lora_rank),
                                              int(cfg.trainer.max_epochs), str(cfg.data.dataset), bool(cfg.model.mlm),
-                                             json.dumps(other, sort_keys=True))
+                                             changes, json.dumps(other, sort_keys=True))
     campaign.configs.update(configs)
     return campaign.configs
 

@@ -266,12 +266,14 @@ def _comparisons(tables: Tables) -> list[str]:
     return ["## Paired comparisons (SST-phrase)\n",
             "Each row minus the model it is compared with, in accuracy points on the standard test split: the "
             "ablations and LoRA against SentiBERT without pre-training (the same initialisation), the other rows "
-            "against pre-trained SentiBERT on the same encoder. Per test sentence, each model's correct nodes are "
+            "against pre-trained SentiBERT on the same encoder, each in its own precision where the encoder has "
+            "both (a row tuned in bf16 against the bf16 row). Per test sentence, each model's correct nodes are "
             "averaged over its seeds; the interval is a paired bootstrap over the test sentences "
             f"(`sentibert.evaluation.significance`: {SAMPLES:,} resamples, seed {SEED}), and * marks a difference "
             "whose interval excludes 0. It holds the test sample's luck only: the spread over seeds is the sd in "
             "the tables above. The two models of a pair trained in one precision, except in a precision check: a "
-            "group that repeats another with only `trainer.precision` changed (the bf16 check), against that group.\n",
+            "group that repeats another at its lr with only `trainer.precision` changed (the bf16 check), against that "
+            "group.\n",
             *(["A pair with a provisional row (`grid k/n` in `seeds`: its lr is the best so far of an unfinished "
                "grid) is provisional too: the pick, and so the row's runs, may change.\n"]
               if any(c.row.provisional or c.reference.provisional for c in tables.comparisons) else []),
