@@ -490,6 +490,8 @@ def _emoint_mean(rows: list[Row], paper: dict[tuple[str, str, str, str], float])
 
 # ---- README.md's result tables -------------------------------------------------------------------------------
 README_BEGIN, README_END = "<!-- results:begin -->", "<!-- results:end -->"  # README's lines around them
+# README names rows for a reader; RESULTS.md keeps the config keys (`_row_name`), which are what one types to rerun a
+# row (model=mean_pool encoder=mpnet).
 MODEL_NAMES = {"sentibert": "SentiBERT", "mean_pool": "mean pooling", "cls": "[CLS]", "tree_lstm": "Tree-LSTM"}
 ENCODER_NAMES = {"minilm": "MiniLM-L6", "mpnet": "MPNet-base"}
 
