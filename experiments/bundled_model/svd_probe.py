@@ -66,8 +66,9 @@ def main() -> None:
         lines.append(row)
     args.out.write_text(
         f"# The full fine-tuning run `{args.run.name}`, its encoder's deltas cut to low rank\n\n"
-        f"`python experiments/bundled_model/svd_probe.py {args.run}` ({Path(__file__).name}'s docstring says "
-        "what each setting keeps). SST dev, in %:\n\n"
+        f"`python experiments/bundled_model/svd_probe.py <runs>/{args.run.name}` (the campaign's run directory; its "
+        f"results: `experiments/results/{args.run.name}/`). {Path(__file__).name}'s docstring says what each setting "
+        "keeps. SST dev, in %:\n\n"
         "| linear layers' rank | word embeddings | dev phrase | dev SST-5 root |\n| --- | --- | --- | --- |\n"
         + "\n".join(lines) + "\n", encoding="utf-8")
 
