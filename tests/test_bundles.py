@@ -257,7 +257,7 @@ def test_the_model_cards_prose_is_wrapped_whole_words_whatever_its_numbers(bundl
     results = {"campaign": {"group": "minilm-lora", "seed": 1, "lr": 0.001, "commit": "1e37e22"}, "best_epoch": 4,
                "test": {"phrase_acc": 0.6577, "sst5_root_acc": 0.5145, "sst3_from_5class_root_acc": 0.7312,
                         "contrast": {"acc": 0.3625}}}
-    config = {"model": {"lora_rank": 16, "lora_targets": "all-linear"}, "trainer": {"precision": "32"}}
+    config = {"model": {"lora_rank": 16, "lora_targets": "all-linear"}, "trainer": {"precision": "32", "max_epochs": 5}}
     scores = {"dev": {**results["test"], "phrase_acc": 0.659, "contrast": {"n": 151, "acc": 0.3623}},
               "test": {**results["test"], "contrast": {"n": 160, "acc": 0.3625}}}
     overrides = ("experiment=sst_phrase", "model=sentibert_lora", "model.lora_targets=all-linear")
@@ -270,8 +270,9 @@ def test_the_model_cards_prose_is_wrapped_whole_words_whatever_its_numbers(bundl
             "- **Model", "- **Data", "- **Training", "- **Files"]  # the rest of each bullet is indented under it
         words = " ".join(text.split())
         for phrase in ("on all-MiniLM-L6-v2 (6 layers, hidden 384, 22.7M parameters), encoder frozen, "
-                       "LoRA adapters of rank 16 on all-linear;",
+                       "LoRA adapters of rank 16 on `all-linear`;",
                        f"(dev phrase accuracy when bundled: {grid}), test (2210) read once",
+                       "trainer.lr=0.001` (5 epochs, batch 32,",
                        "`sentibert train experiment=sst_phrase model=sentibert_lora model.lora_targets=all-linear "
                        "seed=1 trainer.lr=0.001`", "precision 32), code commit `1e37e22`; selected epoch 4.",
                        "7.67 MB (7.31 MiB)", "(limit 10.0 MB)"):
@@ -280,15 +281,24 @@ def test_the_model_cards_prose_is_wrapped_whole_words_whatever_its_numbers(bundl
         assert "| contrast (n=160) | 36.23 | 36.25 | 36.25 |" in text
 
 
-def test_the_cards_grid_gives_each_lr_its_best_dev_or_pending(bundler, tmp_path):
-    from sentibert.campaign.spec import Group, expand
+def test_the_cards_grid_gives_each_candidate_its_best_dev_or_pending(bundler, tmp_path):
+    """The lr grid that gave the bundle's group its lr, then the variants at that lr (lr_from it): what dev chose
+    among. Another grid is not a candidate."""
+    from sentibert.campaign.spec import load_campaign
 
-    def group(name, lr_grid):
-        return Group(group=name, task="sst_phrase", model="sentibert", encoder="minilm", variant="LoRA",
-                     overrides=("experiment=sst_phrase",), seeds=(1, 2), lr_grid=lr_grid)
-
-    runs = expand(group("lora", (2e-4, 1e-3))) + expand(group("other", (5e-4,)))
-    for run, dev in ((runs[0], 0.6572), (runs[3], 0.7)):  # lora's first grid run, and other's
-        (tmp_path / run.name).mkdir()
-        (tmp_path / run.name / "metrics.json").write_text(json.dumps({"best_dev": dev}))
-    assert bundler.grid_state(SimpleNamespace(runs=runs), "lora", tmp_path) == "lr 2e-04: 65.72, lr 1e-03: pending"
+    (tmp_path / "campaign.yaml").write_text("""\
+groups:
+  - {group: lora, task: sst_phrase, model: sentibert, encoder: minilm, variant: LoRA r16,
+     overrides: [experiment=sst_phrase], lr_grid: [2.0e-4, 1.0e-3], seeds: [1, 2]}
+  - {group: r32, task: sst_phrase, model: sentibert, encoder: minilm, variant: LoRA r32,
+     overrides: [experiment=sst_phrase], lr_from: lora, seeds: [1, 2]}
+  - {group: other, task: sst_phrase, model: sentibert, encoder: minilm, variant: other,
+     overrides: [experiment=sst_phrase], lr_grid: [5.0e-4], seeds: [1]}
+""")
+    campaign = load_campaign(tmp_path / "campaign.yaml")
+    for run, dev in (("lora-lr2e-04-s1", 0.6572), ("r32-s1", 0.6601), ("r32-s2", 0.5), ("other-lr5e-04-s1", 0.7)):
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "metrics.json").write_text(json.dumps({"best_dev": dev}))
+    expected = "lr 2e-04: 65.72, lr 1e-03: pending, LoRA r32: 66.01"
+    assert bundler.grid_state(campaign, "lora", tmp_path) == expected
+    assert bundler.grid_state(campaign, "r32", tmp_path) == expected

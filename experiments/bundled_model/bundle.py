@@ -56,12 +56,16 @@ def pct(x: float | None) -> str:
 
 
 def grid_state(campaign: Campaign, group: str, results_dir: Path) -> str:
-    """The group's lr grid as dev saw it: each lr's best dev, or pending (a bundle may ship before its grid ends)."""
+    """What dev chose the bundle among, as it saw them: the lr grid that gave the group its lr (its own, or its
+    lr_from group's), then every group taking its lr from that grid (another rank, schedule or target), each with its
+    first seed's best dev, or pending (a bundle may ship before all have run)."""
+    source = campaign.groups[group].lr_from or group
     cells = []
     for run in campaign.runs:
-        if run.group.group == group and run.grid:
+        if run.group.group == source and run.grid or run.group.lr_from == source and run.seed == run.group.seeds[0]:
             metrics = read_results(results_dir, run.name)
-            cells.append(f"lr {run.lr:.0e}: {'pending' if metrics is None else pct(metrics['best_dev'])}")
+            label = f"lr {run.lr:.0e}" if run.grid else run.group.variant
+            cells.append(f"{label}: {'pending' if metrics is None else pct(metrics['best_dev'])}")
     return ", ".join(cells)
 
 
@@ -74,19 +78,19 @@ def card(name: str, run: str, results: dict, config: dict, bundled: dict[str, di
     """MODEL_CARD.md: `results` and `config` are the run's committed ones, `bundled` the bundle's own scores,
     `overrides` its campaign group's and `grid` that group's grid_state."""
     bundle, block, model = CARDS[name], results["campaign"], config["model"]
-    targets = model.get("lora_targets") or "peft's defaults: query, value"
+    targets = f"`{model['lora_targets']}`" if model.get("lora_targets") else "peft's defaults: query, value"
     precision = config["trainer"]["precision"]
     bullets = {
         "Model": f"SentiBERT (the paper's two attention layers over the binary parse) on {bundle.encoder}, encoder "
                  f"frozen, LoRA adapters of rank {model['lora_rank']} on {targets}; composition and 5-class head "
                  f"trained in full. No pre-training stage: the bundle's base is the stock encoder, from {bundle.base}.",
         "Data": "SST, standard split; trained on every phrase label (8544 train trees), dev (1101) picked the epoch "
-                f"and the learning rate among the group's lr grid (dev phrase accuracy when bundled: {grid}), test "
-                "(2210) read once.",
+                "and the run among an lr grid and the variants at the lr it picked (dev phrase accuracy when "
+                f"bundled: {grid}), test (2210) read once.",
         "Training": f"campaign run `{run}` (experiments/campaign.yaml, group `{block['group']}`): `sentibert train "
-                    f"{' '.join(overrides)} seed={block['seed']} trainer.lr={block['lr']}` (5 epochs, batch 32, AdamW, "
-                    f"10% warm-up, precision {precision}), code commit `{block['commit']}`; selected epoch "
-                    f"{results['best_epoch']}.",
+                    f"{' '.join(overrides)} seed={block['seed']} trainer.lr={block['lr']}` "
+                    f"({config['trainer']['max_epochs']} epochs, batch 32, AdamW, 10% warm-up, precision {precision}), "
+                    f"code commit `{block['commit']}`; selected epoch {results['best_epoch']}.",
         "Files": f"{size / 1e6:.2f} MB ({size / 2**20:.2f} MiB): the trained weights only, float16, with the tokenizer "
                  f"and config (limit {bundle.limit_mb:.1f} MB).",
     }
