@@ -362,8 +362,15 @@ def test_lora_trains_adapters_composition_and_head_only(trees):
         make(lora_rank=4, mlm=True)
 
 
-def test_trainable_only_checkpoint_is_small_and_loads_its_base_from_the_encoder(trees, tmp_path):
-    model = make(lora_rank=4)
+# LoRA on every linear layer and the word embeddings (a regex of module names: peft's full match)
+WITH_EMBEDDINGS = ".*[.](query|key|value|dense|word_embeddings)"
+
+
+@pytest.mark.parametrize("targets", [None, WITH_EMBEDDINGS])
+def test_trainable_only_checkpoint_is_small_and_loads_its_base_from_the_encoder(trees, tmp_path, targets):
+    model = make(lora_rank=4, lora_targets=targets)
+    if targets:
+        assert model.backbone.get_input_embeddings().lora_embedding_A["default"].requires_grad
     train(model, batch_of(model, trees), steps=3)
     model.eval()
     model.save_pretrained(tmp_path / "full")
@@ -384,8 +391,9 @@ def test_trainable_only_checkpoint_is_small_and_loads_its_base_from_the_encoder(
         TreeSentimentModel.from_pretrained(tmp_path / "bundle")
 
 
-def test_merged_lora_predicts_what_the_adapters_do_without_them(trees):
-    model = make(lora_rank=4)
+@pytest.mark.parametrize("targets", [None, WITH_EMBEDDINGS])
+def test_merged_lora_predicts_what_the_adapters_do_without_them(trees, targets):
+    model = make(lora_rank=4, lora_targets=targets)
     train(model, batch_of(model, trees), steps=3)  # lora_B starts at 0: train so that merging changes weights
     model.eval()
     batch = batch_of(model, trees)
