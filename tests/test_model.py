@@ -375,7 +375,9 @@ def test_trainable_only_checkpoint_is_small_and_loads_its_base_from_the_encoder(
     model.eval()
     model.save_pretrained(tmp_path / "full")
     model.save_pretrained(tmp_path / "bundle", trainable_only=True, dtype=torch.float16)
-    assert (tmp_path / "bundle" / "model.safetensors").stat().st_size < (tmp_path / "full" / "model.safetensors").stat().st_size / 4
+    # float16 and the trained weights only: a float16 copy of everything would be half the float32 file
+    sizes = {name: (tmp_path / name / "model.safetensors").stat().st_size for name in ("bundle", "full")}
+    assert sizes["bundle"] < sizes["full"] / 3
     batch = batch_of(model, trees)
     with torch.no_grad():
         expected = model(batch)["logits"]
