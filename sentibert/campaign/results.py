@@ -152,7 +152,7 @@ class Row:
     stale: list[str] = field(default_factory=list)  # its runs left out: made at another lr than the one picked now
     # (finished, planned) runs of the unfinished lr grid whose best so far gives its lr: a pick that may move
     provisional: tuple[int, int] | None = None
-    config: GroupConfig | None = None  # what its composed config says (spec.compose_groups)
+    config: GroupConfig | None = None  # what its composed config says (spec.compose_groups; set by `build`)
 
     def stat(self, metric: str, bucket: str | None = None) -> Stat:
         return Stat.of([run.value(metric, bucket) for run in self.runs])
@@ -315,8 +315,8 @@ def _reference(row: Row, rows: list[Row], any_precision: bool = False) -> Row | 
     same = sorted((r for r in rows if r is not row and (r.group.task, r.group.encoder) == (g.task, g.encoder)),
                   key=lambda r: r.config.precision != row.config.precision)  # stable: else the file's order
     references = ablation_references(rows)
-    candidates = [r for r in same if r.group.group in references] if is_ablation(row) \
-        and g.group not in references else []
+    variant = is_ablation(row) and g.group not in references  # an ablation or LoRA
+    candidates = [r for r in same if r.group.group in references] if variant else []
     reference = next(iter(candidates or [r for r in same if paper_model(r.group) == SENTIBERT]), None)
     return reference if any_precision or reference is None or reference.precision == row.precision else None
 
