@@ -9,8 +9,8 @@ into runs, each a named set of `sentibert train` overrides:
 - `paper_test` (the file's): groups with all these overrides are also evaluated on the paper's test subset.
 Every mistake in the file is a CampaignError naming the group and the key, before anything runs: `load_campaign`
 checks the keys and their values (a group's name names folders: letters, digits, _, - and .), `compose_groups`
-composes each group's config (once: what the runner and the tables know of a group's precision, LoRA rank and
-epochs comes from there).
+composes each group's config (once: what the runner and the tables know of a group's precision, epochs and
+architecture switches, LoRA included, comes from there).
 
 A run's results (`<results>/<run>/`, runner.collect): metrics.json and config.yaml (sentibert.runs' names),
 test_predictions.jsonl.gz, and for paper-tested runs PAPER_TEST_METRICS and PAPER_TEST_PREDICTIONS. A damaged
@@ -206,7 +206,6 @@ class GroupConfig:
     """What a group's composed `sentibert train` config says of its runs: the one home of these facts for the runner's
     estimates and the tables (never read from the override strings, which an experiment file can bypass)."""
     precision: str  # trainer.precision: "32" or "bf16"
-    lora_rank: int  # model.lora_rank: > 0 trains LoRA adapters in a frozen encoder
     max_epochs: int
     dataset: str
     mlm: bool  # the pre-training stage
@@ -244,9 +243,9 @@ def compose_groups(campaign: Campaign) -> dict[str, GroupConfig]:
                 del other["trainer"]["precision"]
                 changes = tuple(key for key in ARCHITECTURE
                                 if key in cfg.model and cfg.model[key] != getattr(SentiBERTConfig, key))
-                configs[group] = GroupConfig(str(cfg.trainer.precision), int(cfg.model.lora_rank),
-                                             int(cfg.trainer.max_epochs), str(cfg.data.dataset), bool(cfg.model.mlm),
-                                             changes, json.dumps(other, sort_keys=True))
+                configs[group] = GroupConfig(str(cfg.trainer.precision), int(cfg.trainer.max_epochs),
+                                             str(cfg.data.dataset), bool(cfg.model.mlm), changes,
+                                             json.dumps(other, sort_keys=True))
     campaign.configs.update(configs)
     return campaign.configs
 
