@@ -38,6 +38,7 @@ PREDICTIONS_FILE = "test_predictions.jsonl"
 GZIPPED_PREDICTIONS_FILE = f"{PREDICTIONS_FILE}.gz"  # as a campaign's results keep it
 BEST_MODEL = "best_model"
 CHECKPOINTS = "checkpoints"
+LATEST_CHECKPOINT = "latest"  # a file in CHECKPOINTS that names the newest complete checkpoint
 LOG_CSV = "log.csv"
 LOCK_FILE = "train.lock"
 BENCH_FILE = "bench.json"

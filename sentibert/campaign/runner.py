@@ -66,7 +66,7 @@ def checkpoint_here(runs_dir: Path, run: PlannedRun) -> bool:
 
 def has_checkpoint(runs_dir: Path, run: PlannedRun) -> bool:
     """Its run dir has a checkpoint to resume from."""
-    return (runs_dir / run.name / run_files.CHECKPOINTS / "latest").is_file()
+    return (runs_dir / run.name / run_files.CHECKPOINTS / run_files.LATEST_CHECKPOINT).is_file()
 
 
 def done(campaign: Campaign, run: PlannedRun, results: Path) -> bool:

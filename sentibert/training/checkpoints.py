@@ -39,7 +39,7 @@ class Checkpoints:
 
     def latest(self) -> Path | None:
         """The checkpoint `latest` names, None when there is none; a CheckpointError when it names nothing there."""
-        pointer = self.root / "latest"
+        pointer = self.root / runs.LATEST_CHECKPOINT
         if not pointer.is_file():
             return None
         name = pointer.read_text(encoding="utf-8", errors="replace").strip()
@@ -57,7 +57,7 @@ class Checkpoints:
             self._save(name, model, state, rng, config)
         except OSError as err:
             shutil.rmtree(self.root / f".{name}.tmp", ignore_errors=True)  # free what the partial checkpoint took
-            pointer = self.root / "latest"
+            pointer = self.root / runs.LATEST_CHECKPOINT
             previous = pointer.read_text(encoding="utf-8").strip() if pointer.is_file() else None
             if previous != name:  # renamed into place, but `latest` could not be written
                 shutil.rmtree(self.root / name, ignore_errors=True)
@@ -85,7 +85,7 @@ class Checkpoints:
         if self.procs.main:
             shutil.rmtree(self.root / name, ignore_errors=True)  # left by a crash before `latest` named it
             os.replace(tmp, self.root / name)
-            atomic_write_text(self.root / "latest", name)
+            atomic_write_text(self.root / runs.LATEST_CHECKPOINT, name)
             for old in self.root.iterdir():
                 if old.is_dir() and old.name != name:
                     shutil.rmtree(old, ignore_errors=True)
