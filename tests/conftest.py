@@ -28,10 +28,11 @@ def private_cache(tmp_path_factory):
         os.environ["SENTIBERT_CACHE"] = old
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def one_thread():
-    """One intra-op thread for a module (a command may have changed it): on a small, busy machine, threads cost a tiny
-    model far more than they save. Use with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    """One intra-op thread for each test (an earlier test or command may have changed it): on a small, busy machine,
+    threads cost a tiny model far more than they save, and a tiny model's close calls can flip with the thread count.
+    Use with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

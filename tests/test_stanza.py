@@ -21,6 +21,10 @@ from sentibert import cli
 from sentibert.data.tree import BinaryTree, binarize
 from sentibert.parsing import parse
 
+# the nearly untrained tokenizer's close calls (does "all." split?) flip with torch's thread count: one thread, as
+# the models were built
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 SENTENCES = [["Not", "bad", "at", "all", "."], ["The", "film", "is", "n't", "great", ",", "but", "it", "works", "."],
              ["A", "gentle", ",", "funny", "movie", "."], ["It", "is", "not", "at", "all", "bad", "."]]
 TEXTS = ["Not bad at all.", "The film isn't great, but it works.", "A gentle, funny movie.", "It is not at all bad."]
@@ -100,16 +104,6 @@ def build_models(resources, work) -> None:
         "pos": {PACKAGE: needs_pretrain}, "constituency": {PACKAGE: needs_pretrain},
         "default_processors": {name: PACKAGE for name in PROCESSORS},
         "packages": {"default": {name: PACKAGE for name in PROCESSORS}}}}))
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The nearly untrained tokenizer's close calls (does "all." split?) flip with torch's thread count, which earlier
-    tests may have changed: every test here runs at one thread, as the models were built."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
