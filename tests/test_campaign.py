@@ -181,11 +181,13 @@ def test_a_resumed_runs_wall_time_counts_its_earlier_runners(tmp_path, fake_trai
     assert float((runs / "pre-s1" / "campaign.seconds").read_text()) >= 1000
 
 
-def test_a_failed_run_is_reported_then_the_summary(tmp_path, fake_training, capsys):
+def test_a_failed_run_is_reported_then_the_summary(tmp_path, fake_training, capsys, caplog):
     write_campaign(tmp_path, CAMPAIGN.replace("group: pre,", "group: pre_fail,").replace("init_from: pre,",
                                                                                          "init_from: pre_fail,"))
     code, out, err = run_command(tmp_path, capsys, "--only", "pre*")  # returns: the summary raised nothing
     assert code == 1 and out.splitlines()[-1].startswith("0 of 6 runs have results; 1 left")
+    failed = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert failed == [f"pre_fail-s1 failed (exit 3): see {tmp_path / 'runs' / 'pre_fail-s1' / runner.LOG_FILE}"]
 
 
 HOLD_LOCK = """

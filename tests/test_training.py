@@ -77,10 +77,12 @@ def test_wandb_logger_is_built_from_its_yaml(tmp_path, monkeypatch, no_network):
 def test_wandb_logger_disabled_runs_without_network(tmp_path, monkeypatch, no_network):
     pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("WANDB_MODE", raising=False)  # conftest's: the logger's own mode must disable the run
     logger = build_logger(train_config("logger=wandb", "logger.mode=disabled"), tmp_path)
-    assert isinstance(logger, WandbLogger)
+    assert isinstance(logger, WandbLogger) and logger.run.disabled
     logger.log({"train/loss": 1.0}, step=1)
     logger.finish()
+    assert list(tmp_path.iterdir()) == []  # offline would have written tmp_path/wandb
 
 
 # ---- optimisation -------------------------------------------------------------------------------------------------
