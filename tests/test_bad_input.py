@@ -450,6 +450,16 @@ def test_the_traceback_is_there_for_who_asks(monkeypatch, tmp_path, capsys):
         run(capsys, "train", *TRAIN, "data.root=/nonexistent", f"hydra.run.dir={tmp_path}")
 
 
+def test_the_traceback_is_there_for_who_asks_in_every_command(monkeypatch, tmp_path, capsys):
+    """The argparse commands (parse, predict, compare, ...) too: their one line, or with SENTIBERT_DEBUG=1 the error."""
+    missing = tmp_path / "missing.txt"
+    rc, out, err = run(capsys, "parse", "--in", missing)
+    assert rc == 1 and one_line_error(err, str(missing)).startswith("sentibert parse: error: ")
+    monkeypatch.setenv("SENTIBERT_DEBUG", "1")
+    with pytest.raises(OSError, match="missing.txt"):
+        run(capsys, "parse", "--in", missing)
+
+
 def test_a_bug_keeps_its_traceback(monkeypatch, tmp_path, capsys):
     from sentibert.training import loop as train
 

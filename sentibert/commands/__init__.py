@@ -45,14 +45,18 @@ def error_line(command: str, err: BaseException | str) -> str:
     return f"sentibert {command}: error: {err}"
 
 
+DEBUG_ENV = "SENTIBERT_DEBUG"  # =1: errors raise with their traceback, as HYDRA_FULL_ERROR=1 does
+
+
 def fail(command: str, err: BaseException | str) -> int:
-    """`error_line` on stderr; -> the exit status, 1."""
+    """`error_line` on stderr; -> the exit status, 1. With SENTIBERT_DEBUG=1 an exception raises instead."""
+    if isinstance(err, BaseException) and os.environ.get(DEBUG_ENV) == "1":
+        raise err
     print(error_line(command, err), file=sys.stderr)
     return 1
 
 
 # ---- Hydra commands -------------------------------------------------------------------------------------------
-DEBUG_ENV = "SENTIBERT_DEBUG"  # =1: errors raise with their traceback, as HYDRA_FULL_ERROR=1 does
 
 
 def user_error(err: BaseException) -> BaseException | None:
