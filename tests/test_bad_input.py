@@ -600,34 +600,7 @@ def test_a_truncated_training_checkpoint_names_the_file(file, stopped_run, tmp_p
     one_line_error(err, f"sentibert train: error: {damaged}: damaged or truncated", "restore the checkpoint")
 
 
-# ---- 15. a full disk while checkpointing ------------------------------------------------------------------------
-def test_a_full_disk_keeps_the_previous_checkpoint_and_says_so(monkeypatch, tmp_path):
-    import errno
-
-    from safetensors.torch import load_file
-
-    from sentibert.training import checkpoints
-    from sentibert.training import loop as train
-
-    saves = []
-
-    def save_model(model, filename):
-        saves.append(filename)
-        if len(saves) == 2:  # the second checkpoint: half written, then the disk is full
-            Path(filename).write_bytes(b"\0" * 100)
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real_save_model(model, filename)
-
-    real_save_model = checkpoints.save_model
-    monkeypatch.setattr(checkpoints, "save_model", save_model)
-    root = tmp_path / "checkpoints"
-    with pytest.raises(OSError, match=f"cannot write checkpoint epoch0-step4 in {root}: the disk is full; the "
-                                      f"previous checkpoint {root / 'epoch0-step2'} is intact"):
-        train.train(train_config("trainer.limit_train_batches=null", "trainer.checkpoint_every_n_steps=2"), tmp_path)
-    assert (root / "latest").read_text() == "epoch0-step2"
-    assert sorted(p.name for p in root.iterdir()) == ["epoch0-step2", "latest"]  # the partial one is gone
-    assert load_file(root / "epoch0-step2" / "model.safetensors")
-    assert torch.load(root / "epoch0-step2" / "state.pt", weights_only=True)["progress"]["step"] == 2
+# ---- 15. a full disk while checkpointing: tests/test_run_dir.py, test_a_full_disk_in_a_checkpoint_... ----------
 
 
 # ---- 16. no network unless asked; the run's log file ------------------------------------------------------------

@@ -1,6 +1,7 @@
 """A run directory belongs to one run: a finished or running run is never overwritten unasked (a lock file names the
 process that trains there); SIGTERM and SIGINT stop training with a checkpoint and the command that resumes it; a
 full disk or an unwritable run directory ends the command in one line (issue 23, cases 1, 2, 4 and 13)."""
+import errno
 import json
 import os
 import shutil
@@ -206,7 +207,9 @@ def test_ctrl_c_checkpoints_and_prints_one_line(tmp_path, capsys, monkeypatch):
 
 
 # ---- 13. a full disk, in safetensors' words; an unwritable run directory ----------------------------------------
-def test_a_full_disk_in_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch):
+@pytest.mark.parametrize("disk_full", [lambda: OSError(errno.ENOSPC, "No space left on device"),
+                                       lambda: SafetensorError(DISK_FULL)], ids=["os", "safetensors"])
+def test_a_full_disk_in_a_checkpoint_keeps_the_previous_one(disk_full, tmp_path, monkeypatch):
     from sentibert.training import checkpoints
 
     real_save_model, saves = checkpoints.save_model, []
@@ -215,7 +218,7 @@ def test_a_full_disk_in_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatc
         saves.append(filename)
         if len(saves) == 2:  # the second checkpoint (the end of epoch 1): half written, then the disk is full
             Path(filename).write_bytes(b"\0" * 100)
-            raise SafetensorError(DISK_FULL)
+            raise disk_full()
         return real_save_model(model, filename)
 
     monkeypatch.setattr(checkpoints, "save_model", save_model)
@@ -224,6 +227,9 @@ def test_a_full_disk_in_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatc
                                       f"previous checkpoint {root / 'epoch0-step4'} is intact"):
         train.train(config(), tmp_path)
     assert sorted(p.name for p in root.iterdir()) == ["epoch0-step4", "latest"]  # no .epoch1-step6.tmp left
+    assert (root / "latest").read_text() == "epoch0-step4"
+    assert load_file(root / "epoch0-step4" / "model.safetensors")
+    assert torch.load(root / "epoch0-step4" / "state.pt", weights_only=True)["progress"]["step"] == 4
 
 
 def test_a_full_disk_while_saving_the_best_model_is_one_line(tmp_path, capsys, monkeypatch):
