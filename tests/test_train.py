@@ -147,6 +147,15 @@ def test_a_checkpoint_without_its_config_is_refused_naming_the_file(tmp_path):
         train.train(config("resume=true"), tmp_path)
 
 
+def test_resuming_a_finished_run_keeps_its_results_and_reads_test_no_more(finished_run, tmp_path, monkeypatch):
+    import shutil
+
+    shutil.copytree(finished_run, tmp_path, dirs_exist_ok=True)
+    monkeypatch.setattr(train, "test", lambda run: pytest.fail("the test split was read again"))
+    assert train.train(config("resume=true"), tmp_path) == read_json(finished_run / "metrics.json")
+    assert read_json(tmp_path / "metrics.json") == read_json(finished_run / "metrics.json")
+
+
 def test_a_finished_run_is_extended_only_when_allowed_and_says_so(finished_run, tmp_path):
     import shutil
 

@@ -24,6 +24,7 @@ loop, not the loader, advances the sampler's position per batch consumed: a chec
 """
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import sys
@@ -327,6 +328,15 @@ def train(cfg: DictConfig, run_dir: Path) -> dict | None:
         return fit_and_test(cfg, run_dir, procs, signals)
 
 
+def finished_results(cfg: DictConfig, run_dir: Path, epoch: int, changes: list[dict]) -> dict | None:
+    """A resumed run that had already trained every epoch, unchanged, and tested: its metrics.json (else None)."""
+    path = run_dir / runs.METRICS_FILE
+    if changes or epoch < cfg.trainer.max_epochs or not path.is_file():
+        return None
+    results = json.loads(path.read_text(encoding="utf-8"))
+    return results if "test" in results or not cfg.test else None
+
+
 def fit_and_test(cfg: DictConfig, run_dir: Path, procs: Processes, signals: StopSignals) -> dict | None:
     """`train`, in a run directory that it holds."""
     resume_from = Checkpoints(run_dir, procs).latest() if cfg.resume else None
@@ -340,6 +350,9 @@ def fit_and_test(cfg: DictConfig, run_dir: Path, procs: Processes, signals: Stop
         resume(run, resume_from, changes)
     elif cfg.resume:
         log.info("resume=true but %s has no checkpoint: starting afresh", run_dir)
+    if finished := finished_results(cfg, run_dir, run.sampler.epoch, changes):
+        log.info("%s is finished: its %s stands (test is read once)", run_dir, runs.METRICS_FILE)
+        return finished
 
     run.net = (DistributedDataParallel(run.model, find_unused_parameters=run.model.unused_parameters)
                if procs.world_size > 1 else run.model)
