@@ -35,6 +35,11 @@ dev = {1e-3: 0.5, 5e-4: 0.7, 1e-4: 0.7, 2e-3: 0.9, 3e-3: 0.1}[lr] + seed / 100
     "test": {"phrase_acc": dev - 0.1}, "init_from": args.get("init_from")}))
 (run_dir / "config.yaml").write_text(json.dumps({"trainer": {"lr": lr}, "overrides": sys.argv[1:]}))
 (run_dir / "test_predictions.jsonl").write_text('{"tree": "(2 a)"}\n')
+(run_dir / "best_model").mkdir(exist_ok=True)
+(run_dir / "best_model" / "model.safetensors").write_bytes(b"weights")
+(run_dir / "checkpoints" / "epoch1-step1").mkdir(parents=True, exist_ok=True)
+(run_dir / "checkpoints" / "epoch1-step1" / "state.pt").write_bytes(b"optimizer")
+(run_dir / "checkpoints" / "latest").write_text("epoch1-step1")
 """
 
 CAMPAIGN = """
@@ -163,11 +168,45 @@ def test_runs_in_dependency_order_and_picks_the_lr_on_dev(tmp_path, fake_trainin
     assert sorted(p.name for p in (results / "sb-s2").iterdir()) == [
         "config.yaml", "metrics.json", "test_predictions.jsonl.gz"]
     assert "6 of 6 runs have results; 0 left" in dry_run(campaign, results, runs, jobs=1)
+    # A collected run is never resumed: its training checkpoints go, its best model stays.
+    assert [(runs / name / "checkpoints").exists() for name in metrics] == [False] * 6
+    assert all((runs / name / "best_model" / "model.safetensors").is_file() for name in metrics)
 
     # Finished runs are skipped: a second pass starts nothing.
     (results / "abl-s1" / "metrics.json").write_text(json.dumps({**metrics["abl-s1"], "marker": 1}))
     assert run_campaign(campaign, runs, results, jobs=2, poll=0.05) == 0
     assert json.loads((results / "abl-s1" / "metrics.json").read_text())["marker"] == 1
+
+
+def test_checkpoints_are_kept_when_asked_and_dropped_later_by_a_runner_that_is_not_asked(tmp_path, fake_training):
+    path = write_campaign(tmp_path)
+    campaign, results, runs = load_campaign(path), path.parent / "results", tmp_path / "runs"
+    assert run_campaign(campaign, runs, results, jobs=2, only="pre-*", poll=0.05, keep_checkpoints=True) == 0
+    assert (runs / "pre-s1" / "checkpoints" / "latest").is_file()
+    (runs / "sb-s2" / "checkpoints").mkdir(parents=True)  # a run with no results yet: not touched
+    assert run_campaign(campaign, runs, results, jobs=2, only="nothing", poll=0.05) == 0
+    assert not (runs / "pre-s1" / "checkpoints").exists() and (runs / "pre-s1" / "best_model").is_dir()
+    assert (runs / "sb-s2" / "checkpoints").is_dir()
+
+
+def test_the_paper_subset_step_is_not_repeated_for_a_run_that_had_ended(tmp_path):
+    campaign = load_campaign(write_campaign(tmp_path, CAMPAIGN.replace("paper_test: []",
+                                                                      "paper_test: [experiment=sst_phrase]")))
+    run = next(run for run in campaign.runs if run.name == "sb-s2")
+    run_dir = tmp_path / "runs" / run.name
+    steps = lambda: [step[2] for step in runner.commands(campaign, run, [], run_dir)]  # noqa: E731
+    assert steps() == ["sentibert.commands.train", "sentibert.commands.evaluate"]
+    (run_dir / "best_model").mkdir(parents=True)
+    (run_dir / "best_model" / "model.safetensors").write_bytes(b"weights")
+    (run_dir / "paper_test").mkdir()
+    (run_dir / "paper_test" / "metrics.json").write_text("{}")
+    (run_dir / "metrics.json").write_text(json.dumps({"best_dev": 0.5}))
+    assert len(steps()) == 2  # training had not ended: its best model may still change
+    (run_dir / "metrics.json").write_text(json.dumps({"best_dev": 0.5, "test": {"phrase_acc": 0.4}}))
+    assert steps() == ["sentibert.commands.train"]
+    later = time.time() + 10
+    os.utime(run_dir / "best_model" / "model.safetensors", (later, later))  # a best model newer than that step
+    assert len(steps()) == 2
 
 
 def test_a_resumed_runs_wall_time_counts_its_earlier_runners(tmp_path, fake_training):

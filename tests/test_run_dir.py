@@ -89,6 +89,18 @@ def test_a_finished_run_is_refused_then_replaced_only_with_overwrite(finished, t
     assert (run_dir / "log.csv").read_bytes() == (finished / "log.csv").read_bytes()
 
 
+def test_a_finished_run_without_its_checkpoints_is_not_trained_again_by_resume(finished, tmp_path, capsys):
+    run_dir = shutil.copytree(finished, tmp_path / "run")
+    shutil.rmtree(run_dir / "checkpoints")  # as the campaign leaves a collected run: best_model/ only
+    before = files(run_dir)
+    code, err = run_train(capsys, *TINY, f"hydra.run.dir={run_dir}", "resume=true")
+    assert code == 1
+    assert err == (f"sentibert train: error: {run_dir} holds a finished run without its checkpoints: resume=true "
+                   "has nothing to continue and its test results stand; overwrite=true replaces it, or choose "
+                   "another hydra.run.dir\n")
+    assert files(run_dir) == before
+
+
 def test_an_interrupted_run_is_refused_without_resume(tmp_path):
     (tmp_path / "checkpoints").mkdir()
     with pytest.raises(ValueError, match=r"holds a run already \(checkpoints\): resume=true continues it"):

@@ -15,7 +15,8 @@ Results (`<results>/<run>/`, committed; never checkpoints): metrics.json (train'
 labels, lr, seed, the code's git commit, wall time and what it was measured on: the machine, torch threads per run
 and runs at once), config.yaml, test_predictions.jsonl.gz and, for runs matching
 `paper_test`, paper_test_metrics.json and paper_test_predictions.jsonl.gz: the selected model on the paper's own
-test subset (data=sst_paper). They are written to a temporary folder and renamed, so a folder that exists is whole.
+test subset (data=sst_paper). They are written to a temporary folder and renamed, so a folder that exists is whole. The run
+dir of a collected run keeps its best_model/ only (not its training checkpoints), unless keep_checkpoints.
 """
 from __future__ import annotations
 
@@ -162,11 +163,31 @@ def collect(campaign: Campaign, run: PlannedRun, run_dir: Path, results: Path, l
 
 def commands(campaign: Campaign, run: PlannedRun, overrides: list[str], run_dir: Path) -> list[list[str]]:
     train = [sys.executable, "-m", "sentibert.commands.train", *overrides, f"hydra.run.dir={run_dir}", "resume=true"]
-    if not campaign.paper_tested(run.group):
+    if not campaign.paper_tested(run.group) or paper_tested_already(run_dir):
         return [train]
     paper = [sys.executable, "-m", "sentibert.commands.evaluate", f"checkpoint={run_dir / run_files.BEST_MODEL}",
              "data=sst_paper", "split=test", f"hydra.run.dir={run_dir / PAPER_TEST_DIR}"]
     return [train, paper]
+
+
+def paper_tested_already(run_dir: Path) -> bool:
+    """Training had ended (its metrics hold test) and the paper-subset step ran on its best_model since: a run an
+    earlier runner left, that the train step (resume=true) only collects."""
+    metrics, paper = run_dir / run_files.METRICS_FILE, run_dir / PAPER_TEST_DIR / run_files.METRICS_FILE
+    best = run_dir / run_files.BEST_MODEL
+    if not (metrics.is_file() and paper.is_file() and best.is_dir()):
+        return False
+    ended = "test" in json.loads(metrics.read_text(encoding="utf-8"))
+    return ended and all(paper.stat().st_mtime >= path.stat().st_mtime for path in best.iterdir())
+
+
+def drop_checkpoints(run_dir: Path) -> None:
+    """A collected run is never resumed: its training checkpoints go (1.4 GB for MPNet), its best_model/ stays."""
+    checkpoints = run_dir / run_files.CHECKPOINTS
+    if checkpoints.is_dir():
+        size = sum(path.stat().st_size for path in checkpoints.rglob("*") if path.is_file())
+        shutil.rmtree(checkpoints)
+        log.info("%s: dropped its training checkpoints (%.2f GB; best_model/ kept)", run_dir.name, size / 1e9)
 
 
 @dataclass
@@ -181,15 +202,20 @@ class Job:
 
 
 def run_campaign(campaign: Campaign, runs_dir: Path, results: Path, jobs: int = 1, threads: int = 1,
-                 only: str = "*", poll: float = 5.0) -> int:
-    """Run what is left, as the one runner on `results` (its LOCK_FILE); -> the number of runs that failed."""
+                 only: str = "*", poll: float = 5.0, keep_checkpoints: bool = False) -> int:
+    """Run what is left, as the one runner on `results` (its LOCK_FILE); -> the number of runs that failed. Unless
+    `keep_checkpoints`, the runs collected (now or by earlier runners) keep their best_model/ only."""
     with process_lock(results / LOCK_FILE, f"results folder {results}",
                       "another `sentibert campaign` runs on it; wait for it to end, or stop it"):
-        return _run_left(campaign, runs_dir, results, jobs, threads, only, poll)
+        if not keep_checkpoints:
+            for run in campaign.runs:
+                if done(campaign, run, results) and checkpoint_here(runs_dir, run):
+                    drop_checkpoints(runs_dir / run.name)
+        return _run_left(campaign, runs_dir, results, jobs, threads, only, poll, keep_checkpoints)
 
 
 def _run_left(campaign: Campaign, runs_dir: Path, results: Path, jobs: int, threads: int, only: str,
-              poll: float) -> int:
+              poll: float, keep_checkpoints: bool) -> int:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
            "TOKENIZERS_PARALLELISM": "false", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
     active: list[Job] = []
@@ -251,6 +277,8 @@ def _run_left(campaign: Campaign, runs_dir: Path, results: Path, jobs: int, thre
                     final = collect(campaign, job.run, job.run_dir, results, job.lr, time.time() - job.started,
                                     threads, jobs)
                     log.info("%s done: %s", job.run.name, final)
+                if not keep_checkpoints:
+                    drop_checkpoints(job.run_dir)
 
 
 def seconds_so_far(run_dir: Path) -> float:

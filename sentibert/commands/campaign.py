@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=_positive, default=1, help="torch threads per run")
     parser.add_argument("--only", default="*", help="run names matching these globs only (comma-separated)")
     parser.add_argument("--dry-run", action="store_true", help="list what is left, with a time estimate")
+    parser.add_argument("--keep-checkpoints", action="store_true",
+                        help="keep a collected run's training checkpoints (by default only its best_model/ stays)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
@@ -33,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     results = Path(args.results) if args.results else campaign.path.parent / "results"
     runs_dir = Path(args.runs_dir)
     try:
-        failed = 0 if args.dry_run else run_campaign(campaign, runs_dir, results, args.jobs, args.threads, args.only)
+        failed = 0 if args.dry_run else run_campaign(campaign, runs_dir, results, args.jobs, args.threads, args.only,
+                                                   keep_checkpoints=args.keep_checkpoints)
         print(dry_run(campaign, results, runs_dir, args.jobs, args.only))
     except (LockHeld, ResultsError) as err:  # ResultsError: a damaged results file, named
         return fail("campaign", err)

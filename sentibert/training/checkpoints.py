@@ -184,6 +184,12 @@ def check_run_dir(cfg: DictConfig, run_dir: Path) -> list[str]:
     if held and not (cfg.resume or cfg.overwrite):
         raise ValueError(f"{run_dir} holds a run already ({', '.join(held)}): resume=true continues it, "
                          "overwrite=true replaces it, or choose another hydra.run.dir")
+    if cfg.resume and held == [runs.METRICS_FILE] and "test" in json.loads(
+            (run_dir / runs.METRICS_FILE).read_text(encoding="utf-8")):
+        # e.g. a campaign run, collected: its checkpoints were dropped. Training again would read test twice.
+        raise ValueError(f"{run_dir} holds a finished run without its checkpoints: resume=true has nothing to "
+                         "continue and its test results stand; overwrite=true replaces it, or choose another "
+                         "hydra.run.dir")
     return held
 
 
