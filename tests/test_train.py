@@ -152,6 +152,7 @@ def test_resuming_a_finished_run_keeps_its_results_and_reads_test_no_more(finish
 
     shutil.copytree(finished_run, tmp_path, dirs_exist_ok=True)
     monkeypatch.setattr(train, "test", lambda run: pytest.fail("the test split was read again"))
+    monkeypatch.setattr(train, "setup", lambda *args: pytest.fail("the data and model were loaded, for nothing"))
     assert train.train(config("resume=true"), tmp_path) == read_json(finished_run / "metrics.json")
     assert read_json(tmp_path / "metrics.json") == read_json(finished_run / "metrics.json")
 

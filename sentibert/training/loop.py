@@ -325,16 +325,21 @@ def train(cfg: DictConfig, run_dir: Path) -> dict | None:
     procs = setup_processes(cfg.trainer)
     run_dir = shared_run_dir(run_dir, procs)
     with own_run_dir(cfg, run_dir, procs), StopSignals() as signals:
-        return fit_and_test(cfg, run_dir, procs, signals)
+        results = fit_and_test(cfg, run_dir, procs, signals)
+    if procs.world_size > 1:
+        dist.destroy_process_group()
+    return results
 
 
-def finished_results(cfg: DictConfig, run_dir: Path, epoch: int, changes: list[dict]) -> dict | None:
-    """A resumed run that had already trained every epoch, unchanged, and tested: its metrics.json (else None)."""
+def finished_results(cfg: DictConfig, run_dir: Path, changes: list[dict]) -> dict | None:
+    """A resumed run that had already trained every epoch, unchanged, and tested: its metrics.json (else None).
+    Read before anything loads: its dev lists each epoch trained, and test comes once training has ended."""
     path = run_dir / runs.METRICS_FILE
-    if changes or epoch < cfg.trainer.max_epochs or not path.is_file():
+    if changes or not path.is_file():
         return None
     results = json.loads(path.read_text(encoding="utf-8"))
-    return results if "test" in results or not cfg.test else None
+    trained = bool(results.get("dev")) and results["dev"][-1]["epoch"] >= cfg.trainer.max_epochs
+    return results if trained and ("test" in results or not cfg.test) else None
 
 
 def fit_and_test(cfg: DictConfig, run_dir: Path, procs: Processes, signals: StopSignals) -> dict | None:
@@ -344,15 +349,15 @@ def fit_and_test(cfg: DictConfig, run_dir: Path, procs: Processes, signals: Stop
     if procs.main:
         log.info("run directory: %s", run_dir)
         atomic_write_text(run_dir / runs.CONFIG_FILE, config_record(cfg))
+    if resume_from is not None and (finished := finished_results(cfg, run_dir, changes)):
+        log.info("%s is finished: its %s stands (test is read once)", run_dir, runs.METRICS_FILE)
+        return finished
     run = setup(cfg, run_dir, procs)
     run.stop = signals
     if resume_from is not None:
         resume(run, resume_from, changes)
     elif cfg.resume:
         log.info("resume=true but %s has no checkpoint: starting afresh", run_dir)
-    if finished := finished_results(cfg, run_dir, run.sampler.epoch, changes):
-        log.info("%s is finished: its %s stands (test is read once)", run_dir, runs.METRICS_FILE)
-        return finished
 
     run.net = (DistributedDataParallel(run.model, find_unused_parameters=run.model.unused_parameters)
                if procs.world_size > 1 else run.model)
@@ -379,6 +384,4 @@ def fit_and_test(cfg: DictConfig, run_dir: Path, procs: Processes, signals: Stop
         atomic_write_json(run_dir / runs.METRICS_FILE, results)
     run.logger.finish()
     procs.barrier()
-    if procs.world_size > 1:
-        dist.destroy_process_group()
     return results
