@@ -29,7 +29,7 @@ run_dir = Path(args["hydra.run.dir"])
 if "fail" in args["name"]:
     sys.exit(3)
 lr, seed = float(args["trainer.lr"]), int(args["seed"])
-dev = {1e-3: 0.5, 5e-4: 0.7, 1e-4: 0.7, 2e-3: 0.9, 3e-3: 0.1}[lr] + seed / 100
+dev = {1e-3: 0.5, 5e-4: 0.7, 1e-4: 0.7, 2e-3: 0.9, 3e-3: 0.1, 4e-3: 0.95}[lr] + seed / 100
 (run_dir / "metrics.json").write_text(json.dumps({"name": args["name"], "metric": "phrase_acc", "best_dev": dev,
     "dev": [{"epoch": 1, "phrase_acc": dev}],
     "test": {"phrase_acc": dev - 0.1}, "init_from": args.get("init_from")}))
@@ -83,6 +83,12 @@ def test_groups_expand_into_named_runs(tmp_path):
     (("init_from: pre,", "init_from: later,"), "'later' is not a group listed before it"),
     (("lr_from: sb", "lr_from: pre"), "lr_from 'pre', which has no lr_grid"),
     (("lr: 1.0e-4, seeds: [1]}", "seeds: [1]}"), r"groups\[0\] \(pre\): give exactly one of lr, lr_grid, lr_from"),
+    (("lr: 1.0e-4, seeds: [1]}", "lr: 1.0e-4, lr_extend: [2.0e-4], seeds: [1]}"),
+     r"groups\[0\] \(pre\): lr_extend extends an lr_grid: give one"),
+    (("1.0e-4], seeds: [1, 2]", "1.0e-4], lr_extend: [2.0e-3, 2.0e-4], seeds: [1, 2]"),
+     r"groups\[1\] \(sb\): lr_extend: \[0.0002\] not beyond the ends of lr_grid \[0.001, 0.0005, 0.0001\]"),
+    (("1.0e-4], seeds: [1, 2]", "1.0e-4], lr_extend: 2.0e-3, seeds: [1, 2]"),
+     r"groups\[1\] \(sb\): lr_extend: 0.002 is not a non-empty list of numbers > 0"),
     # a group's name names folders: it cannot lead out of the runs and results folders
     (("group: abl,", "group: ../../escape,"), r"groups\[2\]: group: '../../escape' is not a name of letters, "
                                               "digits, _, - and . not starting with ."),
@@ -176,6 +182,39 @@ def test_runs_in_dependency_order_and_picks_the_lr_on_dev(tmp_path, fake_trainin
     (results / "abl-s1" / "metrics.json").write_text(json.dumps({**metrics["abl-s1"], "marker": 1}))
     assert run_campaign(campaign, runs, results, jobs=2, poll=0.05) == 0
     assert json.loads((results / "abl-s1" / "metrics.json").read_text())["marker"] == 1
+
+
+GROWING = """
+overrides: [logger=none]
+groups:
+  # 1e-3 (0.5) alone: its end, so 2e-3 (0.9) joins; again its end, so 3e-3 (0.1); 2e-3 is picked; 4e-3 never runs
+  - {group: up, task: sst_phrase, model: sentibert, encoder: tiny, variant: "", overrides: [experiment=sst_phrase],
+     lr_grid: [1.0e-3], lr_extend: [2.0e-3, 3.0e-3, 4.0e-3], seeds: [1, 2]}
+  # 5e-4 beats 1e-3 at the low end, so 1e-4 joins: a tie, which the lr listed first wins; 2e-3 never runs
+  - {group: down, task: sst_phrase, model: sentibert, encoder: tiny, variant: "", overrides: [experiment=sst_phrase],
+     lr_grid: [5.0e-4, 1.0e-3], lr_extend: [1.0e-4, 2.0e-3], seeds: [1]}
+  - {group: abl, task: sst_phrase, model: sentibert, encoder: tiny, variant: x, overrides: [experiment=sst_phrase],
+     lr_from: up, seeds: [1]}
+"""
+
+
+def test_a_grid_grows_past_the_end_that_dev_picks_and_the_rest_waits_for_the_final_pick(tmp_path, fake_training,
+                                                                                        caplog):
+    caplog.set_level(logging.INFO, logger=runner.__name__)
+    path = write_campaign(tmp_path, GROWING)
+    campaign, results, runs = load_campaign(path), path.parent / "results", tmp_path / "runs"
+    assert "0 of 5 runs have results (5 lr_extend runs more if dev picks their grid's end); 5 left" in dry_run(
+        campaign, results, runs, jobs=1)
+    assert run_campaign(campaign, runs, results, jobs=1, poll=0.05) == 0
+    started = [line.split()[1] for line in caplog.messages if line.startswith("started")]
+    # one at a time, in the file's order: an extension comes before its group's other seeds and the later groups
+    assert started == ["up-lr1e-03-s1", "up-lr2e-03-s1", "up-lr3e-03-s1", "up-s2", "down-lr5e-04-s1",
+                       "down-lr1e-03-s1", "down-lr1e-04-s1", "abl-s1"]
+    assert (picked_lr(campaign, "up", results), picked_lr(campaign, "down", results)) == (2e-3, 5e-4)
+    for name in ("up-s2", "abl-s1"):  # the others waited for the grid's final pick
+        assert json.loads((results / name / "metrics.json").read_text())["campaign"]["lr"] == 2e-3
+    assert "8 of 8 runs have results (2 lr_extend runs more if dev picks their grid's end); 0 left" in dry_run(
+        campaign, results, runs, jobs=1)
 
 
 def test_checkpoints_are_kept_when_asked_and_dropped_later_by_a_runner_that_is_not_asked(tmp_path, fake_training):

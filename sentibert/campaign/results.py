@@ -228,7 +228,7 @@ def build(campaign: Campaign, results: Path, paper: dict[tuple[str, str, str, st
         lr, provisional = _grid_pick(campaign, source, results, loaded) if source else (g.lr, None)
         missing = []
         if g.lr_grid:
-            grid = grid_runs(campaign, g.group)
+            grid = grid_runs(campaign, g.group, results)
             grids.append((g, [(run.lr, loaded[run.name]) for run in grid], lr, provisional))
             members = [] if lr is None else [next(r for r in grid if r.lr == lr), *(r for r in runs if not r.grid)]
             if (done := sum(loaded[run.name] is not None for run in grid)) < len(grid):
@@ -270,7 +270,7 @@ def _grid_pick(campaign: Campaign, group: str, results: Path, loaded: dict[str, 
                ) -> tuple[float | None, tuple[int, int] | None]:
     """The lr `group`'s grid picks (spec.best_lr_so_far), and while the grid is unfinished (a provisional pick): its
     (finished, planned) runs; None before any has results."""
-    grid = grid_runs(campaign, group)
+    grid = grid_runs(campaign, group, results)
     lr, done = best_lr_so_far(campaign, group, results), sum(loaded[run.name] is not None for run in grid)
     return lr, None if lr is None or done == len(grid) else (done, len(grid))
 

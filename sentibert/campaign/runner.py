@@ -15,8 +15,8 @@ Results (`<results>/<run>/`, committed; never checkpoints): metrics.json (train'
 labels, lr, seed, the code's git commit, wall time and what it was measured on: the machine, torch threads per run
 and runs at once), config.yaml, test_predictions.jsonl.gz and, for runs matching
 `paper_test`, paper_test_metrics.json and paper_test_predictions.jsonl.gz: the selected model on the paper's own
-test subset (data=sst_paper). They are written to a temporary folder and renamed, so a folder that exists is whole. The run
-dir of a collected run keeps its best_model/ only (not its training checkpoints), unless keep_checkpoints.
+test subset (data=sst_paper). They are written to a temporary folder and renamed, so a folder that exists is whole.
+The run dir of a collected run keeps its best_model/ only (not its training checkpoints), unless keep_checkpoints.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ from pathlib import Path
 from sentibert import runs as run_files
 from sentibert.campaign.spec import (PAPER_TEST_DIR, PAPER_TEST_METRICS, PAPER_TEST_PREDICTIONS, Campaign, PlannedRun,
                                      compose_groups, first_run, lr_name, matches, picked_lr, read_results,
-                                     recorded_lr, stale_lr, trainer_record)
+                                     recorded_lr, stale_lr, trainer_record, wanted)
 from sentibert.device import describe_hardware, pick_device
 from sentibert.io import atomic_write_json, atomic_write_text, process_lock
 
@@ -236,7 +236,8 @@ def _run_left(campaign: Campaign, runs_dir: Path, results: Path, jobs: int, thre
                 break
             rebuild = run.name in lost
             if (run.name in busy or run.name in elsewhere or run.name in failed
-                    or not rebuild and (not matches(run.name, only) or done(campaign, run, results))):
+                    or not rebuild and (not matches(run.name, only) or done(campaign, run, results)
+                                        or not wanted(campaign, run, results))):
                 continue
             overrides = resolve(campaign, run, results, runs_dir)
             if overrides is None:
@@ -321,7 +322,8 @@ def dry_run(campaign: Campaign, results: Path, runs_dir: Path, jobs: int, only: 
     lines, total, unknown = [], 0.0, 0
     lost = lost_checkpoints(campaign, results, runs_dir, only)
     stale = 0
-    for run in campaign.runs:
+    planned = [run for run in campaign.runs if wanted(campaign, run, results)]
+    for run in planned:
         if run not in lost and (not matches(run.name, only) or done(campaign, run, results)):
             continue
         minutes = estimate_minutes(campaign, run)
@@ -334,10 +336,12 @@ def dry_run(campaign: Campaign, results: Path, runs_dir: Path, jobs: int, only: 
         total += minutes or 0.0
         unknown += minutes is None
         stale += bool(lrs)
-    have = sum(done(campaign, run, results) for run in campaign.runs)
+    have = sum(done(campaign, run, results) for run in planned)
     rebuilds = f" (and {len(lost)} lost checkpoints to rebuild)" if lost else ""
     stale_note = f" ({stale} stale: to train again at the lr picked now)" if stale else ""
-    lines.append(f"{have} of {len(campaign.runs)} runs have results; {len(lines) - len(lost)} left{stale_note}"
+    held = len(campaign.runs) - len(planned)
+    held_note = f" ({held} lr_extend runs more if dev picks their grid's end)" if held else ""
+    lines.append(f"{have} of {len(planned)} runs have results{held_note}; {len(lines) - len(lost)} left{stale_note}"
                  f"{rebuilds}, about {total / 60:.1f} core-hours ({total / 60 / jobs:.1f} h with --jobs {jobs})"
                  + (f"; {unknown} without an estimate" if unknown else ""))
     return "\n".join(lines)

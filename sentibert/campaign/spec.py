@@ -4,6 +4,9 @@ The file lists groups in priority order; each group is one table row (task, mode
 into runs, each a named set of `sentibert train` overrides:
 - `lr_grid`: the first seed at every lr; the selected epoch's dev metric (`best_dev`) picks the lr; the other seeds
   then run at it, and the picked grid run counts as the first seed. Ties go to the lr listed first.
+- `lr_extend`: lrs beyond the grid's ends, run only while dev picks an end: once every grid run has results, a pick
+  at the grid's largest (smallest) lr adds the nearest `lr_extend` value above (below) it to the grid, and so on
+  (`grid_runs`). The other seeds wait for the final pick.
 - `lr_from: GROUP`: the lr that GROUP's grid picked. `lr`: a fixed one.
 - `init_from: GROUP`: GROUP's first run's best_model/ (e.g. the pre-training checkpoint).
 - `paper_test` (the file's): groups with all these overrides are also evaluated on the paper's test subset.
@@ -62,10 +65,11 @@ GROUP_KEYS = {
               "a non-empty list of distinct integer seeds"),
     "lr": (lambda x: _number(x) and x > 0, "a number > 0"),
     "lr_grid": (_list(lambda x: _number(x) and x > 0, empty=False), "a non-empty list of numbers > 0"),
+    "lr_extend": (_list(lambda x: _number(x) and x > 0, empty=False), "a non-empty list of numbers > 0"),
     "lr_from": (_text, "a group's name"), "init_from": (_text, "a group's name"),
 }
 REQUIRED_KEYS = ("group", "task", "model", "encoder", "variant")
-OPTIONAL_KEYS = ("lr", "lr_grid", "lr_from", "init_from")
+OPTIONAL_KEYS = ("lr", "lr_grid", "lr_extend", "lr_from", "init_from")
 NUMBERS = (lambda x: isinstance(x, dict) and all(map(_number, x.values())), "a mapping of numbers")
 PER_PRECISION = (lambda x: isinstance(x, dict) and all(NUMBERS[0](v) for v in x.values()),
                  "a mapping of encoders to {trainer.precision: minutes}, e.g. {minilm: {32: 5.5, bf16: 2.9}}")
@@ -93,6 +97,7 @@ class Group:
     seeds: tuple[int, ...]
     lr: float | None = None
     lr_grid: tuple[float, ...] = ()
+    lr_extend: tuple[float, ...] = ()  # beyond the grid's ends: run while dev picks an end (grid_runs)
     lr_from: str | None = None
     init_from: str | None = None
 
@@ -107,8 +112,13 @@ class PlannedRun:
 
     @property
     def grid(self) -> bool:
-        """One of its group's lr grid (the first seed at each lr)."""
+        """One of its group's lr grid (the first seed at each lr), an extension included."""
         return self.lr is not None and bool(self.group.lr_grid)
+
+    @property
+    def extension(self) -> bool:
+        """A grid run at an `lr_extend` lr: run only once dev picks the grid's end next to it (grid_runs)."""
+        return self.grid and self.lr in self.group.lr_extend
 
 
 @dataclass
@@ -157,9 +167,14 @@ def load_campaign(path: str | Path) -> Campaign:
         where += f" ({entry['group']})"
         _check_keys(entry, GROUP_KEYS, where)
         group = Group(**{**entry, "overrides": tuple(entry.get("overrides", ())),
-                         "seeds": tuple(entry.get("seeds", (1,))), "lr_grid": tuple(entry.get("lr_grid") or ())})
+                         "seeds": tuple(entry.get("seeds", (1,))), "lr_grid": tuple(entry.get("lr_grid") or ()),
+                         "lr_extend": tuple(entry.get("lr_extend") or ())})
         if sum(x is not None and x != () for x in (group.lr, group.lr_grid, group.lr_from)) != 1:
             raise CampaignError(f"{where}: give exactly one of lr, lr_grid, lr_from")
+        if group.lr_extend and not group.lr_grid:
+            raise CampaignError(f"{where}: lr_extend extends an lr_grid: give one")
+        if inside := [lr for lr in group.lr_extend if min(group.lr_grid) <= lr <= max(group.lr_grid)]:
+            raise CampaignError(f"{where}: lr_extend: {inside} not beyond the ends of lr_grid {list(group.lr_grid)}")
         for ref in (group.lr_from, group.init_from):
             if ref is not None and ref not in groups:
                 raise CampaignError(f"{where}: {ref!r} is not a group listed before it")
@@ -254,7 +269,8 @@ def expand(group: Group) -> list[PlannedRun]:
     """A group's runs: the grid (first seed), then the other seeds at the picked lr; or every seed at one lr."""
     first, *others = group.seeds
     if group.lr_grid:
-        grid = [PlannedRun(f"{group.group}-lr{lr_name(lr)}-s{first}", group, first, lr) for lr in group.lr_grid]
+        grid = [PlannedRun(f"{group.group}-lr{lr_name(lr)}-s{first}", group, first, lr)
+                for lr in (*group.lr_grid, *group.lr_extend)]
         return grid + [PlannedRun(f"{group.group}-s{seed}", group, seed, None, group.group) for seed in others]
     if group.lr_from:
         return [PlannedRun(f"{group.group}-s{seed}", group, seed, None, group.lr_from) for seed in group.seeds]
@@ -332,16 +348,44 @@ def recorded_lr(folder: Path) -> float | None:
     return lr
 
 
-def grid_runs(campaign: Campaign, group: str) -> list[PlannedRun]:
-    return [run for run in campaign.runs if run.group.group == group and run.grid]
+def grid_runs(campaign: Campaign, group: str, results: Path) -> list[PlannedRun]:
+    """The runs of `group`'s grid, as far as it reaches now: lr_grid's, then each `lr_extend` value that a pick at
+    the grid's end called for (once every grid run before it had results), in the order they joined."""
+    g = campaign.groups[group]
+    runs = {run.lr: run for run in campaign.runs if run.group is g and run.grid}
+    grid, spare = list(g.lr_grid), sorted(g.lr_extend)
+    while spare and (best := _best_lr(results, [runs[lr] for lr in grid])) is not None:
+        beyond = ([lr for lr in spare if lr > best] if best == max(grid) else
+                  [lr for lr in reversed(spare) if lr < best] if best == min(grid) else [])
+        if not beyond:
+            break
+        grid.append(beyond[0])
+        spare.remove(beyond[0])
+    return [runs[lr] for lr in grid]
+
+
+def _best_lr(results: Path, grid: list[PlannedRun]) -> float | None:
+    """The lr of the grid's best dev score (ties: the first listed); None until every run has results."""
+    scores = [read_results(results, run.name) for run in grid]
+    if any(metrics is None for metrics in scores):
+        return None
+    best = max(range(len(grid)), key=lambda i: (_dev(scores[i]), -i))
+    return grid[best].lr
+
+
+def _dev(metrics: dict) -> float:
+    return metrics["best_dev"] if metrics["best_dev"] is not None else float("-inf")
+
+
+def wanted(campaign: Campaign, run: PlannedRun, results: Path) -> bool:
+    """Every run but an `lr_extend` one that its grid has not (yet) called for."""
+    return not run.extension or run in grid_runs(campaign, run.group.group, results)
 
 
 def picked_lr(campaign: Campaign, group: str, results: Path) -> float | None:
-    """The lr whose grid run has the best dev score; None until every grid run of `group` has results (the runner
-    starts the group's other seeds, and its lr_from groups, only then)."""
-    if any(read_results(results, run.name) is None for run in grid_runs(campaign, group)):
-        return None
-    return best_lr_so_far(campaign, group, results)
+    """The lr whose grid run has the best dev score; None until every grid run of `group` has results, extensions
+    included (the runner starts the group's other seeds, and its lr_from groups, only then)."""
+    return _best_lr(results, grid_runs(campaign, group, results))
 
 
 def best_lr_so_far(campaign: Campaign, group: str, results: Path) -> float | None:
@@ -349,12 +393,10 @@ def best_lr_so_far(campaign: Campaign, group: str, results: Path) -> float | Non
     before the first. Once every grid run has results it is the pick (`picked_lr`); before, a provisional pick that
     may move: the tables show it, marked, and nothing is stale on it."""
     best = None
-    for run in grid_runs(campaign, group):
+    for run in grid_runs(campaign, group, results):
         metrics = read_results(results, run.name)
-        if metrics is not None:
-            score = metrics["best_dev"] if metrics["best_dev"] is not None else float("-inf")
-            if best is None or score > best[0]:  # ties: the first listed
-                best = (score, run.lr)
+        if metrics is not None and (best is None or _dev(metrics) > best[0]):  # ties: the first listed
+            best = (_dev(metrics), run.lr)
     return None if best is None else best[1]
 
 
