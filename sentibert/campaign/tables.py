@@ -204,7 +204,10 @@ def _grids(tables: Tables) -> list[str]:
     sections = ["## Learning-rate grids\n",
                  "The dev metric of each grid run's selected epoch (the first seed), in %; the best one, in bold, "
                  "picks the lr of the group's other seeds (ties: the lr listed first). In an unfinished grid the "
-                 "best so far is in italics: a provisional pick, which the row uses and the runner does not.\n"]
+                 "best so far is in italics: a provisional pick, which the row uses and the runner does not."
+                 + (" A grid with `lr_extend` values (experiments/campaign.yaml) grows while its best lr is at an end "
+                    "of it: the next value beyond that end joins the grid, one at a time."
+                    if any(g.lr_extend for g in tables.campaign.groups.values()) else "") + "\n"]
     if tables.grids:
         lrs = sorted({lr for _, grid, _, _ in tables.grids for lr, _ in grid})
         lines = []
