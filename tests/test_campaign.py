@@ -15,9 +15,9 @@ import pytest
 
 from sentibert.commands import campaign as campaign_command
 from sentibert.io import LockHeld
-from sentibert.campaign import runner
+from sentibert.campaign import results as results_tables, runner
 from sentibert.campaign.runner import dry_run, run_campaign
-from sentibert.campaign.spec import CampaignError, load_campaign, picked_lr
+from sentibert.campaign.spec import CampaignError, grid_runs, load_campaign, picked_lr
 from sentibert.device import describe_hardware, pick_device
 
 # best_dev of a stand-in run: a function of its lr and seed; lr 5e-4 wins the grid.
@@ -87,6 +87,8 @@ def test_groups_expand_into_named_runs(tmp_path):
      r"groups\[0\] \(pre\): lr_extend extends an lr_grid: give one"),
     (("1.0e-4], seeds: [1, 2]", "1.0e-4], lr_extend: [2.0e-3, 2.0e-4], seeds: [1, 2]"),
      r"groups\[1\] \(sb\): lr_extend: \[0.0002\] not beyond the ends of lr_grid \[0.001, 0.0005, 0.0001\]"),
+    (("1.0e-4], seeds: [1, 2]", "1.0e-4], lr_extend: [2.0e-3, 2.0e-3], seeds: [1, 2]"),
+     r"groups\[1\] \(sb\): lr 2e-03 listed twice in lr_grid and lr_extend"),
     (("1.0e-4], seeds: [1, 2]", "1.0e-4], lr_extend: 2.0e-3, seeds: [1, 2]"),
      r"groups\[1\] \(sb\): lr_extend: 0.002 is not a non-empty list of numbers > 0"),
     # a group's name names folders: it cannot lead out of the runs and results folders
@@ -213,8 +215,21 @@ def test_a_grid_grows_past_the_end_that_dev_picks_and_the_rest_waits_for_the_fin
     assert (picked_lr(campaign, "up", results), picked_lr(campaign, "down", results)) == (2e-3, 5e-4)
     for name in ("up-s2", "abl-s1"):  # the others waited for the grid's final pick
         assert json.loads((results / name / "metrics.json").read_text())["campaign"]["lr"] == 2e-3
-    assert "8 of 8 runs have results (2 lr_extend runs more if dev picks their grid's end); 0 left" in dry_run(
-        campaign, results, runs, jobs=1)
+    assert "8 of 8 runs have results; 0 left" in dry_run(campaign, results, runs, jobs=1)  # both picks are final
+    # Results of an lr_extend run that its grid does not call for are no table's: the tables list them apart.
+    shutil.copytree(results / "down-lr1e-04-s1", results / "down-lr2e-03-s1")
+    assert results_tables.build(campaign, results, {}).orphans == ["down-lr2e-03-s1"]
+
+
+def test_a_one_lr_grid_grows_below_when_nothing_lies_above(tmp_path, fake_training):
+    path = write_campaign(tmp_path, GROWING.replace("lr_grid: [1.0e-3], lr_extend: [2.0e-3, 3.0e-3, 4.0e-3]",
+                                                    "lr_grid: [1.0e-3], lr_extend: [5.0e-4]"))
+    campaign, results, runs = load_campaign(path), path.parent / "results", tmp_path / "runs"
+    assert run_campaign(campaign, runs, results, jobs=1, only="up-*", poll=0.05) == 0
+    assert [run.lr for run in grid_runs(campaign, "up", results)] == [1e-3, 5e-4]
+    assert picked_lr(campaign, "up", results) == 5e-4
+    assert "(2 lr_extend runs more" in dry_run(campaign, results, runs, jobs=1)  # down's, whose grid is still open
+    assert "lr_extend runs more" not in dry_run(campaign, results, runs, jobs=1, only="up-*")
 
 
 def test_checkpoints_are_kept_when_asked_and_dropped_later_by_a_runner_that_is_not_asked(tmp_path, fake_training):
@@ -223,29 +238,29 @@ def test_checkpoints_are_kept_when_asked_and_dropped_later_by_a_runner_that_is_n
     assert run_campaign(campaign, runs, results, jobs=2, only="pre-*", poll=0.05, keep_checkpoints=True) == 0
     assert (runs / "pre-s1" / "checkpoints" / "latest").is_file()
     (runs / "sb-s2" / "checkpoints").mkdir(parents=True)  # a run with no results yet: not touched
+    shutil.copytree(runs / "pre-s1", runs / "abl-s1")  # results, but no campaign.done: a run being rebuilt
+    (runs / "abl-s1" / "campaign.done").unlink()
+    shutil.copytree(results / "pre-s1", results / "abl-s1")
     assert run_campaign(campaign, runs, results, jobs=2, only="nothing", poll=0.05) == 0
     assert not (runs / "pre-s1" / "checkpoints").exists() and (runs / "pre-s1" / "best_model").is_dir()
-    assert (runs / "sb-s2" / "checkpoints").is_dir()
+    assert (runs / "sb-s2" / "checkpoints").is_dir() and (runs / "abl-s1" / "checkpoints").is_dir()
 
 
-def test_the_paper_subset_step_is_not_repeated_for_a_run_that_had_ended(tmp_path):
-    campaign = load_campaign(write_campaign(tmp_path, CAMPAIGN.replace("paper_test: []",
-                                                                      "paper_test: [experiment=sst_phrase]")))
-    run = next(run for run in campaign.runs if run.name == "sb-s2")
-    run_dir = tmp_path / "runs" / run.name
-    steps = lambda: [step[2] for step in runner.commands(campaign, run, [], run_dir)]  # noqa: E731
-    assert steps() == ["sentibert.commands.train", "sentibert.commands.evaluate"]
-    (run_dir / "best_model").mkdir(parents=True)
-    (run_dir / "best_model" / "model.safetensors").write_bytes(b"weights")
-    (run_dir / "paper_test").mkdir()
-    (run_dir / "paper_test" / "metrics.json").write_text("{}")
-    (run_dir / "metrics.json").write_text(json.dumps({"best_dev": 0.5}))
-    assert len(steps()) == 2  # training had not ended: its best model may still change
-    (run_dir / "metrics.json").write_text(json.dumps({"best_dev": 0.5, "test": {"phrase_acc": 0.4}}))
-    assert steps() == ["sentibert.commands.train"]
-    later = time.time() + 10
-    os.utime(run_dir / "best_model" / "model.safetensors", (later, later))  # a best model newer than that step
-    assert len(steps()) == 2
+def test_a_finished_run_dir_whose_results_went_missing_is_collected_again_without_training(tmp_path, fake_training,
+                                                                                         caplog):
+    caplog.set_level(logging.INFO, logger=runner.__name__)
+    path = write_campaign(tmp_path)
+    campaign, results, runs = load_campaign(path), path.parent / "results", tmp_path / "runs"
+    assert run_campaign(campaign, runs, results, jobs=1, only="pre-*", poll=0.05) == 0
+    collected = json.loads((results / "pre-s1" / "metrics.json").read_text())
+    shutil.rmtree(results / "pre-s1")  # its checkpoints are gone too: training again would start afresh
+    caplog.clear()
+    assert run_campaign(campaign, runs, results, jobs=1, only="pre-*", poll=0.05) == 0
+    assert not [line for line in caplog.messages if line.startswith("started")]
+    assert "pre-s1 collected again from its finished run dir" in caplog.text
+    again = json.loads((results / "pre-s1" / "metrics.json").read_text())
+    assert {k: v for k, v in again.items() if k != "campaign"} == {k: v for k, v in collected.items() if k != "campaign"}
+    assert again["campaign"]["seconds"] == collected["campaign"]["seconds"]
 
 
 def test_a_resumed_runs_wall_time_counts_its_earlier_runners(tmp_path, fake_training):
@@ -512,7 +527,7 @@ def test_the_runner_starts_nothing_at_a_provisional_pick(tmp_path, fake_training
 def test_the_runner_trains_stale_runs_again_from_scratch_and_keeps_their_old_run_dirs(tmp_path, fake_training):
     path = write_campaign(tmp_path)
     campaign, results, runs = load_campaign(path), path.parent / "results", tmp_path / "runs"
-    assert run_campaign(campaign, runs, results, jobs=2, poll=0.05) == 0
+    assert run_campaign(campaign, runs, results, jobs=2, poll=0.05, keep_checkpoints=True) == 0
     committed = {run: (results / run / "metrics.json").read_bytes() for run in ("pre-s1", "sb-lr5e-04-s1")}
     (runs / "sb-s2" / "campaign.seconds").write_text("1000\n")  # were it resumed, its wall time would go on from here
 
@@ -524,7 +539,8 @@ def test_the_runner_trains_stale_runs_again_from_scratch_and_keeps_their_old_run
         assert json.loads((results / run / "config.yaml").read_text())["trainer"]["lr"] == 2e-3
         old = runs / f"{run}.superseded-lr5e-04"  # the old run dir, moved aside whole
         assert json.loads((old / "metrics.json").read_text())["best_dev"] == dev - 0.2
-        assert (old / "campaign.done").is_file()
+        assert (old / "campaign.done").is_file() and (old / "best_model").is_dir()
+        assert not (old / "checkpoints").exists()  # never resumed
     assert json.loads((results / "sb-s2" / "metrics.json").read_text())["campaign"]["seconds"] < 1000
     assert {run: (results / run / "metrics.json").read_bytes() for run in committed} == committed
     assert dry_run(campaign, results, runs, jobs=1).startswith("7 of 7 runs have results; 0 left,")

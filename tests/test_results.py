@@ -208,7 +208,8 @@ def test_a_new_seed_updates_the_row(campaign):
     assert [rows["sst_phrase/mean_pool", "phrase_acc"][k] for k in ("n_seeds", "mean", "sd")] == ["1", "62.00", ""]
     md = (campaign / "RESULTS.md").read_text()
     assert "| mp | phrase_acc | 55.00 | **56.00** |  | 5e-05 |" in md
-    assert "Results that no run of the campaign file names (not in any table): stray-s1." in md
+    assert ("Results of runs that the campaign file does not plan (not in any table; an lr_extend run counts only "
+            "while its grid calls for it): stray-s1.") in md
 
 
 def test_paper_numbers_file(tmp_path):

@@ -95,9 +95,9 @@ def test_a_finished_run_without_its_checkpoints_is_not_trained_again_by_resume(f
     before = files(run_dir)
     code, err = run_train(capsys, *TINY, f"hydra.run.dir={run_dir}", "resume=true")
     assert code == 1
-    assert err == (f"sentibert train: error: {run_dir} holds a finished run without its checkpoints: resume=true "
-                   "has nothing to continue and its test results stand; overwrite=true replaces it, or choose "
-                   "another hydra.run.dir\n")
+    assert err == (f"sentibert train: error: {run_dir} holds a run's metrics.json but no checkpoints: resume=true "
+                   "has nothing to continue from, and a finished run's results stand; overwrite=true replaces it, or "
+                   "choose another hydra.run.dir\n")
     assert files(run_dir) == before
 
 

@@ -23,7 +23,7 @@ import yaml
 
 from sentibert.campaign.spec import (PAPER_TEST_METRICS, Campaign, Group, GroupConfig, PlannedRun, ResultsError,
                                      best_lr_so_far, compose_groups, grid_runs, lr_name, read_json, read_results,
-                                     recorded_lr, stale_lr, trainer_record)
+                                     recorded_lr, stale_lr, trainer_record, wanted)
 from sentibert.config import TrainerConfig
 from sentibert.evaluation.significance import Difference, SentenceScores, paired_bootstrap, paired_bootstrap_roots, \
     root_predictions, sentence_scores
@@ -195,7 +195,7 @@ class Tables:
     rows: list[Row]  # table order
     # per grid: its group, (lr, result) per grid run, the lr picked or best so far, and Row.provisional
     grids: list[tuple[Group, list[tuple[float, RunResult | None]], float | None, tuple[int, int] | None]]
-    orphans: list[str]  # result folders that no run of the campaign names
+    orphans: list[str]  # result folders that no run of the campaign names (or only an lr_extend one no grid calls for)
     paper: dict[tuple[str, str, str, str], float]  # paper.yaml
     comparisons: list[Comparison]
     transfer: list[TransferLine]  # SentiBERT minus BERT per transfer task and encoder
@@ -260,7 +260,7 @@ def build(campaign: Campaign, results: Path, paper: dict[tuple[str, str, str, st
                         configs[g.group]))
     index = {g: i for i, g in enumerate(campaign.groups)}
     rows.sort(key=lambda row: (_task_rank(row.group.task), index[row.group.group]))
-    known = {run.name for run in campaign.runs}
+    known = {run.name for run in campaign.runs if wanted(campaign, run, results)}  # an lr_extend run no grid calls for
     orphans = sorted(p.name for p in results.iterdir() if (p / METRICS_FILE).is_file() and p.name not in known
                      and not p.name.startswith(".")) if results.is_dir() else []  # .RUN.tmp: being collected
     return Tables(campaign, results, rows, grids, orphans, paper, compare(rows), transfer_lines(rows))

@@ -34,8 +34,8 @@ from pathlib import Path
 
 from sentibert import runs as run_files
 from sentibert.campaign.spec import (PAPER_TEST_DIR, PAPER_TEST_METRICS, PAPER_TEST_PREDICTIONS, Campaign, PlannedRun,
-                                     compose_groups, first_run, lr_name, matches, picked_lr, read_results,
-                                     recorded_lr, stale_lr, trainer_record, wanted)
+                                     compose_groups, first_run, lr_name, matches, may_join, picked_lr,
+                                     read_results, recorded_lr, stale_lr, trainer_record, wanted)
 from sentibert.device import describe_hardware, pick_device
 from sentibert.io import atomic_write_json, atomic_write_text, process_lock
 
@@ -163,22 +163,11 @@ def collect(campaign: Campaign, run: PlannedRun, run_dir: Path, results: Path, l
 
 def commands(campaign: Campaign, run: PlannedRun, overrides: list[str], run_dir: Path) -> list[list[str]]:
     train = [sys.executable, "-m", "sentibert.commands.train", *overrides, f"hydra.run.dir={run_dir}", "resume=true"]
-    if not campaign.paper_tested(run.group) or paper_tested_already(run_dir):
+    if not campaign.paper_tested(run.group):
         return [train]
     paper = [sys.executable, "-m", "sentibert.commands.evaluate", f"checkpoint={run_dir / run_files.BEST_MODEL}",
              "data=sst_paper", "split=test", f"hydra.run.dir={run_dir / PAPER_TEST_DIR}"]
     return [train, paper]
-
-
-def paper_tested_already(run_dir: Path) -> bool:
-    """Training had ended (its metrics hold test) and the paper-subset step ran on its best_model since: a run an
-    earlier runner left, that the train step (resume=true) only collects."""
-    metrics, paper = run_dir / run_files.METRICS_FILE, run_dir / PAPER_TEST_DIR / run_files.METRICS_FILE
-    best = run_dir / run_files.BEST_MODEL
-    if not (metrics.is_file() and paper.is_file() and best.is_dir()):
-        return False
-    ended = "test" in json.loads(metrics.read_text(encoding="utf-8"))
-    return ended and all(paper.stat().st_mtime >= path.stat().st_mtime for path in best.iterdir())
 
 
 def drop_checkpoints(run_dir: Path) -> None:
@@ -247,6 +236,14 @@ def _run_left(campaign: Campaign, runs_dir: Path, results: Path, jobs: int, thre
             if superseded := supersede(run_dir, lr):
                 log.info("%s: its run dir was trained at another lr than %s: moved aside to %s", run.name, lr,
                          superseded)
+                if not keep_checkpoints:  # never resumed
+                    drop_checkpoints(superseded)
+            if not rebuild and (run_dir / DONE_FILE).is_file() and (run_dir / run_files.METRICS_FILE).is_file():
+                # Every step ended here, at this lr, but its results are not in `results` (removed, or another
+                # results folder): collected again as it is, since its checkpoints may be gone.
+                final = collect(campaign, run, run_dir, results, lr, seconds_so_far(run_dir), threads, jobs)
+                log.info("%s collected again from its finished run dir: %s", run.name, final)
+                continue
             run_dir.mkdir(parents=True, exist_ok=True)
             steps = commands(campaign, run, overrides, run_dir)
             job = Job(run, steps[:1] if rebuild else steps, run_dir, lr, time.time() - seconds_so_far(run_dir), rebuild)
@@ -339,7 +336,7 @@ def dry_run(campaign: Campaign, results: Path, runs_dir: Path, jobs: int, only: 
     have = sum(done(campaign, run, results) for run in planned)
     rebuilds = f" (and {len(lost)} lost checkpoints to rebuild)" if lost else ""
     stale_note = f" ({stale} stale: to train again at the lr picked now)" if stale else ""
-    held = len(campaign.runs) - len(planned)
+    held = sum(matches(run.name, only) and may_join(campaign, run, results) for run in campaign.runs)
     held_note = f" ({held} lr_extend runs more if dev picks their grid's end)" if held else ""
     lines.append(f"{have} of {len(planned)} runs have results{held_note}; {len(lines) - len(lost)} left{stale_note}"
                  f"{rebuilds}, about {total / 60:.1f} core-hours ({total / 60 / jobs:.1f} h with --jobs {jobs})"

@@ -175,6 +175,9 @@ def load_campaign(path: str | Path) -> Campaign:
             raise CampaignError(f"{where}: lr_extend extends an lr_grid: give one")
         if inside := [lr for lr in group.lr_extend if min(group.lr_grid) <= lr <= max(group.lr_grid)]:
             raise CampaignError(f"{where}: lr_extend: {inside} not beyond the ends of lr_grid {list(group.lr_grid)}")
+        names = [lr_name(lr) for lr in (*group.lr_grid, *group.lr_extend)]
+        if twice := sorted({name for name in names if names.count(name) > 1}):
+            raise CampaignError(f"{where}: lr {', '.join(twice)} listed twice in lr_grid and lr_extend")
         for ref in (group.lr_from, group.init_from):
             if ref is not None and ref not in groups:
                 raise CampaignError(f"{where}: {ref!r} is not a group listed before it")
@@ -355,12 +358,12 @@ def grid_runs(campaign: Campaign, group: str, results: Path) -> list[PlannedRun]
     runs = {run.lr: run for run in campaign.runs if run.group is g and run.grid}
     grid, spare = list(g.lr_grid), sorted(g.lr_extend)
     while spare and (best := _best_lr(results, [runs[lr] for lr in grid])) is not None:
-        beyond = ([lr for lr in spare if lr > best] if best == max(grid) else
-                  [lr for lr in reversed(spare) if lr < best] if best == min(grid) else [])
-        if not beyond:
+        above = [lr for lr in spare if lr > best] if best == max(grid) else []
+        below = [lr for lr in reversed(spare) if lr < best] if best == min(grid) else []
+        if not (above or below):
             break
-        grid.append(beyond[0])
-        spare.remove(beyond[0])
+        grid.append((above or below)[0])  # a one-lr grid tries above first
+        spare.remove(grid[-1])
     return [runs[lr] for lr in grid]
 
 
@@ -380,6 +383,11 @@ def _dev(metrics: dict) -> float:
 def wanted(campaign: Campaign, run: PlannedRun, results: Path) -> bool:
     """Every run but an `lr_extend` one that its grid has not (yet) called for."""
     return not run.extension or run in grid_runs(campaign, run.group.group, results)
+
+
+def may_join(campaign: Campaign, run: PlannedRun, results: Path) -> bool:
+    """An `lr_extend` run not called for yet, of a grid whose pick is not final: dev may still call for it."""
+    return not wanted(campaign, run, results) and picked_lr(campaign, run.group.group, results) is None
 
 
 def picked_lr(campaign: Campaign, group: str, results: Path) -> float | None:

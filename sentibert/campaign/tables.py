@@ -470,7 +470,8 @@ def _runs(tables: Tables) -> list[str]:
     if machines:
         sections.append("".join(f"- {key}: {name}\n" for name, key in machines.items()))
     if tables.orphans:
-        sections.append(f"Results that no run of the campaign file names (not in any table): "
+        sections.append(f"Results of runs that the campaign file does not plan (not in any table; an lr_extend run "
+                        f"counts only while its grid calls for it): "
                         f"{', '.join(tables.orphans)}.\n")
     return sections
 

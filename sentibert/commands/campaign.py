@@ -24,7 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="*", help="run names matching these globs only (comma-separated)")
     parser.add_argument("--dry-run", action="store_true", help="list what is left, with a time estimate")
     parser.add_argument("--keep-checkpoints", action="store_true",
-                        help="keep a collected run's training checkpoints (by default only its best_model/ stays)")
+                        help="keep collected and superseded runs' training checkpoints (by default only best_model/ "
+                             "stays; a later runner without this flag drops those of the collected runs)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:

@@ -176,20 +176,20 @@ def lock_run_dir(run_dir: Path):
 
 
 def check_run_dir(cfg: DictConfig, run_dir: Path) -> list[str]:
-    """Refuse a directory that holds another run (its metrics or checkpoints) unless `resume=true` continues it or
-    `overwrite=true` replaces it; -> what it holds."""
+    """Refuse a directory that holds another run (its metrics or checkpoints) unless `resume=true` continues it (from
+    a checkpoint: metrics alone are refused) or `overwrite=true` replaces it; -> what it holds."""
     if cfg.resume and cfg.overwrite:
         raise ValueError("resume=true and overwrite=true: choose one (continue the run, or replace it)")
     held = [name for name in (runs.METRICS_FILE, runs.CHECKPOINTS) if (run_dir / name).exists()]
     if held and not (cfg.resume or cfg.overwrite):
         raise ValueError(f"{run_dir} holds a run already ({', '.join(held)}): resume=true continues it, "
                          "overwrite=true replaces it, or choose another hydra.run.dir")
-    if cfg.resume and held == [runs.METRICS_FILE] and "test" in json.loads(
-            (run_dir / runs.METRICS_FILE).read_text(encoding="utf-8")):
-        # e.g. a campaign run, collected: its checkpoints were dropped. Training again would read test twice.
-        raise ValueError(f"{run_dir} holds a finished run without its checkpoints: resume=true has nothing to "
-                         "continue and its test results stand; overwrite=true replaces it, or choose another "
-                         "hydra.run.dir")
+    if cfg.resume and held == [runs.METRICS_FILE]:
+        # e.g. a collected campaign run (its checkpoints dropped): starting afresh would replace a finished run's
+        # results, and read test twice
+        raise ValueError(f"{run_dir} holds a run's {runs.METRICS_FILE} but no checkpoints: resume=true has nothing "
+                         "to continue from, and a finished run's results stand; overwrite=true replaces it, or "
+                         "choose another hydra.run.dir")
     return held
 
 
