@@ -274,6 +274,19 @@ def test_a_resumed_runs_wall_time_counts_its_earlier_runners(tmp_path, fake_trai
     assert float((runs / "pre-s1" / "campaign.seconds").read_text()) >= 1000
 
 
+def test_ctrl_c_stops_the_runner_with_one_line_that_says_how_to_go_on(tmp_path, capsys, monkeypatch):
+    write_campaign(tmp_path)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(campaign_command, "run_campaign", interrupted)
+    code, out, err = run_command(tmp_path, capsys)
+    assert (code, out) == (130, "")
+    assert err.startswith("sentibert campaign: stopped. Runs that got the signal too") and err.count("\n") == 1
+    assert err.endswith("The same command goes on.\n")
+
+
 def test_a_failed_run_is_reported_then_the_summary(tmp_path, fake_training, capsys, caplog):
     write_campaign(tmp_path, CAMPAIGN.replace("group: pre,", "group: pre_fail,").replace("init_from: pre,",
                                                                                          "init_from: pre_fail,"))

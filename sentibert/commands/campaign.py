@@ -41,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
         print(dry_run(campaign, results, runs_dir, args.jobs, args.only))
     except (LockHeld, ResultsError) as err:  # ResultsError: a damaged results file, named
         return fail("campaign", err)
+    except KeyboardInterrupt:  # Ctrl-C reaches the runs too: each checkpoints its step and stops
+        print("sentibert campaign: stopped. Runs that got the signal too (Ctrl-C reaches them) checkpoint and stop; "
+              "runs still training are collected by the next runner. The same command goes on.", file=sys.stderr)
+        return 130
     return 1 if failed else 0
 
 
