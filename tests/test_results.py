@@ -14,8 +14,9 @@ from sentibert.data.labels import SST5_NAMES
 from sentibert.data.tree import read_trees
 from sentibert.evaluation.metrics import evaluate_predictions, transfer_metrics
 from sentibert.evaluation.report import load_run
-from sentibert.campaign.results import ResultsError, load_paper
-from sentibert.campaign.tables import README_BEGIN, README_END
+from sentibert.campaign.results import ResultsError, build, load_paper
+from sentibert.campaign.spec import load_campaign
+from sentibert.campaign.tables import README_BEGIN, README_END, readme_tables
 from sentibert.runs import write_predictions
 
 PAPER = Path(__file__).resolve().parents[1] / "experiments" / "paper.yaml"
@@ -455,6 +456,9 @@ def test_pairs_share_a_precision_but_a_precision_check(campaign, monkeypatch):
     md = (campaign / "RESULTS.md").read_text()
     assert "| mean_pool | tiny |  | 32 | 1 | sentibert (pre-trained), 2 | +0.00 [" in md  # the same precision
     assert "| mean_pool | tiny | bf16 | bf16 vs 32: precision check | 1 | mean_pool, 1 | +0.00 [" in md
+    # README's table: the check is labelled, and comes after the rows it checks
+    readme = readme_tables(build(load_campaign(campaign / "campaign.yaml"), results, {})).split("\n\n")[0]
+    assert readme.splitlines()[-1].startswith("| mean pooling | tiny | bf16; precision check | bf16 | 1/1 |")
 
     (results / "mp-lr2e-05-s1" / "config.yaml").write_text("trainer:\n  precision: bf16\n")
     run_results(str(results))

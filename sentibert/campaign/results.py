@@ -286,7 +286,7 @@ def _sets_precision(row: Row) -> bool:
     return row.config.precision != TrainerConfig.precision
 
 
-def _precision_twin(row: Row, rows: list[Row]) -> Row | None:
+def precision_twin(row: Row, rows: list[Row]) -> Row | None:
     """A group that repeats another at its lr (lr_from it, or the same fixed lr) with only trainer.precision changed
     in its composed config (the same task, model, encoder and start) is a precision check: the row of that other
     group. A group with an lr grid of its own is not: it is tuned in its precision."""
@@ -302,13 +302,13 @@ def _precision_twin(row: Row, rows: list[Row]) -> Row | None:
 
 
 def _reference(row: Row, rows: list[Row], any_precision: bool = False) -> Row | None:
-    """Whom an SST-phrase row is compared with: a precision check with the group it repeats (`_precision_twin`); an
+    """Whom an SST-phrase row is compared with: a precision check with the group it repeats (`precision_twin`); an
     ablation or LoRA with SentiBERT without pre-training on its encoder (the same initialisation), where there is one;
     any other row but pre-trained SentiBERT itself with pre-trained SentiBERT on its encoder. Among candidates, one
     in the row's precision (its composed config) comes first; the two are compared only where their runs trained in
     one precision (any_precision: whatever it is)."""
     g = row.group
-    if twin := _precision_twin(row, rows):
+    if twin := precision_twin(row, rows):
         return twin
     if paper_model(g) == SENTIBERT:
         return None
@@ -399,4 +399,4 @@ def ablation_references(rows: list[Row]) -> set[str]:
     """The groups of SentiBERT without pre-training in full (no switch of its composed config changed: not an
     ablation, not LoRA; not a precision check): what the ablations and LoRA compare with, in the main table too."""
     return {row.group.group for row in rows
-            if is_ablation(row) and not row.config.changes and _precision_twin(row, rows) is None}
+            if is_ablation(row) and not row.config.changes and precision_twin(row, rows) is None}

@@ -26,7 +26,8 @@ from pathlib import Path
 
 from sentibert.campaign.results import (DASH, EMOINT_TASKS, PAPER_MODELS, PAPER_PREFIX, TASKS, TRANSFER_PAIR,
                                         TRANSFER_TASKS, ResultsError, Row, Stat, Tables, ablation_references, build,
-                                        is_ablation, load_paper, paper_model, paper_value, precision_mismatches)
+                                        is_ablation, load_paper, paper_model, paper_value, precision_mismatches,
+                                        precision_twin)
 from sentibert.campaign.spec import CampaignError, load_campaign, lr_name
 from sentibert.evaluation.metrics import ANALYSES as METRIC_ANALYSES
 from sentibert.evaluation.metrics import METRIC_LABELS
@@ -502,12 +503,14 @@ ENCODER_NAMES = {"minilm": "MiniLM-L6", "mpnet": "MPNet-base"}
 
 def readme_tables(tables: Tables) -> str:
     """README's short tables: the rows with results, SST-phrase (per encoder, RESULTS.md's main rows first, then its
-    ablations) then the other tasks; a row's variant with its lr's pick."""
+    ablations, then the precision checks) then the other tasks; a row's variant with its lr's pick."""
     rows = [row for row in tables.rows if not row.stage and row.runs]
     references = ablation_references(tables.rows)
+    checks = {row.group.group for row in rows if precision_twin(row, tables.rows)}
     encoders = list(dict.fromkeys(row.group.encoder for row in rows))
     phrase = sorted((row for row in rows if row.group.task == "sst_phrase"), key=lambda row: (
-        encoders.index(row.group.encoder), is_ablation(row) and row.group.group not in references))
+        encoders.index(row.group.encoder), 2 if row.group.group in checks else
+        int(is_ablation(row) and row.group.group not in references)))
     metrics = TASKS["sst_phrase"][1]
 
     def names(row: Row) -> list[str]:
@@ -516,6 +519,8 @@ def readme_tables(tables: Tables) -> str:
         if g.lr_grid:  # its first run is the grid run at the lr picked (or the best so far)
             variant.append(f"lr {lr_name(row.runs[0].run.lr)} "
                            f"{'best on dev so far' if row.provisional else 'picked on dev'}")
+        if g.group in checks:
+            variant.append("precision check")
         return [MODEL_NAMES.get(g.model, g.model), ENCODER_NAMES.get(g.encoder, g.encoder),
                 "; ".join(filter(None, variant)), row.precision, row.seeds]
 
