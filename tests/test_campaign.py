@@ -28,6 +28,8 @@ args = dict(a.split("=", 1) for a in sys.argv[1:])
 run_dir = Path(args["hydra.run.dir"])
 if "fail" in args["name"]:
     sys.exit(3)
+if "stop" in args["name"]:  # as `sentibert train` does on SIGTERM, once it has checkpointed
+    sys.exit(143)
 lr, seed = float(args["trainer.lr"]), int(args["seed"])
 dev = {1e-3: 0.5, 5e-4: 0.7, 1e-4: 0.7, 2e-3: 0.9, 3e-3: 0.1, 4e-3: 0.95}[lr] + seed / 100
 (run_dir / "metrics.json").write_text(json.dumps({"name": args["name"], "metric": "phrase_acc", "best_dev": dev,
@@ -285,6 +287,16 @@ def test_ctrl_c_stops_the_runner_with_one_line_that_says_how_to_go_on(tmp_path, 
     assert (code, out) == (130, "")
     assert err.startswith("sentibert campaign: stopped. Runs that got the signal too") and err.count("\n") == 1
     assert err.endswith("The same command goes on.\n")
+
+
+def test_a_run_stopped_by_a_signal_is_not_a_failure_and_waits_for_the_next_runner(tmp_path, fake_training, capsys,
+                                                                                     caplog):
+    write_campaign(tmp_path, CAMPAIGN.replace("group: pre,", "group: pre_stop,").replace("init_from: pre,",
+                                                                                         "init_from: pre_stop,"))
+    code, out, err = run_command(tmp_path, capsys, "--only", "pre*")
+    assert code == 0 and out.splitlines()[-1].startswith("0 of 6 runs have results; 1 left")
+    assert [r.getMessage() for r in caplog.records if r.levelname in ("WARNING", "ERROR")] == [
+        "pre_stop-s1 stopped by SIGTERM: the same command goes on from its last checkpoint"]
 
 
 def test_a_failed_run_is_reported_then_the_summary(tmp_path, fake_training, capsys, caplog):

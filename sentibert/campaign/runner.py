@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 LOG_FILE, PID_FILE = "campaign.log", "campaign.pid"
 LOCK_FILE = ".campaign.lock"  # in the results folder: names the one runner working on it
 DONE_FILE = "campaign.done"  # in a run dir: training ended there, so its best_model/ is final
+# A step that a signal stopped: `sentibert train` exits 128 + the signal, with a checkpoint; others die of it.
+STOPPED = {128 + signal.SIGINT, 128 + signal.SIGTERM, -signal.SIGINT, -signal.SIGTERM}
 SECONDS_FILE = "campaign.seconds"  # in a run dir: its wall time so far, over every runner that worked on it
 
 
@@ -209,6 +212,7 @@ def _run_left(campaign: Campaign, runs_dir: Path, results: Path, jobs: int, thre
            "TOKENIZERS_PARALLELISM": "false", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
     active: list[Job] = []
     failed: set[str] = set()
+    stopped: set[str] = set()  # by a signal: left for the next runner
     while True:
         busy = {job.run.name for job in active}
         # Runs a stopped runner left training hold cores too; the next pass resumes and collects them once they end.
@@ -224,7 +228,7 @@ def _run_left(campaign: Campaign, runs_dir: Path, results: Path, jobs: int, thre
             if len(active) + len(elsewhere) >= jobs:
                 break
             rebuild = run.name in lost
-            if (run.name in busy or run.name in elsewhere or run.name in failed
+            if (run.name in busy or run.name in elsewhere or run.name in failed | stopped
                     or not rebuild and (not matches(run.name, only) or done(campaign, run, results)
                                         or not wanted(campaign, run, results))):
                 continue
@@ -260,7 +264,12 @@ def _run_left(campaign: Campaign, runs_dir: Path, results: Path, jobs: int, thre
             code = job.process.poll()
             if code is None:
                 continue
-            if code != 0:
+            if code in STOPPED:  # not a failure: left for the next runner
+                stopped.add(job.run.name)
+                active.remove(job)
+                log.warning("%s stopped by %s: the same command goes on from its last checkpoint", job.run.name,
+                            signal.Signals(abs(code) % 128).name)
+            elif code != 0:
                 failed.add(job.run.name)
                 active.remove(job)
                 log.error("%s failed (exit %d): see %s", job.run.name, code, job.run_dir / LOG_FILE)
