@@ -2,6 +2,7 @@
 pre-training then fine-tuning, DDP on two CPU processes, and `sentibert evaluate`."""
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections import Counter
@@ -219,9 +220,16 @@ def test_ddp_on_two_cpu_processes(tmp_path, model):
                "-m", "sentibert.commands.train", *TINY, f"model={model}", "trainer=ddp", "trainer.max_epochs=1",
                f"hydra.run.dir={tmp_path}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)  # ~15 s; slower beside jobs
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "find_unused_parameters" not in done.stderr  # torch's warning that the search for unused weights was vain
+    # Its own process group: on a timeout the ranks go too, not only torchrun (~15 s; slower beside other jobs).
+    ranks = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
+    try:
+        _, stderr = ranks.communicate(timeout=300)
+    finally:
+        if ranks.poll() is None:
+            os.killpg(ranks.pid, signal.SIGKILL)
+    assert ranks.returncode == 0, stderr[-3000:]
+    assert "find_unused_parameters" not in stderr  # torch's warning that the search for unused weights was vain
     metrics = read_json(tmp_path / "metrics.json")
     assert metrics["dev"][0]["step"] == 3  # 6 batches shared by 2 processes
     checkpoint = tmp_path / "checkpoints" / (tmp_path / "checkpoints" / "latest").read_text()
