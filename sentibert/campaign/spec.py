@@ -367,12 +367,13 @@ def grid_runs(campaign: Campaign, group: str, results: Path) -> list[PlannedRun]
     return [runs[lr] for lr in grid]
 
 
-def _best_lr(results: Path, grid: list[PlannedRun]) -> float | None:
-    """The lr of the grid's best dev score (ties: the first listed); None until every run has results."""
-    scores = [read_results(results, run.name) for run in grid]
-    if any(metrics is None for metrics in scores):
+def _best_lr(results: Path, grid: list[PlannedRun], so_far: bool = False) -> float | None:
+    """The lr of the best dev score among the grid's runs with results (ties: the first listed); None until every
+    run has results (so_far: until one has)."""
+    scored = [(i, metrics) for i, run in enumerate(grid) if (metrics := read_results(results, run.name)) is not None]
+    if not scored or len(scored) < len(grid) and not so_far:
         return None
-    best = max(range(len(grid)), key=lambda i: (_dev(scores[i]), -i))
+    best, _ = max(scored, key=lambda item: (_dev(item[1]), -item[0]))
     return grid[best].lr
 
 
@@ -387,7 +388,8 @@ def wanted(campaign: Campaign, run: PlannedRun, results: Path) -> bool:
 
 def may_join(campaign: Campaign, run: PlannedRun, results: Path) -> bool:
     """An `lr_extend` run not called for yet, of a grid whose pick is not final: dev may still call for it."""
-    return not wanted(campaign, run, results) and picked_lr(campaign, run.group.group, results) is None
+    grid = grid_runs(campaign, run.group.group, results)
+    return run.extension and run not in grid and _best_lr(results, grid) is None
 
 
 def picked_lr(campaign: Campaign, group: str, results: Path) -> float | None:
@@ -400,12 +402,7 @@ def best_lr_so_far(campaign: Campaign, group: str, results: Path) -> float | Non
     """The lr whose grid run has the best dev score among those with results (ties: the lr listed first); None
     before the first. Once every grid run has results it is the pick (`picked_lr`); before, a provisional pick that
     may move: the tables show it, marked, and nothing is stale on it."""
-    best = None
-    for run in grid_runs(campaign, group, results):
-        metrics = read_results(results, run.name)
-        if metrics is not None and (best is None or _dev(metrics) > best[0]):  # ties: the first listed
-            best = (_dev(metrics), run.lr)
-    return None if best is None else best[1]
+    return _best_lr(results, grid_runs(campaign, group, results), so_far=True)
 
 
 def first_run(campaign: Campaign, group: str, results: Path) -> PlannedRun | None:
