@@ -418,6 +418,18 @@ def test_a_lost_checkpoint_is_rebuilt_before_the_runs_that_start_from_it(tmp_pat
     assert json.loads((results / "sb-s2" / "metrics.json").read_text())["campaign"]["init_from"]["best_dev"] == 0.71
 
 
+def test_an_lr_extend_run_no_grid_calls_for_needs_no_lost_checkpoint(tmp_path, fake_training):
+    # sb's grid picks 5e-4, inside it: its 2e-3 extension never runs, so a fresh machine has nothing to rebuild.
+    path = write_campaign(tmp_path, CAMPAIGN.replace("1.0e-4], seeds: [1, 2]",
+                                                     "1.0e-4], lr_extend: [2.0e-3], seeds: [1, 2]"))
+    campaign, results, runs = load_campaign(path), path.parent / "results", tmp_path / "runs"
+    assert run_campaign(campaign, runs, results, jobs=1, poll=0.05) == 0
+    shutil.rmtree(runs)
+    assert runner.lost_checkpoints(campaign, results, runs) == []
+    plan = dry_run(campaign, results, runs, jobs=1)
+    assert "0 left" in plan and "rebuild" not in plan
+
+
 def test_only_takes_comma_separated_globs():
     from sentibert.campaign.spec import matches
 

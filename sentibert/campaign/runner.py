@@ -97,7 +97,8 @@ def lost_checkpoints(campaign: Campaign, results: Path, runs_dir: Path, only: st
     """Sources with results but no finished run dir here, that a run still to do (matching `only`) starts from."""
     lost = []
     for run in campaign.runs:
-        if not run.group.init_from or not matches(run.name, only) or done(campaign, run, results):
+        if (not run.group.init_from or not matches(run.name, only) or done(campaign, run, results)
+                or not wanted(campaign, run, results)):  # an lr_extend run no grid calls for never runs
             continue
         source = first_run(campaign, run.group.init_from, results)
         if (source is not None and source not in lost and done(campaign, source, results)
