@@ -132,12 +132,13 @@ def test_tables_from_the_picked_lr_and_the_other_seeds(campaign, capsys):
     assert capsys.readouterr().out.split() == [str(campaign / "results" / "summary.csv"),
                                                str(campaign / "RESULTS.md"), str(campaign.parent / "README.md")]
     text = (campaign / "results" / "summary.csv").read_text()
-    assert text.splitlines()[0] == "task,model,encoder,variant,precision,n_seeds,provisional,mean,sd,paper,metric"
+    assert text.splitlines()[0] == \
+        "group,task,model,encoder,variant,precision,lr,n_seeds,provisional,mean,sd,paper,metric"
     rows = summary(campaign)
     # sb: the 5e-05 grid run (the tie goes to the lr listed first) and seed 2; seed 3 has no results yet
     assert rows["sst_phrase/sentibert", "phrase_acc"] == {
-        "task": "sst_phrase", "model": "sentibert", "encoder": "tiny", "variant": "pre-trained", "precision": "32",
-        "n_seeds": "2", "provisional": "",
+        "group": "sb", "task": "sst_phrase", "model": "sentibert", "encoder": "tiny", "variant": "pre-trained",
+        "precision": "32", "lr": "5e-05", "n_seeds": "2", "provisional": "",
         "mean": "69.00", "sd": "1.41", "paper": "68.98", "metric": "phrase_acc"}
     assert (rows["sst_phrase/sentibert", "sst5_root_acc"]["mean"], rows["sst_phrase/sentibert", "sst5_root_acc"]["sd"],
             rows["sst_phrase/sentibert", "sst5_root_acc"]["paper"]) == ("56.00", "1.41", "56.04")
@@ -150,9 +151,9 @@ def test_tables_from_the_picked_lr_and_the_other_seeds(campaign, capsys):
     assert rows["sst_phrase/sentibert", "paper_subset/contrast"]["mean"] == "37.50"
     # mp: its grid is unfinished (1 of 2 runs), so its row is provisional: the best lr so far and its run
     assert {k: rows["sst_phrase/mean_pool", "phrase_acc"][k]
-            for k in ("variant", "precision", "n_seeds", "provisional", "mean", "sd", "paper")} \
-        == {"variant": "", "precision": "32", "n_seeds": "1", "provisional": "1/2", "mean": "60.00", "sd": "",
-            "paper": "65.22"}
+            for k in ("variant", "precision", "lr", "n_seeds", "provisional", "mean", "sd", "paper")} \
+        == {"variant": "", "precision": "32", "lr": "2e-05", "n_seeds": "1", "provisional": "1/2", "mean": "60.00",
+            "sd": "", "paper": "65.22"}
     assert rows["sst_phrase/mean_pool", "contrast"]["paper"] == "28.48"  # BERT*'s, from the authors' README
     # s3 (1 of 2 seeds) and the transfer row
     assert [rows["sst3/sentibert", "sst3_root_acc"][k] for k in ("n_seeds", "mean", "sd", "paper")] == \
@@ -175,7 +176,8 @@ def test_tables_from_the_picked_lr_and_the_other_seeds(campaign, capsys):
     assert "| mp | phrase_acc | *55.00* | – |  | 2e-05 so far (1 of 2 runs) |" in md  # italics: provisional
     assert "| mp | mp-lr2e-05-s1 | lr grid (1 of 2 runs) mp-s2 | aaaaaaa | 32 | 0.5 |" in md
     assert "| sentibert | tiny | pre-trained | 32 | 1/2 | 5e-05 (from sb) | 75.00 | 77.34 | aaaaaaa |" in md
-    assert "| sb | sb-lr5e-05-s1 sb-s2 | sb-s3 | aaaaaaa, bbbbbbb (dirty) | 32 | 1.0 |" in md  # the runs, the missing
+    # the runs, the missing, and the hours: the row's two runs and its grid's other two (half an hour each)
+    assert "| sb | sb-lr5e-05-s1 sb-s2 | sb-s3 | aaaaaaa, bbbbbbb (dirty) | 32 | 2.0 |" in md
     assert "| pre | tiny | 32 | 1/1 | 2e-05 | phrase_acc | 50.00 | 1 | aaaaaaa |" in md
     # s3-s1 started from a rebuilt pre-s1 (another dev score); sb-s2 from the committed one, so it is not listed
     assert "| run | started from | its dev | committed dev |\n| --- | --- | --- | --- |\n" \
@@ -208,7 +210,11 @@ def test_a_new_seed_updates_the_row(campaign):
     assert [rows["sst_phrase/sentibert", "phrase_acc"][k] for k in ("n_seeds", "mean", "sd")] == ["3", "68.00", "2.00"]
     assert [rows["sst_phrase/mean_pool", "phrase_acc"][k] for k in ("n_seeds", "mean", "sd")] == ["1", "62.00", ""]
     md = (campaign / "RESULTS.md").read_text()
-    assert "| mp | phrase_acc | 55.00 | **56.00** |  | 5e-05 |" in md
+    # mp's grid (2e-05, 5e-05) picks its largest lr: said beside the pick, and in README, where 5e-05 may not be best
+    assert "| mp | phrase_acc | 55.00 | **56.00** |  | 5e-05, at the grid's end |" in md
+    assert "| mean_pool | tiny |  | 32 | 1/2 | 5e-05 (grid, at its end) |" in md
+    assert "| mean pooling | tiny | lr 5e-05 picked on dev, at the grid's end | 32 | 1/2 |" in (
+        campaign.parent / "README.md").read_text()
     assert ("Results of runs that the campaign file does not plan (not in any table; an lr_extend run counts only "
             "while its grid calls for it): stray-s1.") in md
 
@@ -348,14 +354,17 @@ def test_the_runs_table_shows_what_the_hours_were_measured_on(campaign):
     shutil.rmtree(results / "joy-s1")  # joy-s1 again, collected by a runner like sb-s3's
     write_run(results, "joy-s1", "joy", 1, 2e-5, 0.6, {"pearson": 0.6},
               measured_on={"machine": cpu, "threads": 4, "jobs": 2})
+    write_run(results, "stray-s1", "joy", 1, 2e-5, 0.6, {"pearson": 0.1},  # in no campaign group
+              measured_on={"machine": "Another CPU", "threads": 1, "jobs": 1})
     run_results(str(results), "--no-plots")
     md = (campaign / "RESULTS.md").read_text()
     assert "| group | runs with results | missing | commits | precision | hours | machine | threads × jobs |" in md
-    assert "| sb | sb-lr5e-05-s1 sb-s2 sb-s3 | – | aaaaaaa, bbbbbbb (dirty) | 32 | 1.5 | –, m1 | –, 4×2 |" in md
-    assert "| mp | mp-lr2e-05-s1 | mp-s2 | aaaaaaa | 32 | 0.5 | – | – |" in md  # the pick (2e-05) won: no machine
+    assert "| sb | sb-lr5e-05-s1 sb-s2 sb-s3 | – | aaaaaaa, bbbbbbb (dirty) | 32 | 2.5 | –, m1 | –, 4×2 |" in md
+    # the pick (2e-05, no machine recorded) and the grid run that lost, on the GPU: what the row cost
+    assert "| mp | mp-lr2e-05-s1 | mp-s2 | aaaaaaa | 32 | 1.0 | –, m2 | –, 1×1 |" in md
     assert "| joy | joy-s1 | – | aaaaaaa | 32 | 0.5 | m1 | 4×2 |" in md
     assert "| pre | pre-s1 | – | aaaaaaa | 32 | 0.5 | – | – |" in md
-    assert f"\n- m1: {cpu}\n" in md and gpu not in md  # a machine of no row's runs is not listed
+    assert f"\n- m1: {cpu}\n- m2: {gpu}\n" in md and "Another CPU" not in md  # a machine of no row's runs: not listed
     assert "– for a run collected before the runner recorded its machine." in md
 
 
@@ -504,6 +513,12 @@ def test_rows_tuned_in_bf16_are_set_against_the_bf16_rows(campaign, monkeypatch)
     assert len(lines) == 2 + 4  # header, rule, and the four above: sbbf is compared with nothing
     assert "Not compared" not in pairs
 
+    shutil.rmtree(results / "scbf-lr2e-05-s1")  # LoRA's reference without results: said, not left out
+    run_results(str(results))
+    pairs = (campaign / "RESULTS.md").read_text().split("## Paired comparisons")[1].split("\n## ")[0]
+    assert "| sentibert | tiny | LoRA (bf16) | bf16 | 1 | sentibert (no pre-training (bf16)), 0 | " \
+           "pending: the compared model has no results yet | – |" in pairs
+
 
 def test_the_readme_tables_are_regenerated_between_its_markers(campaign):
     """README.md's short tables, from the same rows: the rows with results, each variant with its lr's pick (mp's
@@ -584,13 +599,14 @@ def test_a_provisional_row_shows_its_runs_at_the_best_lr_so_far_and_nothing_goes
     assert [rows["sst_phrase/mean_pool", "phrase_acc"][k] for k in ("n_seeds", "provisional", "mean")] == \
         ["2", "", "63.00"]
     md = (campaign / "RESULTS.md").read_text()
-    assert "| mean_pool | tiny |  | 32 | 2/2 | 5e-05 (grid) | 63.00 ± 1.41 |" in md
+    assert "| mean_pool | tiny |  | 32 | 2/2 | 5e-05 (grid, at its end) | 63.00 ± 1.41 |" in md
     assert "grid 1/2" not in md and ", provisional)" not in md and "`grid k/n` in `seeds`" not in md
 
     (results / "mp-lr5e-05-s1" / "metrics.json").write_text(
         (results / "mp-lr5e-05-s1" / "metrics.json").read_text().replace('"best_dev": 0.56', '"best_dev": 0.5'))
     run_results(str(results))  # 2e-05 wins after all: mp-s2, made at 5e-05, is stale now
-    assert "| mean_pool | tiny |  | 32 | 1/2, 1 stale | 2e-05 (grid) | 60.00 |" in (campaign / "RESULTS.md").read_text()
+    assert "| mean_pool | tiny |  | 32 | 1/2, 1 stale | 2e-05 (grid, at its end) | 60.00 |" in (
+        campaign / "RESULTS.md").read_text()
 
 
 def test_lora_rows_of_any_rank_are_compared_with_sentibert_without_pre_training(campaign, monkeypatch):

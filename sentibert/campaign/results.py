@@ -153,6 +153,7 @@ class Row:
     # (finished, planned) runs of the unfinished lr grid whose best so far gives its lr: a pick that may move
     provisional: tuple[int, int] | None = None
     config: GroupConfig | None = None  # what its composed config says (spec.compose_groups; set by `build`)
+    grid_end: bool = False  # its lr is its grid's final pick at an end of the grid: the best lr may lie beyond
 
     def stat(self, metric: str, bucket: str | None = None) -> Stat:
         return Stat.of([run.value(metric, bucket) for run in self.runs])
@@ -192,7 +193,7 @@ class Comparison:
 class Tables:
     campaign: Campaign
     results: Path
-    rows: list[Row]  # table order
+    rows: list[Row]  # table order: per task, per encoder (in the file's order), the file's order
     # per grid: its group, (lr, result) per grid run, the lr picked or best so far, and Row.provisional
     grids: list[tuple[Group, list[tuple[float, RunResult | None]], float | None, tuple[int, int] | None]]
     orphans: list[str]  # result folders that no run of the campaign names (or only an lr_extend one no grid calls for)
@@ -230,12 +231,14 @@ def build(campaign: Campaign, results: Path, paper: dict[tuple[str, str, str, st
         if g.lr_grid:
             grid = grid_runs(campaign, g.group, results)
             grids.append((g, [(run.lr, loaded[run.name]) for run in grid], lr, provisional))
+            grid_end = at_grid_end([run.lr for run in grid], lr, provisional)
             members = [] if lr is None else [next(r for r in grid if r.lr == lr), *(r for r in runs if not r.grid)]
             if (done := sum(loaded[run.name] is not None for run in grid)) < len(grid):
                 missing.append(f"lr grid ({done} of {len(grid)} runs)")
-            lr_text = "pending" if lr is None else f"{lr_name(lr)} (grid{', provisional' if provisional else ''})"
+            lr_text = "pending" if lr is None else \
+                f"{lr_name(lr)} (grid{', provisional' if provisional else ''}{', at its end' if grid_end else ''})"
         else:
-            members = runs
+            members, grid_end = runs, False
             lr_text = "pending" if lr is None else lr_name(lr)
             lr_text += f" (from {g.lr_from}{', provisional' if provisional else ''})" if g.lr_from else ""
         stale = {run.name: lrs for run in members if (lrs := stale_lr(campaign, run, results))}
@@ -257,9 +260,10 @@ def build(campaign: Campaign, results: Path, paper: dict[tuple[str, str, str, st
         row_paper = {m: v for (task, model, variant, m), v in paper.items()
                      if (task, (model, variant)) == (g.task, paper_model(g))}
         rows.append(Row(g, have, missing, lr_text, metrics, stage, row_paper, list(stale), provisional,
-                        configs[g.group]))
+                        configs[g.group], grid_end))
     index = {g: i for i, g in enumerate(campaign.groups)}
-    rows.sort(key=lambda row: (_task_rank(row.group.task), index[row.group.group]))
+    encoders = list(dict.fromkeys(g.encoder for g in campaign.groups.values()))
+    rows.sort(key=lambda row: (_task_rank(row.group.task), encoders.index(row.group.encoder), index[row.group.group]))
     known = {run.name for run in campaign.runs if wanted(campaign, run, results)}  # an lr_extend run no grid calls for
     orphans = sorted(p.name for p in results.iterdir() if (p / METRICS_FILE).is_file() and p.name not in known
                      and not p.name.startswith(".")) if results.is_dir() else []  # .RUN.tmp: being collected
@@ -273,6 +277,11 @@ def _grid_pick(campaign: Campaign, group: str, results: Path, loaded: dict[str, 
     grid = grid_runs(campaign, group, results)
     lr, done = best_lr_so_far(campaign, group, results), sum(loaded[run.name] is not None for run in grid)
     return lr, None if lr is None or done == len(grid) else (done, len(grid))
+
+
+def at_grid_end(lrs: list[float], picked: float | None, provisional: tuple[int, int] | None) -> bool:
+    """A grid's final pick at its smallest or largest lr (after any lr_extend growth): not shown to be an optimum."""
+    return picked is not None and not provisional and picked in (min(lrs), max(lrs))
 
 
 def paper_model(g: Group) -> tuple[str, str] | None:
@@ -318,7 +327,8 @@ def _reference(row: Row, rows: list[Row], any_precision: bool = False) -> Row | 
     variant = is_ablation(row) and g.group not in references  # an ablation or LoRA
     candidates = [r for r in same if r.group.group in references] if variant else []
     reference = next(iter(candidates or [r for r in same if paper_model(r.group) == SENTIBERT]), None)
-    return reference if any_precision or reference is None or reference.precision == row.precision else None
+    # a reference with no results yet has no precision to differ in: the pair is pending
+    return reference if any_precision or reference is None or reference.precision in (None, row.precision) else None
 
 
 def precision_mismatches(rows: list[Row]) -> list[tuple[Row, Row]]:
@@ -374,7 +384,9 @@ def compare(rows: list[Row]) -> list[Comparison]:
     out = []
     for row in rows:
         reference = _reference(row, rows) if row.group.task == "sst_phrase" and not row.stage else None
-        if reference is not None and row.runs and reference.runs:
+        if reference is not None and row.runs and not reference.runs:
+            out.append(Comparison(row, reference, {}, "pending: the compared model has no results yet"))
+        elif reference is not None and row.runs:
             if missing := [run.path.name for run in (*row.runs, *reference.runs) if run.predictions() is None]:
                 out.append(Comparison(row, reference, {}, f"no test predictions in {', '.join(missing)}"))
                 continue

@@ -25,9 +25,9 @@ import statistics
 from pathlib import Path
 
 from sentibert.campaign.results import (DASH, EMOINT_TASKS, PAPER_MODELS, PAPER_PREFIX, TASKS, TRANSFER_PAIR,
-                                        TRANSFER_TASKS, ResultsError, Row, Stat, Tables, ablation_references, build,
-                                        is_ablation, load_paper, paper_model, paper_value, precision_mismatches,
-                                        precision_twin)
+                                        TRANSFER_TASKS, ResultsError, Row, RunResult, Stat, Tables,
+                                        ablation_references, at_grid_end, build, is_ablation, load_paper, paper_model,
+                                        paper_value, precision_mismatches, precision_twin)
 from sentibert.campaign.spec import CampaignError, load_campaign, lr_name
 from sentibert.evaluation.metrics import ANALYSES as METRIC_ANALYSES
 from sentibert.evaluation.metrics import METRIC_LABELS
@@ -35,8 +35,9 @@ from sentibert.evaluation.significance import CONFIDENCE, METRICS as PAIRED_METR
 from sentibert.io import atomic_write_text
 
 # provisional: k/n where the row's lr is the best so far of k finished runs of its lr grid (of n), else empty
-CSV_COLUMNS = ["task", "model", "encoder", "variant", "precision", "n_seeds", "provisional", "mean", "sd", "paper",
-               "metric"]
+# group: the campaign group (the row's key); lr: its runs' lr (the pick, or the best so far)
+CSV_COLUMNS = ["group", "task", "model", "encoder", "variant", "precision", "lr", "n_seeds", "provisional", "mean",
+               "sd", "paper", "metric"]
 EMOINT_MEAN = "emoint_mean"  # paper.yaml's task for the mean over the four emotions
 LABELS = {key: METRIC_LABELS[key] for key in ("phrase_acc", "sst5_root_acc", "sst3_root_acc", "contrast", "accuracy",
                                               "pearson", "macro_f1")}
@@ -59,8 +60,10 @@ def summary_csv(tables: Tables) -> str:
         for metric in row.metrics:
             s = row.stat(metric)
             provisional = "/".join(map(str, row.provisional)) if row.provisional else ""
-            writer.writerow([g.task, g.model, g.encoder, g.variant, row.precision or "", s.n, provisional,
-                             _num(s.mean), _num(s.sd), _num(paper_value(row, metric)), metric])
+            lr = row.runs[0].info.get("lr") if row.runs else None  # what the runner trained it at
+            writer.writerow([g.group, g.task, g.model, g.encoder, g.variant, row.precision or "",
+                             "" if lr is None else f"{lr:g}", s.n, provisional, _num(s.mean), _num(s.sd),
+                             _num(paper_value(row, metric)), metric])
     return out.getvalue()
 
 
@@ -223,7 +226,8 @@ def _grids(tables: Tables) -> list[str]:
                 mark = "*" if provisional else "**"
                 cells.append(f"{mark}{text}{mark}" if picked is not None and lr == picked else text)
             done = sum(r is not None for r in dev.values())
-            state = "pending" if picked is None else lr_name(picked) + (" so far" if provisional else "")
+            state = "pending" if picked is None else lr_name(picked) + (" so far" if provisional else "") + (
+                ", at the grid's end" if at_grid_end(list(dev), picked, provisional) else "")
             lines.append([g.group, metric, *cells, state + (f" ({done} of {len(grid)} runs)" if done < len(grid)
                                                             else "")])
         sections.append(_table(["group", "dev metric", *map(lr_name, lrs), "picked lr"], lines))
@@ -236,8 +240,10 @@ def _ablations(rows: list[Row]) -> list[str]:
     """SentiBERT's variants, per task."""
     ablations = [row for row in rows if is_ablation(row)]
     sections = ["## Ablations\n",
-                 "SentiBERT without pre-training (initialised from the bare encoder), and its variants at the lr "
-                 "that the full model's grid picked.\n"]
+                 "SentiBERT without pre-training (initialised from the bare encoder) in full, and its variants: "
+                 "the ablations (one part of the composition changed, at the lr the full model's grid picked), LoRA "
+                 "(adapters on a frozen encoder, each with its own lr grid) and the precision checks; the lr column "
+                 "says where each row's lr comes from.\n"]
     for task in dict.fromkeys(row.group.task for row in ablations):
         sections += [f"### {TASKS.get(task, (task,))[0]}\n", _rows_table([r for r in ablations
                                                                           if r.group.task == task])]
@@ -259,7 +265,7 @@ def _comparisons(tables: Tables) -> list[str]:
     for c in tables.comparisons:
         g = c.row.group
         cells = [_difference(d) for d in c.differences.values()] or [c.missing, *[DASH] * (len(PAIRED_METRICS) - 1)]
-        precision = c.row.precision if c.row.precision == c.reference.precision \
+        precision = c.row.precision if c.reference.precision in (None, c.row.precision) \
             else f"{c.row.precision} vs {c.reference.precision}: precision check"
         lines.append([g.model, g.encoder, g.variant, precision, f"{len(c.row.runs)}{c.row.grid_note}",
                       f"{_row_name(c.reference)}, {len(c.reference.runs)}{c.reference.grid_note}", *cells])
@@ -422,11 +428,18 @@ def _pretraining(tables: Tables) -> list[str]:
     return sections
 
 
+def _spent(tables: Tables, row: Row) -> list[RunResult]:
+    """The row's runs with results and its lr grid's other runs with results: what the row cost."""
+    grid = next((results for g, results, _, _ in tables.grids if g is row.group), [])
+    named = {r.run.name: r for r in [*row.runs, *(result for _, result in grid if result is not None)]}
+    return list(named.values())
+
+
 def _rebuilt_starts(tables: Tables, committed: dict[str, float]) -> list[str]:
     """Runs whose pre-training checkpoint is not the committed one: it was lost with a machine and trained again."""
     lines = []
     for row in tables.rows:
-        for run in row.runs:
+        for run in _spent(tables, row):
             source = run.info.get("init_from")  # recorded by the runner since the rebuild (e94f4b6)
             dev = committed.get(source["run"]) if source else None
             if source and source["best_dev"] != dev:
@@ -443,7 +456,8 @@ def _rebuilt_starts(tables: Tables, committed: dict[str, float]) -> list[str]:
 def _runs(tables: Tables) -> list[str]:
     """Every group: its runs with results, what is missing, the code, the hours and what they were measured on."""
     sections = ["## Runs\n", "Every group of the campaign: the runs with results, what is still missing, the "
-                 "code, the precision and the wall time (hours, summed over the row's runs). A run that was stopped "
+                 "code, the precision and the wall time (hours, summed over the row's runs and its lr grid's other "
+                 "runs: what the row cost). A run that was stopped "
                  "and resumed counts the time of every runner that trained it, except where its runner was stopped "
                  "before the campaign runner learnt to keep that count: then its hours are a lower bound. That is a "
                  "run resumed before 69def57 (2026-12-06: a resumed run counts its earlier runners) or left training "
@@ -454,18 +468,20 @@ def _runs(tables: Tables) -> list[str]:
     order = {name: i for i, name in enumerate(tables.campaign.groups)}
     machines: dict[str, str] = {}  # each distinct machine: its key, m1, m2, ... in table order
 
-    def measured_on(row: Row) -> list[str]:
-        names = [r.info.get("machine") for r in row.runs]
+    def measured_on(runs: list[RunResult]) -> list[str]:
+        names = [r.info.get("machine") for r in runs]
         keys = [DASH if name is None else machines.setdefault(name, f"m{len(machines) + 1}") for name in names]
         setups = [DASH if r.info.get("threads") is None or r.info.get("jobs") is None
-                  else f"{r.info['threads']}×{r.info['jobs']}" for r in row.runs]
+                  else f"{r.info['threads']}×{r.info['jobs']}" for r in runs]
         return [", ".join(dict.fromkeys(keys)) or DASH, ", ".join(dict.fromkeys(setups)) or DASH]
 
-    lines = [[row.group.group, " ".join(r.run.name for r in row.runs) or DASH, " ".join(row.missing) or DASH,
-              row.commits(), row.precision or DASH,
-              f"{sum(r.info.get('seconds') or 0 for r in row.runs) / 3600:.1f}" if row.runs else DASH,
-              *measured_on(row)]
-             for row in sorted(tables.rows, key=lambda row: order[row.group.group])]
+    lines = []
+    for row in sorted(tables.rows, key=lambda row: order[row.group.group]):
+        spent = _spent(tables, row)
+        lines.append([row.group.group, " ".join(r.run.name for r in row.runs) or DASH, " ".join(row.missing) or DASH,
+                      row.commits(), row.precision or DASH,
+                      f"{sum(r.info.get('seconds') or 0 for r in spent) / 3600:.1f}" if spent else DASH,
+                      *measured_on(spent)])
     sections.append(_table(["group", "runs with results", "missing", "commits", "precision", "hours", "machine",
                             "threads × jobs"], lines))
     if machines:
@@ -503,7 +519,8 @@ ENCODER_NAMES = {"minilm": "MiniLM-L6", "mpnet": "MPNet-base"}
 
 def readme_tables(tables: Tables) -> str:
     """README's short tables: the rows with results, SST-phrase (per encoder, RESULTS.md's main rows first, then its
-    ablations, then the precision checks) then the other tasks; a row's variant with its lr's pick."""
+    ablations, then the precision checks) then the other tasks; a row's variant with its lr's pick (on SST-phrase,
+    or its fixed lr)."""
     rows = [row for row in tables.rows if not row.stage and row.runs]
     references = ablation_references(tables.rows)
     checks = {row.group.group for row in rows if precision_twin(row, tables.rows)}
@@ -518,7 +535,10 @@ def readme_tables(tables: Tables) -> str:
         variant = [g.variant]
         if g.lr_grid:  # its first run is the grid run at the lr picked (or the best so far)
             variant.append(f"lr {lr_name(row.runs[0].run.lr)} "
-                           f"{'best on dev so far' if row.provisional else 'picked on dev'}")
+                           f"{'best on dev so far' if row.provisional else 'picked on dev'}"
+                           + (", at the grid's end" if row.grid_end else ""))
+        elif g.lr is not None and g.task == "sst_phrase":  # beside the tuned rows it is compared with
+            variant.append(f"lr {lr_name(g.lr)}, no grid")
         if g.group in checks:
             variant.append("precision check")
         return [MODEL_NAMES.get(g.model, g.model), ENCODER_NAMES.get(g.encoder, g.encoder),
