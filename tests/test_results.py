@@ -10,7 +10,7 @@ import pytest
 from conftest import FIXTURES
 
 from sentibert import cli
-from sentibert.data.labels import SST5_NAMES
+from sentibert.data.labels import SST3_NAMES, SST5_NAMES, relabel, to_sst3
 from sentibert.data.tree import read_trees
 from sentibert.evaluation.metrics import evaluate_predictions, transfer_metrics
 from sentibert.evaluation.report import load_run
@@ -57,7 +57,8 @@ GROUPS = {"pre": ("sst_phrase_pretrain", "sentibert", "pre-training"), "sb": ("s
           "lo": ("sst_phrase", "sentibert", "LoRA"), "lo32": ("sst_phrase", "sentibert", "LoRA r32"),
           "ab": ("sst_phrase", "sentibert", "no token attention"),
           "sbbf": ("sst_phrase", "sentibert", "pre-trained (bf16)"), "mpt": ("sst_phrase", "mean_pool", "tuned (bf16)"),
-          "scbf": ("sst_phrase", "sentibert", "no pre-training (bf16)"), "lobf": ("sst_phrase", "sentibert", "LoRA (bf16)")}
+          "scbf": ("sst_phrase", "sentibert", "no pre-training (bf16)"), "lobf": ("sst_phrase", "sentibert", "LoRA (bf16)"),
+          "s3mp": ("sst3", "mean_pool", "")}
 
 
 def sst5_test(phrase: float, root: float, contrast: float) -> dict:
@@ -412,12 +413,16 @@ def test_transfer_table_sentibert_minus_cls_per_encoder_with_pending_rows(campai
         write_gz_predictions(results / run, trees, [[p, *[2] * (len(t) - 1)] for p, t in zip(pred, trees)])
     run_results(str(results))
     md = (campaign / "RESULTS.md").read_text()
-    assert "| task | metric | encoder | precision | SentiBERT (seeds) | BERT (seeds) | " \
-           "Δ SentiBERT − BERT [95% interval] | paper: SentiBERT / BERT / Δ |" in md
+    assert "| task | metric | encoder | precision | baseline | SentiBERT (seeds) | baseline (seeds) | " \
+           "Δ SentiBERT − baseline [95% interval] | paper: SentiBERT / baseline / Δ |" in md
+    # SST-3's baseline, BERT* (mean pooling), has no group in this campaign
+    assert "| SST-3 | SST-3 root | tiny | 32 | BERT* | 75.00 (1/2) | – | – (not in the campaign) | 77.34 / 73.35 / " \
+           "+3.99 |" in md
     delta = f"{100 * (r['joysb-s1'] - r['joy-s1']):+.2f}*"
-    assert f"| EmoInt joy | Pearson r | tiny | 32 | {100 * r['joysb-s1']:.2f} (1/3) | {100 * r['joy-s1']:.2f} (1/1) | " \
+    assert f"| EmoInt joy | Pearson r | tiny | 32 | BERT | {100 * r['joysb-s1']:.2f} (1/3) | {100 * r['joy-s1']:.2f} (1/1) | " \
            f"{delta} [" in md
-    assert "| EmoInt joy | Pearson r | mpnet | – | – (0/3) | – (0/3) | – (pending) | 68.90 / 65.18 / +3.72 |" in md
+    assert "| EmoInt joy | Pearson r | mpnet | – | BERT | – (0/3) | – (0/3) | – (pending) | 68.90 / 65.18 / +3.72 |" \
+        in md
     # the paper's numbers follow the model, whatever the precision in its variant
     assert "| EmoInt joy | sentibert | mpnet | pre-trained (bf16) | – | 0/3 | 2e-05 | – | 68.90 | – |" in md
 
@@ -425,6 +430,34 @@ def test_transfer_table_sentibert_minus_cls_per_encoder_with_pending_rows(campai
     run_results(str(results))
     assert f"| {100 * r['joy-s1']:.2f} (1/1) | – (precisions differ: bf16 and 32) | 68.90 / 65.18 / +3.72 |" in \
         (campaign / "RESULTS.md").read_text()
+
+
+def test_sst3_sentibert_minus_bert_star_reads_each_runs_label_view(campaign, monkeypatch):
+    """SST-3: the paper's claim is over BERT* (mean pooling). s3-s1 wrote its predictions before files named their
+    classes (5-class gold, 3-class predictions: its config's data.label_view maps the gold); s3mp-s1 names them."""
+    monkeypatch.setattr("sentibert.campaign.tables.draw_plots", lambda tables, plots_dir: [])
+    (campaign / "campaign.yaml").write_text(CAMPAIGN + """\
+  - {group: s3mp, task: sst3, model: mean_pool, encoder: tiny, variant: "", overrides: [experiment=sst3,
+     model=mean_pool], lr_from: sb, seeds: [1]}
+""")
+    results = campaign / "results"
+    trees = read_trees(FIXTURES / "report_trees.txt") * 4
+    right = [[to_sst3(label) for label in tree.labels] for tree in trees]
+    old = [json.dumps({"tree": tree.to_ptb(), "pred": pred}) for tree, pred in zip(trees, right)]
+    (results / "s3-s1" / "test_predictions.jsonl.gz").write_bytes(gzip.compress("\n".join(old).encode()))
+    (results / "s3-s1" / "config.yaml").write_text("data:\n  label_view: sst3\nmodel:\n  num_classes: 3\n")
+    write_run(results, "s3mp-s1", "s3mp", 1, 5e-5, 0.7, {"sst3_root_acc": 0.75})
+    wrong_root = [[(pred[0] + 1) % 3 if i % 4 == 0 else pred[0], *pred[1:]] for i, pred in enumerate(right)]
+    plain = write_predictions(results / "s3mp-s1" / "plain.jsonl", [relabel(t, "sst3") for t in trees], wrong_root,
+                              SST3_NAMES)
+    (results / "s3mp-s1" / "test_predictions.jsonl.gz").write_bytes(gzip.compress(plain.read_bytes()))
+    plain.unlink()
+    run_results(str(results))
+    md = (campaign / "RESULTS.md").read_text()
+    assert "| task | metric | encoder | precision | baseline | SentiBERT (seeds) | baseline (seeds) | " \
+           "Δ SentiBERT − baseline [95% interval] | paper: SentiBERT / baseline / Δ |" in md
+    assert "| SST-3 | SST-3 root | tiny | 32 | BERT* | 75.00 (1/2) | 75.00 (1/1) | +25.00* [" in md  # 1 root in 4
+    assert "] | 77.34 / 73.35 / +3.99 |" in md
 
 
 def test_fine_grained_table_beside_the_papers_numbers(campaign):

@@ -25,9 +25,10 @@ from sentibert.campaign.spec import (PAPER_TEST_METRICS, Campaign, Group, GroupC
                                      best_lr_so_far, compose_groups, grid_runs, lr_name, read_json, read_results,
                                      recorded_lr, stale_lr, trainer_record, wanted)
 from sentibert.config import TrainerConfig
+from sentibert.evaluation.report import load_run
 from sentibert.evaluation.significance import Difference, SentenceScores, paired_bootstrap, paired_bootstrap_roots, \
     root_predictions, sentence_scores
-from sentibert.runs import CONFIG_FILE, METRICS_FILE, find_predictions, read_predictions
+from sentibert.runs import CONFIG_FILE, METRICS_FILE, find_predictions
 
 PAPER_PREFIX = "paper_subset/"  # a metric on the paper's test subset (paper_test_metrics.json)
 PAPER_KEYS = {"task", "model", "variant", "metric", "value", "source"}
@@ -49,7 +50,9 @@ DASH = "–"
 # model whatever their precision: SentiBERT is a pre-trained SentiBERT (init_from), BERT* and BERT the baselines.
 SENTIBERT = ("sentibert", "pre-trained")  # the paper's SentiBERT: pre-trained first (init_from)
 PAPER_MODELS = {SENTIBERT: "SentiBERT", ("mean_pool", ""): "BERT*", ("cls", ""): "BERT"}
-TRANSFER_PAIR = (SENTIBERT, ("cls", ""))  # the transfer claim: SentiBERT minus BERT ([CLS])
+# The paper's claims of SentiBERT over a baseline, per task: BERT ([CLS]) on the transfer tasks, BERT* (mean
+# pooling) on SST-3 (its Table 1)
+BASELINES = {"sst3": ("mean_pool", ""), **{task: ("cls", "") for task in TRANSFER_TASKS}}
 
 
 # ---- inputs ---------------------------------------------------------------------------------------------------
@@ -199,7 +202,7 @@ class Tables:
     orphans: list[str]  # result folders that no run of the campaign names (or only an lr_extend one no grid calls for)
     paper: dict[tuple[str, str, str, str], float]  # paper.yaml
     comparisons: list[Comparison]
-    transfer: list[TransferLine]  # SentiBERT minus BERT per transfer task and encoder
+    transfer: list[TransferLine]  # SentiBERT minus its baseline per BASELINES task and encoder
 
 
 @dataclass
@@ -207,8 +210,8 @@ class TransferLine:
     task: str
     encoder: str
     sentibert: Row | None
-    cls: Row | None
-    difference: Difference | None  # SentiBERT minus BERT, paired over the test sentences and pooled over seeds
+    baseline: Row | None  # BASELINES[task]'s row
+    difference: Difference | None  # SentiBERT minus baseline, paired over the test sentences and pooled over seeds
     missing: str  # why there is no difference yet: "pending", precisions differ, ...
 
 
@@ -339,29 +342,31 @@ def precision_mismatches(rows: list[Row]) -> list[tuple[Row, Row]]:
 
 
 def transfer_lines(rows: list[Row]) -> list[TransferLine]:
-    """Per encoder and transfer task: the paper's SentiBERT and BERT rows (the first group of each), and SentiBERT
-    minus BERT once both have results in one precision."""
+    """Per encoder and BASELINES task: the paper's SentiBERT and its baseline's rows (the first group of each), and
+    SentiBERT minus the baseline once both have results in one precision."""
     lines = []
-    for encoder in dict.fromkeys(row.group.encoder for row in rows if row.group.task in TRANSFER_TASKS):
-        for task in TRANSFER_TASKS:
+    for encoder in dict.fromkeys(row.group.encoder for row in rows if row.group.task in BASELINES):
+        for task, baseline in BASELINES.items():
             pair = [next((r for r in rows if (r.group.task, r.group.encoder) == (task, encoder)
-                          and paper_model(r.group) == key), None) for key in TRANSFER_PAIR]
+                          and paper_model(r.group) == key), None) for key in (SENTIBERT, baseline)]
             if any(pair):
                 lines.append(TransferLine(task, encoder, *pair, *_transfer_difference(task, *pair)))
     return lines
 
 
 def _transfer_difference(task: str, a: Row | None, b: Row | None) -> tuple[Difference | None, str]:
-    if a is None or b is None or not a.runs or not b.runs:
+    if a is None or b is None:
+        return None, "not in the campaign"
+    if not a.runs or not b.runs:
         return None, "pending"
     if a.precision != b.precision:
         return None, f"precisions differ: {a.precision} and {b.precision}"
     if unpredicted := [run.path.name for row in (a, b) for run in row.runs if run.predictions() is None]:
         return None, f"no test predictions in {', '.join(unpredicted)}"
     try:
-        scores = [root_predictions([read_predictions(run.predictions()).records for run in row.runs])
-                  for row in (a, b)]
-        difference = paired_bootstrap_roots(*scores, TASKS[task][1][0])
+        scores = [root_predictions([load_run(run.path).predictions for run in row.runs]) for row in (a, b)]
+        metric = TASKS[task][1][0]  # each task's root metric: Pearson r or an accuracy
+        difference = paired_bootstrap_roots(*scores, metric if metric == "pearson" else "accuracy")
     except ValueError as err:
         raise ResultsError(f"{a.group.group} against {b.group.group}: {err}") from None
     return (None, "r undefined: a seed predicts one class") if math.isnan(difference.delta) else (difference, "")
@@ -375,8 +380,7 @@ def compare(rows: list[Row]) -> list[Comparison]:
     def scored(row: Row) -> SentenceScores:
         if row.group.group not in scores:
             try:
-                scores[row.group.group] = sentence_scores([read_predictions(run.predictions()).records
-                                                           for run in row.runs])
+                scores[row.group.group] = sentence_scores([load_run(run.path).predictions for run in row.runs])
             except ValueError as err:
                 raise ResultsError(f"{', '.join(str(run.path) for run in row.runs)}: {err}") from None
         return scores[row.group.group]

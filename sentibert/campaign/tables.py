@@ -24,8 +24,8 @@ import shutil
 import statistics
 from pathlib import Path
 
-from sentibert.campaign.results import (DASH, EMOINT_TASKS, PAPER_MODELS, PAPER_PREFIX, TASKS, TRANSFER_PAIR,
-                                        TRANSFER_TASKS, ResultsError, Row, RunResult, Stat, Tables,
+from sentibert.campaign.results import (BASELINES, DASH, EMOINT_TASKS, PAPER_MODELS, PAPER_PREFIX, SENTIBERT,
+                                        TASKS, TRANSFER_TASKS, ResultsError, Row, RunResult, Stat, Tables,
                                         ablation_references, at_grid_end, build, is_ablation, load_paper, paper_model,
                                         paper_value, precision_mismatches, precision_twin)
 from sentibert.campaign.spec import CampaignError, load_campaign, lr_name
@@ -298,7 +298,7 @@ def _difference(d: Difference) -> str:
 
 
 def _transfer(tables: Tables, rows: list[Row]) -> list[str]:
-    """SST-2 (GLUE) and EmoInt: SentiBERT against BERT per encoder, then every row."""
+    """SentiBERT against the paper's baseline per encoder (SST-3 too), then every SST-2 (GLUE) and EmoInt row."""
     paper = tables.paper
     sections = ["## Transfer\n", *_transfer_pairs(tables)]
     glue = [row for row in rows if row.group.task == "sst2_glue"]
@@ -314,29 +314,32 @@ def _transfer(tables: Tables, rows: list[Row]) -> list[str]:
 
 
 def _transfer_pairs(tables: Tables) -> list[str]:
-    """The paper's transfer claim on each encoder: SentiBERT, BERT and SentiBERT minus BERT, beside the paper's."""
+    """The paper's claims on each encoder: SentiBERT, its baseline and SentiBERT minus the baseline, beside the
+    paper's."""
     if not tables.transfer:
         return []
-    names = [PAPER_MODELS[key] for key in TRANSFER_PAIR]
+    sentibert = PAPER_MODELS[SENTIBERT]
     lines = []
     for line in tables.transfer:
         metric = TASKS[line.task][1][0]
-        pair = (line.sentibert, line.cls)
-        theirs = [tables.paper.get((line.task, *key, metric)) for key in TRANSFER_PAIR]
+        pair, keys = (line.sentibert, line.baseline), (SENTIBERT, BASELINES[line.task])
+        theirs = [tables.paper.get((line.task, *key, metric)) for key in keys]
         paper_delta = DASH if None in theirs else f"{theirs[0] - theirs[1]:+.2f}"
         lines.append([TASKS[line.task][0], LABELS[metric], line.encoder,
                       ", ".join(dict.fromkeys(row.precision for row in pair if row and row.precision)) or DASH,
+                      PAPER_MODELS[keys[1]],
                       *(DASH if row is None else f"{_cell(row.stat(metric))} ({row.seeds})" for row in pair),
                       _difference(line.difference) if line.difference else f"{DASH} ({line.missing})",
                       " / ".join([*(_num(v) or DASH for v in theirs), paper_delta])])
-    header = ["task", "metric", "encoder", "precision", *(f"{name} (seeds)" for name in names),
-              f"Δ {names[0]} − {names[1]} [{CONFIDENCE:.0%} interval]", f"paper: {names[0]} / {names[1]} / Δ"]
-    return [f"### {names[0]} against {names[1]} ([CLS]), per encoder\n",
-            f"The paper's transfer claim on each encoder (MPNet is BERT-base size): pre-trained {names[0]} and "
-            f"{names[1]} ([CLS]) as mean ± sd over the seeds with results (with results / planned), and {names[0]} "
-            f"minus {names[1]} in points, with a paired bootstrap interval over the test sentences pooled over the "
-            "seeds: each resample recomputes every seed's accuracy or Pearson r on the sentences drawn, and takes "
-            f"the mean over seeds (`sentibert.evaluation.significance`: {SAMPLES:,} resamples, seed {SEED}; * "
+    header = ["task", "metric", "encoder", "precision", "baseline", f"{sentibert} (seeds)", "baseline (seeds)",
+              f"Δ {sentibert} − baseline [{CONFIDENCE:.0%} interval]", f"paper: {sentibert} / baseline / Δ"]
+    return [f"### {sentibert} against the paper's baseline, per encoder\n",
+            f"The paper's claims on each encoder (MPNet is BERT-base size): pre-trained {sentibert} against BERT "
+            "([CLS]) on the transfer tasks and against BERT* (mean pooling) on SST-3, as the paper sets them. Each "
+            f"as mean ± sd over the seeds with results (with results / planned), and {sentibert} minus the baseline "
+            "in points, with a paired bootstrap interval over the test sentences pooled over the seeds: each "
+            "resample recomputes every seed's accuracy or Pearson r on the sentences drawn, and "
+            f"takes the mean over seeds (`sentibert.evaluation.significance`: {SAMPLES:,} resamples, seed {SEED}; * "
             "marks an interval that excludes 0). The two are compared only where they trained in one precision. "
             "`paper`: the paper's BERT-base numbers and their difference.\n", _table(header, lines)]
 
