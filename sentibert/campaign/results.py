@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import yaml
@@ -25,7 +26,7 @@ from sentibert.campaign.spec import (PAPER_TEST_METRICS, Campaign, Group, GroupC
                                      best_lr_so_far, compose_groups, grid_runs, lr_name, read_json, read_results,
                                      recorded_lr, stale_lr, trainer_record, wanted)
 from sentibert.config import TrainerConfig
-from sentibert.evaluation.report import load_run
+from sentibert.evaluation.report import FinishedRun, load_run
 from sentibert.evaluation.significance import Difference, SentenceScores, paired_bootstrap, paired_bootstrap_roots, \
     root_predictions, sentence_scores
 from sentibert.runs import CONFIG_FILE, METRICS_FILE, find_predictions
@@ -112,6 +113,12 @@ class RunResult:
 
     def predictions(self) -> Path | None:
         return find_predictions(self.path)
+
+    @cached_property
+    def finished(self) -> FinishedRun:
+        """The run as `sentibert report` reads it: its test predictions with its own label view; read once (the
+        comparisons, the transfer lines and the plots share it)."""
+        return load_run(self.path)
 
 
 def load_result(results: Path, run: PlannedRun) -> RunResult | None:
@@ -364,7 +371,7 @@ def _transfer_difference(task: str, a: Row | None, b: Row | None) -> tuple[Diffe
     if unpredicted := [run.path.name for row in (a, b) for run in row.runs if run.predictions() is None]:
         return None, f"no test predictions in {', '.join(unpredicted)}"
     try:
-        scores = [root_predictions([load_run(run.path).predictions for run in row.runs]) for row in (a, b)]
+        scores = [root_predictions([run.finished.predictions for run in row.runs]) for row in (a, b)]
         metric = TASKS[task][1][0]  # each task's root metric: Pearson r or an accuracy
         difference = paired_bootstrap_roots(*scores, metric if metric == "pearson" else "accuracy")
     except ValueError as err:
@@ -380,7 +387,7 @@ def compare(rows: list[Row]) -> list[Comparison]:
     def scored(row: Row) -> SentenceScores:
         if row.group.group not in scores:
             try:
-                scores[row.group.group] = sentence_scores([load_run(run.path).predictions for run in row.runs])
+                scores[row.group.group] = sentence_scores([run.finished.predictions for run in row.runs])
             except ValueError as err:
                 raise ResultsError(f"{', '.join(str(run.path) for run in row.runs)}: {err}") from None
         return scores[row.group.group]

@@ -18,6 +18,7 @@ same inputs give the same bytes.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import os
 import shutil
@@ -135,8 +136,8 @@ def _relpath(path: Path, start: Path) -> str:
     return Path(os.path.relpath(path.resolve(), start.resolve())).as_posix()
 
 
-def plot_sets(tables: Tables) -> list[tuple[str, str, list[tuple[str, Path]]]]:
-    """The plots of SST-phrase rows: (folder name, title, [(label, run dir)]), one set per encoder for the main
+def plot_sets(tables: Tables) -> list[tuple[str, str, list[tuple[str, RunResult]]]]:
+    """The plots of SST-phrase rows: (folder name, title, [(label, run)]), one set per encoder for the main
     rows and one for the ablations, each from the first seed of the rows whose run has test predictions."""
     sets = []
     phrase = [row for row in tables.rows if row.group.task == "sst_phrase" and not row.stage]
@@ -144,7 +145,7 @@ def plot_sets(tables: Tables) -> list[tuple[str, str, list[tuple[str, Path]]]]:
     for encoder in dict.fromkeys(row.group.encoder for row in phrase):
         for suffix, title, pick in (("", "main rows", lambda r: not is_ablation(r) or r.group.group in references),
                                     ("-ablations", "ablations", is_ablation)):
-            runs = [(_row_name(row) + row.grid_note, row.runs[0].predictions().parent) for row in phrase
+            runs = [(_row_name(row) + row.grid_note, row.runs[0]) for row in phrase
                     if row.group.encoder == encoder and pick(row) and row.runs and row.runs[0].predictions()]
             if runs:
                 sets.append((f"{encoder}-sst_phrase{suffix}", f"{encoder}, SST-phrase, {title}", runs))
@@ -590,11 +591,9 @@ def draw_plots(tables: Tables, plots_dir: Path) -> list[Path]:
     written = []
     for name, _, members in plot_sets(tables):
         out = plots_dir / name
-        runs = []
-        for label, path in members:
-            run = report.load_run(path)
-            run.label, run.path = label, Path(_relpath(path, out))  # the report names the folder relative to it
-            runs.append(run)
+        # the report names each run's folder relative to it
+        runs = [dataclasses.replace(run.finished, label=label, path=Path(_relpath(run.path, out)))
+                for label, run in members]
         written.append(report.report(runs, out))
     return written
 

@@ -26,7 +26,7 @@ METRICS = ("phrase_acc", "sst5_root_acc")
 @dataclass(frozen=True)
 class SentenceScores:
     """A model's test predictions per sentence (S of them), averaged over its seeds."""
-    sentences: tuple[str, ...]  # the gold trees (PTB): two models are compared on the same ones only
+    sentences: tuple[BinaryTree, ...]  # the gold trees: two models are compared on the same ones only
     correct: np.ndarray  # (S,) correct nodes, 5-class (SST-phrase counts every node, root included)
     nodes: np.ndarray  # (S,) nodes
     root: np.ndarray  # (S,) the root right, in [0, 1]
@@ -48,18 +48,19 @@ class Difference:
 @dataclass(frozen=True)
 class RootPredictions:
     """A sentence-level task's test predictions (the root's class) per seed, on S sentences."""
-    sentences: tuple[str, ...]
+    sentences: tuple[BinaryTree, ...]
     gold: np.ndarray  # (S,) gold class
     pred: np.ndarray  # (seeds, S) predicted class
 
 
-def _same_sentences(runs: Sequence[Sequence[tuple[BinaryTree, Sequence[int]]]]) -> tuple[str, ...]:
-    """The gold trees (PTB) that every seed was tested on, in order."""
+def _same_sentences(runs: Sequence[Sequence[tuple[BinaryTree, Sequence[int]]]]) -> tuple[BinaryTree, ...]:
+    """The gold trees that every seed was tested on, in order (trees are equal where tokens, structure and labels
+    are)."""
     if not runs:
         raise ValueError("no runs to score")
-    sentences = tuple(tree.to_ptb() for tree, _ in runs[0])
+    sentences = tuple(tree for tree, _ in runs[0])
     for i, run in enumerate(runs):
-        if tuple(tree.to_ptb() for tree, _ in run) != sentences:
+        if tuple(tree for tree, _ in run) != sentences:
             raise ValueError(f"seed {i + 1} of {len(runs)} was tested on other sentences than seed 1")
     return sentences
 
