@@ -513,7 +513,7 @@ def test_a_grid_extended_in_place_makes_the_runs_at_the_old_pick_stale_once_the_
     assert [r.run.name for r in by_group["sb"].runs] == ["sb-lr2e-03-s1"]
     assert (by_group["sb"].seeds, by_group["sb"].lr, by_group["sb"].missing) == (
         "1/2, 1 stale", "2e-03 (grid, at its end)", ["sb-s2 (stale: trained at 5e-04)"])
-    assert (by_group["abl"].runs, by_group["abl"].seeds, by_group["abl"].lr) == ([], "0/1, 1 stale", "2e-03 (from sb)")
+    assert (by_group["abl"].runs, by_group["abl"].seeds, by_group["abl"].lr) == ([], "0/1, 1 stale", "2e-03 (from sb, at its end)")
     out = results.parent / "RESULTS.md"
     tables.write(results, campaign.path, PAPER, out, results / "summary.csv", plots=False)
     md = out.read_text()

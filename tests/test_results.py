@@ -16,7 +16,7 @@ from sentibert.evaluation.metrics import evaluate_predictions, transfer_metrics
 from sentibert.evaluation.report import load_run
 from sentibert.campaign.results import ResultsError, build, load_paper
 from sentibert.campaign.spec import load_campaign
-from sentibert.campaign.tables import README_BEGIN, README_END, readme_tables
+from sentibert.campaign.tables import GRID_END_NOTE, README_BEGIN, README_END, readme_tables
 from sentibert.runs import write_predictions
 
 PAPER = Path(__file__).resolve().parents[1] / "experiments" / "paper.yaml"
@@ -179,7 +179,7 @@ def test_tables_from_the_picked_lr_and_the_other_seeds(campaign, capsys):
     assert "| sentibert | tiny | pre-trained | 32 | 1/2 | 5e-05 (from sb) | 75.00 | 77.34 | aaaaaaa |" in md
     # the runs, the missing, and the hours: the row's two runs and its grid's other two (half an hour each)
     assert "| sb | sb-lr5e-05-s1 sb-s2 | sb-s3 | aaaaaaa, bbbbbbb (dirty) | 32 | 2.0 |" in md
-    assert "| pre | tiny | 32 | 1/1 | 2e-05 | phrase_acc | 50.00 | 1 | aaaaaaa |" in md
+    assert "| pre | tiny | 32 | 1/1 | 2e-05 (fixed) | phrase_acc | 50.00 | 1 | aaaaaaa |" in md
     # s3-s1 started from a rebuilt pre-s1 (another dev score); sb-s2 from the committed one, so it is not listed
     assert "| run | started from | its dev | committed dev |\n| --- | --- | --- | --- |\n" \
            "| s3-s1 | pre-s1 | 49.99 | 50.00 |\n\n" in md
@@ -214,8 +214,9 @@ def test_a_new_seed_updates_the_row(campaign):
     # mp's grid (2e-05, 5e-05) picks its largest lr: said beside the pick, and in README, where 5e-05 may not be best
     assert "| mp | phrase_acc | 55.00 | **56.00** |  | 5e-05, at the grid's end |" in md
     assert "| mean_pool | tiny |  | 32 | 1/2 | 5e-05 (grid, at its end) |" in md
-    assert "| mean pooling | tiny | lr 5e-05 picked on dev, at the grid's end | 32 | 1/2 |" in (
-        campaign.parent / "README.md").read_text()
+    readme = (campaign.parent / "README.md").read_text()
+    assert "| mean pooling | tiny | lr 5e-05 picked on dev, at the grid's end | 32 | 1/2 |" in readme
+    assert GRID_END_NOTE in md and GRID_END_NOTE in readme  # said once what the flag means
     assert ("Results of runs that the campaign file does not plan (not in any table; an lr_extend run counts only "
             "while its grid calls for it): stray-s1.") in md
 
@@ -377,7 +378,7 @@ def test_each_row_shows_the_precision_its_runs_trained_in(campaign, capsys):
     assert rows["emoint_joy/cls", "pearson"]["precision"] == "bf16"
     assert rows["sst_phrase/sentibert", "phrase_acc"]["precision"] == "32"  # no trainer.precision: the default
     md = (campaign / "RESULTS.md").read_text()
-    assert "| EmoInt joy | cls | tiny |  | bf16 | 1/1 | 2e-05 | 60.00 | 65.18 | aaaaaaa |" in md
+    assert "| EmoInt joy | cls | tiny |  | bf16 | 1/1 | 2e-05 (fixed) | 60.00 | 65.18 | aaaaaaa |" in md
     assert "| joy | joy-s1 | – | aaaaaaa | bf16 | 0.5 |" in md
     (results / "sb-s2" / "config.yaml").unlink()
     assert cli.main(["results", str(results)]) == 1
@@ -424,7 +425,7 @@ def test_transfer_table_sentibert_minus_cls_per_encoder_with_pending_rows(campai
     assert "| EmoInt joy | Pearson r | mpnet | – | BERT | – (0/3) | – (0/3) | – (pending) | 68.90 / 65.18 / +3.72 |" \
         in md
     # the paper's numbers follow the model, whatever the precision in its variant
-    assert "| EmoInt joy | sentibert | mpnet | pre-trained (bf16) | – | 0/3 | 2e-05 | – | 68.90 | – |" in md
+    assert "| EmoInt joy | sentibert | mpnet | pre-trained (bf16) | – | 0/3 | 2e-05 (fixed) | – | 68.90 | – |" in md
 
     (results / "joysb-s1" / "config.yaml").write_text("trainer:\n  precision: bf16\n")  # the pair: no longer alike
     run_results(str(results))

@@ -163,7 +163,7 @@ class Row:
     # (finished, planned) runs of the unfinished lr grid whose best so far gives its lr: a pick that may move
     provisional: tuple[int, int] | None = None
     config: GroupConfig | None = None  # what its composed config says (spec.compose_groups; set by `build`)
-    grid_end: bool = False  # its lr is its grid's final pick at an end of the grid: the best lr may lie beyond
+    grid_end: bool = False  # its lr (its own grid's, or lr_from's) is a final pick at an end of the grid
 
     def stat(self, metric: str, bucket: str | None = None) -> Stat:
         return Stat.of([run.value(metric, bucket) for run in self.runs])
@@ -238,19 +238,19 @@ def build(campaign: Campaign, results: Path, paper: dict[tuple[str, str, str, st
         source = g.group if g.lr_grid else g.lr_from  # the group whose grid gives the lr, if any
         lr, provisional = _grid_pick(campaign, source, results, loaded) if source else (g.lr, None)
         missing = []
+        grid = grid_runs(campaign, source, results) if source else []  # the grid that gives the lr
+        grid_end = bool(grid) and at_grid_end([run.lr for run in grid], lr, provisional)
+        notes = [*(["provisional"] if provisional else []), *(["at its end"] if grid_end else [])]
         if g.lr_grid:
-            grid = grid_runs(campaign, g.group, results)
             grids.append((g, [(run.lr, loaded[run.name]) for run in grid], lr, provisional))
-            grid_end = at_grid_end([run.lr for run in grid], lr, provisional)
             members = [] if lr is None else [next(r for r in grid if r.lr == lr), *(r for r in runs if not r.grid)]
             if (done := sum(loaded[run.name] is not None for run in grid)) < len(grid):
                 missing.append(f"lr grid ({done} of {len(grid)} runs)")
-            lr_text = "pending" if lr is None else \
-                f"{lr_name(lr)} (grid{', provisional' if provisional else ''}{', at its end' if grid_end else ''})"
+            lr_text = "pending" if lr is None else f"{lr_name(lr)} ({', '.join(['grid', *notes])})"
         else:
-            members, grid_end = runs, False
+            members = runs
             lr_text = "pending" if lr is None else lr_name(lr)
-            lr_text += f" (from {g.lr_from}{', provisional' if provisional else ''})" if g.lr_from else ""
+            lr_text += f" ({', '.join([f'from {g.lr_from}', *notes])})" if g.lr_from else " (fixed)"
         stale = {run.name: lrs for run in members if (lrs := stale_lr(campaign, run, results))}
         # On a provisional pick nothing is stale, but a run made at another lr is not the row's either.
         elsewhere = {run.name: made for run in members if provisional and run.lr_source and loaded[run.name]

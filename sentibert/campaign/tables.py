@@ -43,6 +43,8 @@ EMOINT_MEAN = "emoint_mean"  # paper.yaml's task for the mean over the four emot
 LABELS = {key: METRIC_LABELS[key] for key in ("phrase_acc", "sst5_root_acc", "sst3_root_acc", "contrast", "accuracy",
                                               "pearson", "macro_f1")}
 ANALYSES = tuple((key, key.replace("_", " "), buckets) for key, buckets in METRIC_ANALYSES.items())
+GRID_END_NOTE = ("`at its end` / `at the grid's end`: dev picked the smallest or largest lr of the row's lr grid, "
+                 "with no `lr_extend` value left beyond it: the best lr may lie outside the grid.\n")
 PROVISIONAL_NOTE = ("`grid k/n` in `seeds`: provisional: dev picked the row's lr among the k finished runs of its "
                     "lr grid (of n), and the row shows its runs at that lr; the pick may move once the grid is done.\n")
 
@@ -63,7 +65,7 @@ def summary_csv(tables: Tables) -> str:
             provisional = "/".join(map(str, row.provisional)) if row.provisional else ""
             lr = row.runs[0].info.get("lr") if row.runs else None  # what the runner trained it at
             writer.writerow([g.group, g.task, g.model, g.encoder, g.variant, row.precision or "",
-                             "" if lr is None else f"{lr:g}", s.n, provisional, _num(s.mean), _num(s.sd),
+                             "" if lr is None else lr_name(lr), s.n, provisional, _num(s.mean), _num(s.sd),
                              _num(paper_value(row, metric)), metric])
     return out.getvalue()
 
@@ -176,9 +178,10 @@ def _intro(tables: Tables, out: Path, csv_path: Path, paper_file: Path, command:
         "Every number is a test metric of the epoch that dev selected, in % (Pearson r x 100), as the mean ± the "
         "sample standard deviation over seeds (no ± with one seed; – where there is no result yet). `seeds` is "
         "runs with results / runs planned; `lr` is the learning rate of the row's runs (`grid`: picked on dev by the "
-        "group's lr grid, below; `from G`: the lr G's grid picked). `precision` is `trainer.precision` in the "
-        "config.yaml of the row's runs (32: float32; bf16: bfloat16 autocast; – before a run has results); rows "
-        "are compared with each other only in one precision, but for the precision checks. `paper` is the paper's "
+        "group's lr grid, below; `from G`: the lr G's grid picked; `fixed`: set in the campaign file). "
+        "`precision` is `trainer.precision` in the config.yaml of the row's runs (32: float32; bf16: bfloat16 "
+        "autocast; – before a run has results); rows are compared with each other only in one precision, but for "
+        "the precision checks. `paper` is the paper's "
         "BERT-base number for the model the row reproduces, whatever its precision (SentiBERT: a pre-trained "
         "`sentibert`; BERT*: `mean_pool`; BERT: `cls`), for SST on its own 2184-sentence test subset; the columns "
         "marked † are ours on that subset (data=sst_paper), the others on the standard 2210-sentence test split. "
@@ -190,6 +193,7 @@ def _intro(tables: Tables, out: Path, csv_path: Path, paper_file: Path, command:
            "gained a value that dev prefers); they are left out of the row until the campaign trains them again at "
            "the new lr (Runs names them).\n"] if any(row.stale for row in tables.rows) else []),
         *([PROVISIONAL_NOTE] if any(row.provisional for row in tables.rows) else []),
+        *([GRID_END_NOTE] if any(row.grid_end for row in tables.rows) else []),
     ]
 
 
@@ -543,6 +547,8 @@ def readme_tables(tables: Tables) -> str:
                            + (", at the grid's end" if row.grid_end else ""))
         elif g.lr is not None and g.task == "sst_phrase":  # beside the tuned rows it is compared with
             variant.append(f"lr {lr_name(g.lr)}, no grid")
+        elif row.grid_end and g.group not in checks:  # lr_from a grid that picked its end
+            variant.append(f"lr {lr_name(row.runs[0].info['lr'])}, at its grid's end")
         if g.group in checks:
             variant.append("precision check")
         return [MODEL_NAMES.get(g.model, g.model), ENCODER_NAMES.get(g.encoder, g.encoder),
@@ -562,6 +568,8 @@ def readme_tables(tables: Tables) -> str:
                         "paper (BERT-base)"], other)]
     if any(row.provisional for row in rows):
         sections.append(PROVISIONAL_NOTE)
+    if any(row.grid_end for row in rows):
+        sections.append(GRID_END_NOTE)
     return "\n".join(sections)
 
 
