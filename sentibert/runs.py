@@ -21,6 +21,7 @@ labels: `read_predictions` maps them with the run's data.label_view.
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import zlib
@@ -87,6 +88,13 @@ def write_predictions(path: str | Path, trees: Sequence[BinaryTree], predictions
     return atomic_write_text(path, "".join(lines))
 
 
+# Trees are immutable, and the same test trees recur in every run's predictions file (a results table reads dozens):
+# each text is parsed once. 16k trees cover every test split this project has.
+@functools.lru_cache(maxsize=1 << 14)
+def _gold_tree(text: str) -> BinaryTree:
+    return BinaryTree.from_ptb(text)
+
+
 def read_predictions(path: Path, label_view: str | None = None,
                      label_names: Sequence[str] = SST5_NAMES) -> Predictions:
     """The records of a test_predictions.jsonl (or .jsonl.gz, as the campaign keeps it). For a file from before
@@ -105,7 +113,10 @@ def read_predictions(path: Path, label_view: str | None = None,
             continue
         try:
             record = json.loads(line)
-            tree = BinaryTree.from_ptb(record["tree"], str(path), n)
+            try:
+                tree = _gold_tree(record["tree"])
+            except ValueError:  # parse it again, to say where
+                tree = BinaryTree.from_ptb(record["tree"], str(path), n)
             pred = [int(p) for p in record["pred"]]
             line_names = tuple(map(str, record["label_names"])) if "label_names" in record else None
             if line_names is None:  # written before label_names: the dataset's gold labels

@@ -39,6 +39,8 @@ def test_predictions_file_round_trips_and_holds_gold_and_spans(tmp_path):
     path = write_predictions(tmp_path / "test_predictions.jsonl", TREES, gold_but_root_neutral(), SST5_NAMES)
     read = read_predictions(path)
     assert read.records == list(zip(TREES, gold_but_root_neutral())) and read.label_names == SST5_NAMES
+    again = read_predictions(path)  # the same gold trees recur in every run's file: each text is parsed once
+    assert all(tree is same for (tree, _), (same, _) in zip(read.records, again.records))
     first = json.loads(path.read_text().splitlines()[0])
     assert first == {"tree": TREES[0].to_ptb(), "spans": [list(s) for s in TREES[0].spans],
                      "gold": list(TREES[0].labels), "pred": [2, *TREES[0].labels[1:]], "label_names": list(SST5_NAMES)}
@@ -109,7 +111,8 @@ def test_a_run_without_predictions_is_left_out_of_confusion_and_length(tmp_path,
     ("bad labels", r"test_predictions.jsonl:1: expected gold and predicted labels of the 5 classes \(very negative, "
                    r"negative, neutral, positive, very positive\) for each of the tree's 3 nodes, got gold \[2, 3, 1\] "
                    r"and predictions \[2, 2, 7\]"),
-    ("bad predictions", r"test_predictions.jsonl:2: not a prediction record"),
+    # the tree's own error says where too (gold trees are parsed once per text, and again to locate an error)
+    ("bad predictions", r"test_predictions.jsonl:2: not a prediction record \(\S*test_predictions.jsonl:2: unbalanced"),
 ])
 def test_a_run_directory_the_report_cannot_use_is_named(tmp_path, capsys, breakage, message):
     run = tmp_path / "run"

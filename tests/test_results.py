@@ -501,7 +501,8 @@ def test_pairs_share_a_precision_but_a_precision_check(campaign, monkeypatch):
     assert "| mean_pool | tiny | bf16 | bf16 vs 32: precision check | 1 | mean_pool, 1 | +0.00 [" in md
     # README's table: the check is labelled, and comes after the rows it checks
     readme = readme_tables(build(load_campaign(campaign / "campaign.yaml"), results, {})).split("\n\n")[0]
-    assert readme.splitlines()[-1].startswith("| mean pooling | tiny | bf16; precision check | bf16 | 1/1 |")
+    assert readme.splitlines()[-1].startswith(  # mp's two-lr grid picked 2e-05, its smallest
+        "| mean pooling | tiny | bf16; lr 2e-05, at the grid's end; precision check | bf16 | 1/1 |")
 
     (results / "mp-lr2e-05-s1" / "config.yaml").write_text("trainer:\n  precision: bf16\n")
     run_results(str(results))

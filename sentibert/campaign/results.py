@@ -54,6 +54,7 @@ PAPER_MODELS = {SENTIBERT: "SentiBERT", ("mean_pool", ""): "BERT*", ("cls", ""):
 # The paper's claims of SentiBERT over a baseline, per task: BERT ([CLS]) on the transfer tasks, BERT* (mean
 # pooling) on SST-3 (its Table 1)
 BASELINES = {"sst3": ("mean_pool", ""), **{task: ("cls", "") for task in TRANSFER_TASKS}}
+ROOT_SCORES = {"sst3_root_acc": "accuracy"}  # a task's root metric -> its significance.ROOT_METRICS key, if named apart
 
 
 # ---- inputs ---------------------------------------------------------------------------------------------------
@@ -372,8 +373,8 @@ def _transfer_difference(task: str, a: Row | None, b: Row | None) -> tuple[Diffe
         return None, f"no test predictions in {', '.join(unpredicted)}"
     try:
         scores = [root_predictions([run.finished.predictions for run in row.runs]) for row in (a, b)]
-        metric = TASKS[task][1][0]  # each task's root metric: Pearson r or an accuracy
-        difference = paired_bootstrap_roots(*scores, metric if metric == "pearson" else "accuracy")
+        metric = TASKS[task][1][0]
+        difference = paired_bootstrap_roots(*scores, ROOT_SCORES.get(metric, metric))
     except ValueError as err:
         raise ResultsError(f"{a.group.group} against {b.group.group}: {err}") from None
     return (None, "r undefined: a seed predicts one class") if math.isnan(difference.delta) else (difference, "")

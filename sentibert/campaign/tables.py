@@ -27,7 +27,7 @@ from pathlib import Path
 
 from sentibert.campaign.results import (BASELINES, DASH, EMOINT_TASKS, PAPER_MODELS, PAPER_PREFIX, SENTIBERT,
                                         TASKS, TRANSFER_TASKS, ResultsError, Row, RunResult, Stat, Tables,
-                                        ablation_references, at_grid_end, build, is_ablation, load_paper, paper_model,
+                                        ablation_references, build, is_ablation, load_paper, paper_model,
                                         paper_value, precision_mismatches, precision_twin)
 from sentibert.campaign.spec import CampaignError, load_campaign, lr_name
 from sentibert.evaluation.metrics import ANALYSES as METRIC_ANALYSES
@@ -43,8 +43,8 @@ EMOINT_MEAN = "emoint_mean"  # paper.yaml's task for the mean over the four emot
 LABELS = {key: METRIC_LABELS[key] for key in ("phrase_acc", "sst5_root_acc", "sst3_root_acc", "contrast", "accuracy",
                                               "pearson", "macro_f1")}
 ANALYSES = tuple((key, key.replace("_", " "), buckets) for key, buckets in METRIC_ANALYSES.items())
-GRID_END_NOTE = ("`at its end` / `at the grid's end`: dev picked the smallest or largest lr of the row's lr grid, "
-                 "with no `lr_extend` value left beyond it: the best lr may lie outside the grid.\n")
+GRID_END_NOTE = ("`at its end` / `at the grid's end`: dev picked the smallest or largest lr of the grid that gives "
+                 "the row's lr, with no `lr_extend` value left beyond it: the best lr may lie outside the grid.\n")
 PROVISIONAL_NOTE = ("`grid k/n` in `seeds`: provisional: dev picked the row's lr among the k finished runs of its "
                     "lr grid (of n), and the row shows its runs at that lr; the pick may move once the grid is done.\n")
 
@@ -218,6 +218,7 @@ def _grids(tables: Tables) -> list[str]:
                     "of it: the next value beyond that end joins the grid, one at a time."
                     if any(g.lr_extend for g in tables.campaign.groups.values()) else "") + "\n"]
     if tables.grids:
+        ends = {row.group.group for row in tables.rows if row.grid_end}
         lrs = sorted({lr for _, grid, _, _ in tables.grids for lr, _ in grid})
         lines = []
         for g, grid, picked, provisional in tables.grids:
@@ -232,7 +233,7 @@ def _grids(tables: Tables) -> list[str]:
                 cells.append(f"{mark}{text}{mark}" if picked is not None and lr == picked else text)
             done = sum(r is not None for r in dev.values())
             state = "pending" if picked is None else lr_name(picked) + (" so far" if provisional else "") + (
-                ", at the grid's end" if at_grid_end(list(dev), picked, provisional) else "")
+                ", at the grid's end" if g.group in ends else "")
             lines.append([g.group, metric, *cells, state + (f" ({done} of {len(grid)} runs)" if done < len(grid)
                                                             else "")])
         sections.append(_table(["group", "dev metric", *map(lr_name, lrs), "picked lr"], lines))
@@ -547,8 +548,8 @@ def readme_tables(tables: Tables) -> str:
                            + (", at the grid's end" if row.grid_end else ""))
         elif g.lr is not None and g.task == "sst_phrase":  # beside the tuned rows it is compared with
             variant.append(f"lr {lr_name(g.lr)}, no grid")
-        elif row.grid_end and g.group not in checks:  # lr_from a grid that picked its end
-            variant.append(f"lr {lr_name(row.runs[0].info['lr'])}, at its grid's end")
+        elif row.grid_end:  # lr_from a grid that picked its end
+            variant.append(f"lr {lr_name(row.runs[0].info['lr'])}, at the grid's end")
         if g.group in checks:
             variant.append("precision check")
         return [MODEL_NAMES.get(g.model, g.model), ENCODER_NAMES.get(g.encoder, g.encoder),

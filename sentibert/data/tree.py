@@ -9,7 +9,6 @@ PTB strings are read and written through `nltk.Tree`; SST files round-trip byte 
 """
 from __future__ import annotations
 
-import functools
 import re
 import sys
 import unicodedata
@@ -125,11 +124,6 @@ class BinaryTree:
 
     @classmethod
     def from_ptb(cls, text: str, source: str | None = None, line: int | None = None) -> "BinaryTree":
-        if cls is BinaryTree:
-            try:
-                return _tree_of(text)
-            except ValueError:  # read again below, to say where
-                pass
         try:
             return cls.from_nltk(parse_ptb(text, source, line))
         except TreeFormatError:
@@ -139,12 +133,6 @@ class BinaryTree:
 
     def to_ptb(self) -> str:
         return format_ptb(self.to_nltk())
-
-
-# Trees are immutable, and the same test trees recur in every run's predictions file: each text is parsed once.
-@functools.lru_cache(maxsize=1 << 16)
-def _tree_of(text: str) -> BinaryTree:
-    return BinaryTree.from_nltk(parse_ptb(text))
 
 
 _CLASS = re.compile(r"[0-9]+")
