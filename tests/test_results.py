@@ -58,7 +58,8 @@ GROUPS = {"pre": ("sst_phrase_pretrain", "sentibert", "pre-training"), "sb": ("s
           "ab": ("sst_phrase", "sentibert", "no token attention"),
           "sbbf": ("sst_phrase", "sentibert", "pre-trained (bf16)"), "mpt": ("sst_phrase", "mean_pool", "tuned (bf16)"),
           "scbf": ("sst_phrase", "sentibert", "no pre-training (bf16)"), "lobf": ("sst_phrase", "sentibert", "LoRA (bf16)"),
-          "s3mp": ("sst3", "mean_pool", "")}
+          "s3mp": ("sst3", "mean_pool", ""), "bigmp": ("sst_phrase", "mean_pool", "big"),
+          "late": ("sst_phrase", "cls", "")}
 
 
 def sst5_test(phrase: float, root: float, contrast: float) -> dict:
@@ -431,6 +432,30 @@ def test_transfer_table_sentibert_minus_cls_per_encoder_with_pending_rows(campai
     run_results(str(results))
     assert f"| {100 * r['joy-s1']:.2f} (1/1) | – (precisions differ: bf16 and 32) | 68.90 / 65.18 / +3.72 |" in \
         (campaign / "RESULTS.md").read_text()
+
+
+def test_rows_are_grouped_per_encoder_and_fixed_lrs_are_said(campaign, monkeypatch):
+    """A group listed after another encoder's still sits with its own encoder's rows; a fixed lr reads `(fixed)` in
+    RESULTS.md and `lr ..., no grid` in README's SST-phrase table."""
+    monkeypatch.setattr("sentibert.campaign.tables.draw_plots", lambda tables, plots_dir: [])
+    (campaign / "campaign.yaml").write_text(CAMPAIGN + """\
+  - {group: bigmp, task: sst_phrase, model: mean_pool, encoder: mpnet, variant: big,
+     overrides: [experiment=sst_phrase, encoder=mpnet, model=mean_pool], lr: 2.0e-5, seeds: [1]}
+  - {group: late, task: sst_phrase, model: cls, encoder: tiny, variant: "", overrides: [experiment=sst_phrase,
+     model=cls], lr: 1.0e-4, seeds: [1]}
+""")
+    results = campaign / "results"
+    write_run(results, "bigmp-s1", "bigmp", 1, 2e-5, 0.6, sst5_test(0.6, 0.5, 0.3))
+    write_run(results, "late-s1", "late", 1, 1e-4, 0.6, sst5_test(0.6, 0.5, 0.3))
+    run_results(str(results))
+    main = (campaign / "RESULTS.md").read_text().split("### SST-phrase")[1].split("###")[0]
+    rows = [line.split(" | ")[:3] for line in main.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert rows == [["| sentibert", "tiny", "pre-trained"], ["| mean_pool", "tiny", ""], ["| cls", "tiny", ""],
+                    ["| mean_pool", "mpnet", "big"]]
+    assert "| cls | tiny |  | 32 | 1/1 | 1e-04 (fixed) |" in main
+    readme = (campaign.parent / "README.md").read_text()
+    assert "| [CLS] | tiny | lr 1e-04, no grid | 32 | 1/1 |" in readme
+    assert "| mean pooling | MPNet-base | big; lr 2e-05, no grid | 32 | 1/1 |" in readme
 
 
 def test_sst3_sentibert_minus_bert_star_reads_each_runs_label_view(campaign, monkeypatch):
