@@ -237,9 +237,8 @@ def build(campaign: Campaign, results: Path, paper: dict[tuple[str, str, str, st
     for g in campaign.groups.values():
         runs = [run for run in campaign.runs if run.group is g]
         source = g.group if g.lr_grid else g.lr_from  # the group whose grid gives the lr, if any
-        lr, provisional = _grid_pick(campaign, source, results, loaded) if source else (g.lr, None)
+        lr, provisional, grid = _grid_pick(campaign, source, results, loaded) if source else (g.lr, None, [])
         missing = []
-        grid = grid_runs(campaign, source, results) if source else []  # the grid that gives the lr
         grid_end = bool(grid) and at_grid_end([run.lr for run in grid], lr, provisional)
         notes = [*(["provisional"] if provisional else []), *(["at its end"] if grid_end else [])]
         if g.lr_grid:
@@ -282,12 +281,12 @@ def build(campaign: Campaign, results: Path, paper: dict[tuple[str, str, str, st
 
 
 def _grid_pick(campaign: Campaign, group: str, results: Path, loaded: dict[str, RunResult | None]
-               ) -> tuple[float | None, tuple[int, int] | None]:
-    """The lr `group`'s grid picks (spec.best_lr_so_far), and while the grid is unfinished (a provisional pick): its
-    (finished, planned) runs; None before any has results."""
+               ) -> tuple[float | None, tuple[int, int] | None, list[PlannedRun]]:
+    """The lr `group`'s grid picks (spec.best_lr_so_far); while the grid is unfinished (a provisional pick), its
+    (finished, planned) runs, else None; and the grid's runs."""
     grid = grid_runs(campaign, group, results)
     lr, done = best_lr_so_far(campaign, group, results), sum(loaded[run.name] is not None for run in grid)
-    return lr, None if lr is None or done == len(grid) else (done, len(grid))
+    return lr, None if lr is None or done == len(grid) else (done, len(grid)), grid
 
 
 def at_grid_end(lrs: list[float], picked: float | None, provisional: tuple[int, int] | None) -> bool:
