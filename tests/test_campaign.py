@@ -511,9 +511,10 @@ def test_a_grid_extended_in_place_makes_the_runs_at_the_old_pick_stale_once_the_
     # The tables leave them out of their rows, and say so; never a row of two lrs.
     by_group = rows(campaign, results)
     assert [r.run.name for r in by_group["sb"].runs] == ["sb-lr2e-03-s1"]
-    assert (by_group["sb"].seeds, by_group["sb"].lr, by_group["sb"].missing) == (
+    assert (by_group["sb"].seeds, by_group["sb"].lr_text, by_group["sb"].missing) == (
         "1/2, 1 stale", "2e-03 (grid, at its end)", ["sb-s2 (stale: trained at 5e-04)"])
-    assert (by_group["abl"].runs, by_group["abl"].seeds, by_group["abl"].lr) == ([], "0/1, 1 stale", "2e-03 (from sb, at its end)")
+    assert (by_group["abl"].runs, by_group["abl"].seeds, by_group["abl"].lr_text) == ([], "0/1, 1 stale", "2e-03 (from sb, at its end)")
+    assert (by_group["sb"].lr, by_group["abl"].lr) == (2e-3, 2e-3)  # the lr the tables print, as a number
     out = results.parent / "RESULTS.md"
     tables.write(results, campaign.path, PAPER, out, results / "summary.csv", plots=False)
     md = out.read_text()
@@ -546,8 +547,8 @@ def test_the_runner_starts_nothing_at_a_provisional_pick(tmp_path, fake_training
     shutil.copy(results / "pre-s1" / "metrics.json", runs_dir / "pre-s1")  # its checkpoint's run dir, as trained
     assert (best_lr_so_far(campaign, "sb", results), picked_lr(campaign, "sb", results)) == (5e-4, None)
     by_group = rows(campaign, results)
-    assert (by_group["sb"].seeds, by_group["sb"].lr) == ("1/2, grid 3/4", "5e-04 (grid, provisional)")
-    assert (by_group["abl"].seeds, by_group["abl"].lr) == ("0/1, grid 3/4", "5e-04 (from sb, provisional)")
+    assert (by_group["sb"].seeds, by_group["sb"].lr_text) == ("1/2, grid 3/4", "5e-04 (grid, provisional)")
+    assert (by_group["abl"].seeds, by_group["abl"].lr_text) == ("0/1, grid 3/4", "5e-04 (from sb, provisional)")
     assert [runner.resolve(campaign, run, results, runs_dir) for run in campaign.runs
             if run.name in ("sb-s2", "abl-s1")] == [None, None]
     listed = dry_run(campaign, results, runs_dir, jobs=2).splitlines()

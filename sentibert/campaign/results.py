@@ -156,7 +156,8 @@ class Row:
     group: Group
     runs: list[RunResult]  # the row's runs with results, first seed first
     missing: list[str]  # what it still waits for: run names, or the unfinished lr grid
-    lr: str  # the lr its runs use, and where it comes from
+    lr: float | None  # the lr its runs use (picked on dev, another group's pick, or fixed); None while pending
+    lr_text: str  # that lr, and where it comes from
     metrics: tuple[str, ...]  # headline metrics (CSV lines)
     stage: bool = False  # pre-training: no test metrics
     paper: dict[str, float] = field(default_factory=dict)  # metric (no prefix) -> the paper's number
@@ -210,11 +211,11 @@ class Tables:
     orphans: list[str]  # result folders that no run of the campaign names (or only an lr_extend one no grid calls for)
     paper: dict[tuple[str, str, str, str], float]  # paper.yaml
     comparisons: list[Comparison]
-    transfer: list[TransferLine]  # SentiBERT minus its baseline per BASELINES task and encoder
+    baselines: list[BaselineLine]  # SentiBERT minus its baseline per BASELINES task and encoder
 
 
 @dataclass
-class TransferLine:
+class BaselineLine:
     task: str
     encoder: str
     sentibert: Row | None
@@ -269,7 +270,7 @@ def build(campaign: Campaign, results: Path, paper: dict[tuple[str, str, str, st
                 metrics += tuple(PAPER_PREFIX + m for m in metrics)
         row_paper = {m: v for (task, model, variant, m), v in paper.items()
                      if (task, (model, variant)) == (g.task, paper_model(g))}
-        rows.append(Row(g, have, missing, lr_text, metrics, stage, row_paper, list(stale), provisional,
+        rows.append(Row(g, have, missing, lr, lr_text, metrics, stage, row_paper, list(stale), provisional,
                         configs[g.group], grid_end))
     index = {g: i for i, g in enumerate(campaign.groups)}
     encoders = list(dict.fromkeys(g.encoder for g in campaign.groups.values()))
@@ -277,7 +278,7 @@ def build(campaign: Campaign, results: Path, paper: dict[tuple[str, str, str, st
     known = {run.name for run in campaign.runs if wanted(campaign, run, results)}  # an lr_extend run no grid calls for
     orphans = sorted(p.name for p in results.iterdir() if (p / METRICS_FILE).is_file() and p.name not in known
                      and not p.name.startswith(".")) if results.is_dir() else []  # .RUN.tmp: being collected
-    return Tables(campaign, results, rows, grids, orphans, paper, compare(rows), transfer_lines(rows))
+    return Tables(campaign, results, rows, grids, orphans, paper, compare(rows), baseline_lines(rows))
 
 
 def _grid_pick(campaign: Campaign, group: str, results: Path, loaded: dict[str, RunResult | None]
@@ -348,7 +349,7 @@ def precision_mismatches(rows: list[Row]) -> list[tuple[Row, Row]]:
     return [(row, reference) for row, reference in pairs if reference is not None and reference.runs]
 
 
-def transfer_lines(rows: list[Row]) -> list[TransferLine]:
+def baseline_lines(rows: list[Row]) -> list[BaselineLine]:
     """Per encoder and BASELINES task: the paper's SentiBERT and its baseline's rows (the first group of each), and
     SentiBERT minus the baseline once both have results in one precision."""
     lines = []
@@ -357,11 +358,11 @@ def transfer_lines(rows: list[Row]) -> list[TransferLine]:
             pair = [next((r for r in rows if (r.group.task, r.group.encoder) == (task, encoder)
                           and paper_model(r.group) == key), None) for key in (SENTIBERT, baseline)]
             if any(pair):
-                lines.append(TransferLine(task, encoder, *pair, *_transfer_difference(task, *pair)))
+                lines.append(BaselineLine(task, encoder, *pair, *_baseline_difference(task, *pair)))
     return lines
 
 
-def _transfer_difference(task: str, a: Row | None, b: Row | None) -> tuple[Difference | None, str]:
+def _baseline_difference(task: str, a: Row | None, b: Row | None) -> tuple[Difference | None, str]:
     if a is None or b is None:
         return None, "not in the campaign"
     if not a.runs or not b.runs:

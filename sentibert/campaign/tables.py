@@ -63,9 +63,8 @@ def summary_csv(tables: Tables) -> str:
         for metric in row.metrics:
             s = row.stat(metric)
             provisional = "/".join(map(str, row.provisional)) if row.provisional else ""
-            lr = row.runs[0].info.get("lr") if row.runs else None  # what the runner trained it at
             writer.writerow([g.group, g.task, g.model, g.encoder, g.variant, row.precision or "",
-                             "" if lr is None else lr_name(lr), s.n, provisional, _num(s.mean), _num(s.sd),
+                             lr_name(row.lr) if row.runs else "", s.n, provisional, _num(s.mean), _num(s.sd),
                              _num(paper_value(row, metric)), metric])
     return out.getvalue()
 
@@ -104,7 +103,7 @@ def _rows_table(rows: list[Row], show_task: bool = False) -> str:
     for row in rows:
         g = row.group
         cells = [*([TASKS.get(g.task, (g.task,))[0]] if show_task else []), g.model, g.encoder, g.variant,
-                 row.precision or DASH, row.seeds, row.lr,
+                 row.precision or DASH, row.seeds, row.lr_text,
                  *(_cell(row.stat(m)) if m in row.metrics else DASH for m in metrics)]
         if with_paper:
             cells.append(" / ".join(_num(row.paper.get(m)) or DASH for m in with_paper))
@@ -271,8 +270,8 @@ def _comparisons(tables: Tables) -> list[str]:
     for c in tables.comparisons:
         g = c.row.group
         cells = [_difference(d) for d in c.differences.values()] or [c.missing, *[DASH] * (len(PAIRED_METRICS) - 1)]
-        precision = c.row.precision if c.reference.precision in (None, c.row.precision) \
-            else f"{c.row.precision} vs {c.reference.precision}: precision check"
+        check = precision_twin(c.row, tables.rows) is c.reference and c.reference.runs
+        precision = f"{c.row.precision} vs {c.reference.precision}: precision check" if check else c.row.precision
         lines.append([g.model, g.encoder, g.variant, precision, f"{len(c.row.runs)}{c.row.grid_note}",
                       f"{_row_name(c.reference)}, {len(c.reference.runs)}{c.reference.grid_note}", *cells])
     header = ["model", "encoder", "variant", "precision", "seeds", "compared with, seeds",
@@ -306,7 +305,7 @@ def _difference(d: Difference) -> str:
 def _transfer(tables: Tables, rows: list[Row]) -> list[str]:
     """SentiBERT against the paper's baseline per encoder (SST-3 too), then every SST-2 (GLUE) and EmoInt row."""
     paper = tables.paper
-    sections = ["## Transfer\n", *_transfer_pairs(tables)]
+    sections = ["## Transfer\n", *_baseline_pairs(tables)]
     glue = [row for row in rows if row.group.task == "sst2_glue"]
     if glue:
         sections += [f"### {TASKS['sst2_glue'][0]}\n", _rows_table(glue)]
@@ -319,14 +318,14 @@ def _transfer(tables: Tables, rows: list[Row]) -> list[str]:
     return sections
 
 
-def _transfer_pairs(tables: Tables) -> list[str]:
+def _baseline_pairs(tables: Tables) -> list[str]:
     """The paper's claims on each encoder: SentiBERT, its baseline and SentiBERT minus the baseline, beside the
     paper's."""
-    if not tables.transfer:
+    if not tables.baselines:
         return []
     sentibert = PAPER_MODELS[SENTIBERT]
     lines = []
-    for line in tables.transfer:
+    for line in tables.baselines:
         metric = TASKS[line.task][1][0]
         pair, keys = (line.sentibert, line.baseline), (SENTIBERT, BASELINES[line.task])
         theirs = [tables.paper.get((line.task, *key, metric)) for key in keys]
@@ -425,7 +424,7 @@ def _pretraining(tables: Tables) -> list[str]:
         for row in stages:
             best = row.runs[0].metrics if row.runs else {}
             dev = best.get("best_dev")
-            lines.append([row.group.group, row.group.encoder, row.precision or DASH, row.seeds, row.lr,
+            lines.append([row.group.group, row.group.encoder, row.precision or DASH, row.seeds, row.lr_text,
                           best.get("metric", DASH),
                           DASH if dev is None else f"{100 * dev:.2f}", str(best.get("best_epoch", DASH)),
                           row.commits()])
@@ -543,13 +542,13 @@ def readme_tables(tables: Tables) -> str:
         g = row.group
         variant = [g.variant]
         if g.lr_grid:  # its first run is the grid run at the lr picked (or the best so far)
-            variant.append(f"lr {lr_name(row.runs[0].run.lr)} "
+            variant.append(f"lr {lr_name(row.lr)} "
                            f"{'best on dev so far' if row.provisional else 'picked on dev'}"
                            + (", at the grid's end" if row.grid_end else ""))
         elif g.lr is not None and g.task == "sst_phrase":  # beside the tuned rows it is compared with
             variant.append(f"lr {lr_name(g.lr)}, no grid")
         elif row.grid_end:  # lr_from a grid that picked its end
-            variant.append(f"lr {lr_name(row.runs[0].info['lr'])}, at the grid's end")
+            variant.append(f"lr {lr_name(row.lr)}, at the grid's end")
         if g.group in checks:
             variant.append("precision check")
         return [MODEL_NAMES.get(g.model, g.model), ENCODER_NAMES.get(g.encoder, g.encoder),
