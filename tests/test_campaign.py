@@ -368,7 +368,12 @@ def test_a_started_run_goes_first(tmp_path, fake_training, caplog):
     assert run_campaign(campaign, runs, results, jobs=1, only="pre-*", poll=0.05) == 0
     (runs / "sb-lr1e-04-s1" / "checkpoints").mkdir(parents=True)
     (runs / "sb-lr1e-04-s1" / "checkpoints" / "latest").write_text("epoch1-step50\n")
-    assert "sb-lr1e-04-s1                                              resumes" in dry_run(campaign, results, runs, 1)
+    plan = {line.split()[0]: line.split()[1:] for line in dry_run(campaign, results, runs, 1).splitlines()[:-1]}
+    resumed, fresh = (next(run for run in campaign.runs if run.name == name) for name in ("sb-lr1e-04-s1", "sb-s2"))
+    # a resumed run has only its epochs left: the whole run's estimate less the one epoch it checkpointed
+    assert runner.estimate_minutes(campaign, resumed, 1) < runner.estimate_minutes(campaign, fresh)
+    assert plan["sb-lr1e-04-s1"] == ["resumes", f"{runner.estimate_minutes(campaign, resumed, 1):.0f}", "min"]
+    assert plan["sb-s2"] == ["waits", f"{runner.estimate_minutes(campaign, fresh):.0f}", "min"]
     assert run_campaign(campaign, runs, results, jobs=1, only="sb-*", poll=0.05) == 0
     started = [line.split()[1] for line in caplog.messages if line.startswith("started")]
     assert started == ["pre-s1", "sb-lr1e-04-s1", "sb-lr1e-03-s1", "sb-lr5e-04-s1", "sb-s2"]
@@ -609,6 +614,9 @@ def test_the_estimate_takes_the_encoders_minutes_in_the_runs_precision(tmp_path,
     assert estimate["fp32"] > 0 and estimate["fp32"] == estimate["abl"]  # the default precision: the schema's, 32
     assert estimate["bf"] == estimate["fp32"] / 4
     assert estimate["half"] is None  # no minutes for float16: no estimate
+    fp32 = next(run for run in campaign.runs if run.group.group == "fp32")
+    epochs = round(estimate["fp32"])  # one minute per epoch here
+    assert [runner.estimate_minutes(campaign, fp32, done) for done in (1, epochs, epochs + 1)] == [epochs - 1, 0, 0]
     code, out, err = run_command(tmp_path, capsys, "--dry-run")
     assert code == 0 and out.splitlines()[-1].endswith("; 1 without an estimate")
     assert [line.split()[1:] for line in out.splitlines() if line.startswith("half-s1")] == [["ready", "?"]]

@@ -22,7 +22,7 @@ from sentibert.evaluation.report import load_run
 from sentibert.models.encoder import build_tiny
 from sentibert.models.model import SentiBERT, TreeSentimentModel
 from sentibert.training import loop as train
-from sentibert.training.checkpoints import check_resume
+from sentibert.training.checkpoints import check_resume, epochs_trained
 from sentibert.training.processes import setup_processes
 
 FIXTURE_ROOT = Path(SAMPLE_DATA_DIR)  # the sample treebank shipped in the package (data=fixture)
@@ -85,6 +85,7 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(finished_run, tmp_pat
     # Killed at step 9, mid-epoch 2: the last checkpoint is step 8, so step 9 is redone after resuming.
     assert train.train(config("trainer.stop_after_steps=9"), tmp_path) is None
     assert (tmp_path / "checkpoints" / "latest").read_text() == "epoch1-step8"
+    assert epochs_trained("epoch1-step8") == 1 and epochs_trained("best") == 0  # what the campaign's dry run reads
     resumed = train.train(config("resume=true"), tmp_path)
     assert resumed == read_json(finished_run / "metrics.json")
     expected = final_weights(finished_run)
@@ -112,6 +113,7 @@ def test_worker_processes_run_ahead_yet_resume_exactly(finished_run, tmp_path, t
     uninterrupted = [b for epoch in (0, 1) for b in run.sampler.batches(epoch)[:run.steps_per_epoch]]
     assert train.train(config("trainer.stop_after_steps=9", "trainer.num_workers=2"), tmp_path) is None
     assert (tmp_path / "checkpoints" / "latest").read_text() == "epoch1-step8"
+    assert epochs_trained("epoch1-step8") == 1 and epochs_trained("best") == 0  # what the campaign's dry run reads
     assert trained_batches == uninterrupted[:9]
     del trained_batches[8:]  # step 9 was never checkpointed: the resumed run redoes it
     resumed = train.train(config("resume=true", "trainer.num_workers=2"), tmp_path)

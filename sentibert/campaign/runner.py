@@ -39,6 +39,7 @@ from sentibert.campaign.spec import (PAPER_TEST_DIR, PAPER_TEST_METRICS, PAPER_T
                                      read_results, recorded_lr, stale_lr, trainer_record, wanted)
 from sentibert.device import describe_hardware, pick_device
 from sentibert.io import atomic_write_json, atomic_write_text, process_lock
+from sentibert.training.checkpoints import epochs_trained
 
 log = logging.getLogger(__name__)
 LOG_FILE, PID_FILE = "campaign.log", "campaign.pid"
@@ -314,15 +315,22 @@ def running_elsewhere(run_dir: Path) -> bool:
 
 
 # ---- dry run --------------------------------------------------------------------------------------------------
-def estimate_minutes(campaign: Campaign, run: PlannedRun) -> float | None:
-    """Rough one-thread minutes: epochs x the encoder's SST epoch in the run's precision x the dataset's cost
+def estimate_minutes(campaign: Campaign, run: PlannedRun, epochs_done: int = 0) -> float | None:
+    """Rough one-thread minutes: epochs left x the encoder's SST epoch in the run's precision x the dataset's cost
     relative to SST."""
     config = compose_groups(campaign)[run.group.group]
     per_epoch = campaign.minutes_per_sst_epoch.get(run.group.encoder, {}).get(config.precision)
     cost = campaign.epoch_cost.get(config.dataset)
     if per_epoch is None or cost is None:
         return None
-    return config.max_epochs * per_epoch * cost * (campaign.pretraining_cost if config.mlm else 1.0)
+    epochs_left = max(config.max_epochs - epochs_done, 0)
+    return epochs_left * per_epoch * cost * (campaign.pretraining_cost if config.mlm else 1.0)
+
+
+def epochs_checkpointed(runs_dir: Path, run: PlannedRun) -> int:
+    """Whole epochs the run's latest checkpoint had trained (0 without one): a resumed run has only the rest left."""
+    pointer = runs_dir / run.name / run_files.CHECKPOINTS / run_files.LATEST_CHECKPOINT
+    return epochs_trained(pointer.read_text(encoding="utf-8", errors="replace")) if pointer.is_file() else 0
 
 
 def dry_run(campaign: Campaign, results: Path, runs_dir: Path, jobs: int, only: str = "*") -> str:
@@ -333,11 +341,11 @@ def dry_run(campaign: Campaign, results: Path, runs_dir: Path, jobs: int, only: 
     for run in planned:
         if run not in lost and (not matches(run.name, only) or done(campaign, run, results)):
             continue
-        minutes = estimate_minutes(campaign, run)
         ready = resolve(campaign, run, results, runs_dir) is not None
         lrs = stale_lr(campaign, run, results)
         state = "rebuilds" if run in lost else "stale" if lrs else "resumes" if has_checkpoint(runs_dir, run) \
             else "ready" if ready else "waits"
+        minutes = estimate_minutes(campaign, run, epochs_checkpointed(runs_dir, run) if state == "resumes" else 0)
         note = f"  results at lr {lr_name(lrs[0])}, the pick is now {lr_name(lrs[1])}" if lrs else ""
         lines.append(f"{run.name:<58} {state:<8} {'?' if minutes is None else f'{minutes:6.0f} min'}{note}")
         total += minutes or 0.0

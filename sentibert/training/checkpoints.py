@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +26,17 @@ from sentibert.training.processes import Processes
 
 log = logging.getLogger(__name__)
 FINGERPRINT_FILE = "config.json"  # in each checkpoint: the config it was made with (`fingerprint`)
+CHECKPOINT_NAME = re.compile(r"epoch(?P<epoch>\d+)-step(?P<step>\d+)")  # epoch: the sampler's, whole epochs served
+
+
+def checkpoint_name(epoch: int, step: int) -> str:
+    return f"epoch{epoch}-step{step}"
+
+
+def epochs_trained(name: str) -> int:
+    """Whole epochs a checkpoint named `name` had trained; 0 for a name it does not parse (so: none assumed)."""
+    match = CHECKPOINT_NAME.fullmatch(name.strip())
+    return int(match["epoch"]) if match else 0
 
 
 class Checkpoints:

@@ -51,7 +51,7 @@ from sentibert.evaluation.metrics import flatten, headline_metrics
 from sentibert.io import atomic_write_json, atomic_write_text
 from sentibert.models.pretraining import mask_tokens, sentiment_lexicon, sentiment_wordpieces
 from sentibert.parsing import parse
-from sentibert.training.checkpoints import Checkpoints, check_resume, fingerprint, own_run_dir
+from sentibert.training.checkpoints import Checkpoints, check_resume, checkpoint_name, fingerprint, own_run_dir
 from sentibert.training.loggers import TEST_PREFIX, Logger, build_logger
 from sentibert.training.processes import (Processes, StopSignals, rng_state, seed_everything, set_rng_state,
                                           setup_processes)
@@ -143,7 +143,7 @@ class TrainingState:
     def save_checkpoint(self) -> None:
         state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                  "sampler": self.sampler.state_dict(), "scaler": self.scaler.state_dict(), "progress": self.progress}
-        self.checkpoints.save(f"epoch{self.sampler.epoch}-step{self.progress['step']}", self.model, state,
+        self.checkpoints.save(checkpoint_name(self.sampler.epoch, self.progress["step"]), self.model, state,
                               rng_state(self.mlm_generator), fingerprint(self.cfg))
         self.saved_step = self.progress["step"]
 
