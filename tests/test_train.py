@@ -114,8 +114,6 @@ def test_worker_processes_run_ahead_yet_resume_exactly(finished_run, tmp_path, t
     uninterrupted = [b for epoch in (0, 1) for b in run.sampler.batches(epoch)[:run.steps_per_epoch]]
     assert train.train(config("trainer.stop_after_steps=9", "trainer.num_workers=2"), tmp_path) is None
     assert (tmp_path / "checkpoints" / "latest").read_text() == "epoch1-step8"
-    # what the campaign's dry run reads: one whole epoch done; a name it does not know counts none
-    assert epochs_trained((tmp_path / "checkpoints" / "latest").read_text()) == 1 and epochs_trained("best") == 0
     assert trained_batches == uninterrupted[:9]
     del trained_batches[8:]  # step 9 was never checkpointed: the resumed run redoes it
     resumed = train.train(config("resume=true", "trainer.num_workers=2"), tmp_path)

@@ -69,9 +69,14 @@ def checkpoint_here(runs_dir: Path, run: PlannedRun) -> bool:
     return (runs_dir / run.name / DONE_FILE).is_file()
 
 
+def latest_pointer(runs_dir: Path, run: PlannedRun) -> Path:
+    """The file naming the run's latest training checkpoint (there while it has one to resume from)."""
+    return runs_dir / run.name / run_files.CHECKPOINTS / run_files.LATEST_CHECKPOINT
+
+
 def has_checkpoint(runs_dir: Path, run: PlannedRun) -> bool:
     """Its run dir has a checkpoint to resume from."""
-    return (runs_dir / run.name / run_files.CHECKPOINTS / run_files.LATEST_CHECKPOINT).is_file()
+    return latest_pointer(runs_dir, run).is_file()
 
 
 def done(campaign: Campaign, run: PlannedRun, results: Path) -> bool:
@@ -329,7 +334,7 @@ def estimate_minutes(campaign: Campaign, run: PlannedRun, epochs_done: int = 0) 
 
 def epochs_checkpointed(runs_dir: Path, run: PlannedRun) -> int:
     """Whole epochs the run's latest checkpoint had trained (0 without one): a resumed run has only the rest left."""
-    pointer = runs_dir / run.name / run_files.CHECKPOINTS / run_files.LATEST_CHECKPOINT
+    pointer = latest_pointer(runs_dir, run)
     return epochs_trained(pointer.read_text(encoding="utf-8", errors="replace")) if pointer.is_file() else 0
 
 
